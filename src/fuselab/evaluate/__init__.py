@@ -1,0 +1,1 @@
+"""fuselab.evaluate (see docs/architecture.md)."""

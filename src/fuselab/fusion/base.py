@@ -1,0 +1,191 @@
+"""Base classes and input validation shared by every fusion operator.
+
+Two families:
+
+* :class:`FusionOp` — vector operators. Input: ``dict[str, Tensor]`` with one tensor per modality of
+  shape ``(B, D_m)`` (or ``(B, T, D_m)`` for operators with ``accepts_sequences``, applied per step
+  with one common ``T``). Output: ``(B, out_dim)`` (or ``(B, T, out_dim)``).
+* :class:`FeatureMapOp` — feature-map operators (MSAF, MMTM). Input: per-modality tensors
+  ``(B, C_m, *spatial_m)``; spatial sizes may differ between modalities. Output: a dict of tensors of
+  the same shapes (recalibrated features).
+
+Bad input raises ``ValueError``/``TypeError`` whose message names the modality, what was expected
+and what arrived; nothing is broadcast or truncated silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+
+def _names(xs: Mapping[str, object]) -> list[str]:
+    return sorted(xs)
+
+
+def check_modality_names(
+    inputs: Mapping[str, Tensor], expected: Mapping[str, object], where: str
+) -> None:
+    """Raise ``ValueError`` when ``inputs`` lacks a declared modality or has an unexpected one."""
+    if not isinstance(inputs, Mapping):
+        raise TypeError(
+            f"{where}: expected a dict of named modalities {_names(expected)}, "
+            f"got {type(inputs).__name__}"
+        )
+    missing = [m for m in expected if m not in inputs]
+    extra = [m for m in inputs if m not in expected]
+    if missing:
+        raise ValueError(
+            f"{where}: missing modality {missing[0]!r} (expected modalities {_names(expected)}, "
+            f"got {_names(inputs)})"
+        )
+    if extra:
+        raise ValueError(
+            f"{where}: unexpected modality {extra[0]!r} (expected modalities {_names(expected)}, "
+            f"got {_names(inputs)})"
+        )
+
+
+def check_floating(name: str, x: Tensor, where: str) -> None:
+    """Raise ``TypeError`` unless ``x`` is a floating-point tensor."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{where}: modality {name!r}: expected a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{where}: modality {name!r}: expected a floating-point tensor, got dtype {x.dtype}"
+        )
+
+
+def check_batch_sizes(inputs: Mapping[str, Tensor], where: str) -> int:
+    """Return the common batch size; ``ValueError`` naming both modalities when they differ."""
+    first_name, first = next(iter(inputs.items()))
+    for name, x in inputs.items():
+        if x.shape[0] != first.shape[0]:
+            raise ValueError(
+                f"{where}: batch size mismatch: modality {first_name!r} has {first.shape[0]} "
+                f"samples, modality {name!r} has {x.shape[0]}"
+            )
+    return int(first.shape[0])
+
+
+class FusionOp(nn.Module):
+    """Vector fusion operator: ``{m: (B, D_m)} -> (B, out_dim)``.
+
+    Args:
+        in_dims: feature width ``D_m`` of every modality, by name.
+        out_dim: width of the fused output.
+        accepts_sequences: also accept ``(B, T, D_m)`` inputs (one common ``T``), applied per step.
+    """
+
+    accepts_sequences: bool = True
+
+    def __init__(self, in_dims: Mapping[str, int], out_dim: int) -> None:
+        super().__init__()
+        if not in_dims:
+            raise ValueError(f"{type(self).__name__}: in_dims must name at least one modality")
+        for name, d in in_dims.items():
+            if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+                raise ValueError(
+                    f"{type(self).__name__}: in_dims[{name!r}] must be a positive int, got {d!r}"
+                )
+        if not isinstance(out_dim, int) or out_dim <= 0:
+            raise ValueError(f"{type(self).__name__}: out_dim must be a positive int, got {out_dim!r}")
+        self.in_dims: dict[str, int] = dict(in_dims)
+        self.out_dim = out_dim
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names in declaration order (the order used for concatenation)."""
+        return tuple(self.in_dims)
+
+    def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
+        """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``."""
+        where = type(self).__name__
+        check_modality_names(inputs, self.in_dims, where)
+        ranks = (2, 3) if self.accepts_sequences else (2,)
+        for name, d in self.in_dims.items():
+            x = inputs[name]
+            check_floating(name, x, where)
+            if x.dim() not in ranks:
+                want = f"(B, {d})" + (f" or (B, T, {d})" if self.accepts_sequences else "")
+                raise ValueError(
+                    f"{where}: modality {name!r}: expected shape {want}, got {tuple(x.shape)}"
+                )
+            if x.shape[-1] != d:
+                raise ValueError(
+                    f"{where}: modality {name!r}: expected feature width {d}, "
+                    f"got shape {tuple(x.shape)}"
+                )
+        check_batch_sizes(inputs, where)
+        ranks_seen = {inputs[m].dim() for m in self.in_dims}
+        if len(ranks_seen) > 1:
+            shapes = {m: tuple(inputs[m].shape) for m in self.in_dims}
+            raise ValueError(f"{where}: mix of vector and sequence inputs: {shapes}")
+        if ranks_seen == {3}:
+            lengths = {m: inputs[m].shape[1] for m in self.in_dims}
+            if len(set(lengths.values())) > 1:
+                raise ValueError(f"{where}: sequence length mismatch between modalities: {lengths}")
+
+    def extra_repr(self) -> str:
+        return f"in_dims={self.in_dims}, out_dim={self.out_dim}"
+
+
+class FeatureMapOp(nn.Module):
+    """Feature-map operator: ``{m: (B, C_m, *spatial_m)} -> {m: same shape}``.
+
+    Args:
+        in_channels: channel count ``C_m`` of every modality, by name (dimension 1 of its tensor).
+    """
+
+    def __init__(self, in_channels: Mapping[str, int]) -> None:
+        super().__init__()
+        if not in_channels:
+            raise ValueError(f"{type(self).__name__}: in_channels must name at least one modality")
+        for name, c in in_channels.items():
+            if not isinstance(c, int) or isinstance(c, bool) or c <= 0:
+                raise ValueError(
+                    f"{type(self).__name__}: in_channels[{name!r}] must be a positive int, got {c!r}"
+                )
+        self.in_channels: dict[str, int] = dict(in_channels)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.in_channels)
+
+    def check_inputs(self, inputs: Mapping[str, Tensor], min_rank: int = 3) -> None:
+        """Validate names, dtypes, ranks (``>= min_rank``), channels and batch sizes."""
+        where = type(self).__name__
+        check_modality_names(inputs, self.in_channels, where)
+        for name, c in self.in_channels.items():
+            x = inputs[name]
+            check_floating(name, x, where)
+            if x.dim() < min_rank:
+                raise ValueError(
+                    f"{where}: modality {name!r}: expected shape (B, {c}, *spatial) with at least "
+                    f"{min_rank} dims, got {tuple(x.shape)}"
+                )
+            if x.shape[1] != c:
+                raise ValueError(
+                    f"{where}: modality {name!r}: expected {c} channels at dim 1, "
+                    f"got shape {tuple(x.shape)}"
+                )
+        check_batch_sizes(inputs, where)
+
+    def extra_repr(self) -> str:
+        return f"in_channels={self.in_channels}"
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (elements) of ``module``."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+__all__ = [
+    "FeatureMapOp",
+    "FusionOp",
+    "check_batch_sizes",
+    "check_floating",
+    "check_modality_names",
+    "count_parameters",
+]

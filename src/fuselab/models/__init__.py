@@ -1,0 +1,1 @@
+"""fuselab.models (see docs/architecture.md)."""

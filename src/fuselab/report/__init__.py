@@ -1,0 +1,1 @@
+"""fuselab.report (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""fuselab.study (see docs/architecture.md)."""

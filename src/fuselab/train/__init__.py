@@ -1,0 +1,1 @@
+"""fuselab.train (see docs/architecture.md)."""
