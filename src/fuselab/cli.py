@@ -36,8 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     ops = sub.add_parser("ops", help="list fusion operators with parameter counts")
-    ops.add_argument("--dims", type=_parse_dims, default={"image": 64, "audio": 32},
-                     help="modality widths, e.g. image=64,audio=32")
+    ops.add_argument(
+        "--dims",
+        type=_parse_dims,
+        default={"image": 64, "audio": 32},
+        help="modality widths, e.g. image=64,audio=32",
+    )
     ops.add_argument("--out-dim", type=int, default=128)
     ops.set_defaults(func=_cmd_ops)
     return parser

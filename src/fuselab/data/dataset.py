@@ -12,12 +12,27 @@ index-select per modality (no per-sample Python work in training loops)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from fuselab.data.noise import add_white_noise
+
+#: A per-batch featurizer, ``{name: raw batch} -> {name: model input batch}`` (e.g. waveform ->
+#: spectrogram). It runs *after* noise, so noise is added to the raw signal as in paper 000.
+Transform = Callable[[dict[str, Tensor]], dict[str, Tensor]]
+#: A noise function ``(raw batch, snr, generator, name) -> noisy raw batch``.
+NoiseFn = Callable[[Tensor, float, "torch.Generator | None", str], Tensor]
+
+
+def white_noise(x: Tensor, snr: float, generator: torch.Generator | None, name: str) -> Tensor:
+    """Default noise: white Gaussian noise at linear SNR ``snr`` (see :func:`add_white_noise`)."""
+    return add_white_noise(x, snr, generator)
+
 
 TASKS = ("classification", "regression", "generation")
 
@@ -34,6 +49,10 @@ class MultimodalDataset:
         source_ids: optional provenance per modality, ``{name: [id of sample 0, ...]}``.
         name: dataset name, for messages and reports.
         meta: free-form extras (e.g. the tokenizer vocabulary of a generation task).
+        index: optional ``{name: (N,) int64}``: sample ``i`` of modality ``name`` is row
+            ``modalities[name][index[name][i]]``. Lets 60k pairs share 3k recordings in memory.
+        transform: per-batch featurizer applied after noise (``None``: inputs are model-ready).
+        noise_fn: how noise at a given SNR is added to a raw batch of one modality.
     """
 
     modalities: dict[str, Tensor]
@@ -43,6 +62,9 @@ class MultimodalDataset:
     source_ids: dict[str, list[Any]] | None = None
     name: str = "dataset"
     meta: dict[str, Any] = field(default_factory=dict)
+    index: dict[str, Tensor] | None = None
+    transform: Transform | None = None
+    noise_fn: NoiseFn = white_noise
 
     def __post_init__(self) -> None:
         if not self.modalities:
@@ -50,10 +72,25 @@ class MultimodalDataset:
         if self.task not in TASKS:
             raise ValueError(f"{self.name}: task must be one of {TASKS}, got {self.task!r}")
         n = int(self.labels.shape[0])
+        index = self.index or {}
+        for m in index:
+            if m not in self.modalities:
+                raise ValueError(f"{self.name}: index names unknown modality {m!r}")
         for m, x in self.modalities.items():
             if not isinstance(x, Tensor):
-                raise TypeError(f"{self.name}: modality {m!r} must be a Tensor, got {type(x).__name__}")
-            if x.shape[0] != n:
+                raise TypeError(
+                    f"{self.name}: modality {m!r} must be a Tensor, got {type(x).__name__}"
+                )
+            if m in index:
+                if index[m].shape != (n,):
+                    raise ValueError(
+                        f"{self.name}: index[{m!r}] must have shape ({n},), got {tuple(index[m].shape)}"
+                    )
+                if n and (int(index[m].min()) < 0 or int(index[m].max()) >= x.shape[0]):
+                    raise ValueError(
+                        f"{self.name}: index[{m!r}] points outside its {x.shape[0]} rows"
+                    )
+            elif x.shape[0] != n:
                 raise ValueError(
                     f"{self.name}: modality {m!r} has {x.shape[0]} samples, labels have {n}"
                 )
@@ -65,15 +102,23 @@ class MultimodalDataset:
                     )
         if self.task == "classification":
             if self.labels.dtype != torch.int64:
-                raise TypeError(f"{self.name}: classification labels must be int64, got {self.labels.dtype}")
+                raise TypeError(
+                    f"{self.name}: classification labels must be int64, got {self.labels.dtype}"
+                )
             if self.num_classes is None:
                 self.num_classes = int(self.labels.max().item()) + 1 if n else 0
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def _rows(self, m: str, idx: Tensor | slice) -> Tensor:
+        if self.index is not None and m in self.index:
+            return self.modalities[m][self.index[m][idx]]
+        return self.modalities[m][idx]
+
     def __getitem__(self, i: int) -> tuple[dict[str, Tensor], Tensor]:
-        return {m: x[i] for m, x in self.modalities.items()}, self.labels[i]
+        """Raw (un-noised, un-transformed) sample ``i``."""
+        return {m: self._rows(m, torch.tensor([i]))[0] for m in self.modalities}, self.labels[i]
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -82,39 +127,64 @@ class MultimodalDataset:
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
-        """Per-sample shape of every modality (without the sample dimension)."""
-        return {m: tuple(x.shape[1:]) for m, x in self.modalities.items()}
+        """Per-sample shape of every modality *as the model sees it* (after ``transform``)."""
+        if len(self) == 0:
+            return {m: tuple(x.shape[1:]) for m, x in self.modalities.items()}
+        x = self.prepare({m: self._rows(m, slice(0, 1)) for m in self.modalities})
+        return {m: tuple(v.shape[1:]) for m, v in x.items()}
+
+    def materialize(self, name: str) -> Tensor:
+        """The raw ``(N, ...)`` tensor of modality ``name`` (resolving ``index``)."""
+        return self._rows(name, slice(None))
+
+    def prepare(
+        self,
+        raw: dict[str, Tensor],
+        snr: Mapping[str, float | None] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> dict[str, Tensor]:
+        """Noise (per modality, linear SNR; ``None`` = clean) then ``transform`` a raw batch."""
+        out = dict(raw)
+        for m, value in (snr or {}).items():
+            if m not in out:
+                raise ValueError(
+                    f"{self.name}: SNR given for unknown modality {m!r}; modalities: {list(out)}"
+                )
+            if value is not None:
+                out[m] = self.noise_fn(out[m], value, generator, m)
+        return self.transform(out) if self.transform is not None else out
 
     def subset(self, index: Tensor | Sequence[int]) -> MultimodalDataset:
-        """A new dataset holding the samples at ``index`` (same order)."""
+        """A new dataset holding the samples at ``index`` (same order; storage is shared)."""
         idx = torch.as_tensor(index, dtype=torch.long)
         ids = None
         if self.source_ids is not None:
             pos = idx.tolist()
             ids = {m: [v[i] for i in pos] for m, v in self.source_ids.items()}
-        return MultimodalDataset(
-            modalities={m: x[idx] for m, x in self.modalities.items()},
+        own = self.index or {}
+        return self._replace(
+            modalities={m: x if m in own else x[idx] for m, x in self.modalities.items()},
             labels=self.labels[idx],
-            task=self.task,
-            num_classes=self.num_classes,
             source_ids=ids,
-            name=self.name,
-            meta=dict(self.meta),
+            index={m: own[m][idx] for m in own} or None,
         )
 
     def select(self, names: Sequence[str]) -> MultimodalDataset:
-        """A view keeping only the modalities in ``names`` (for unimodal ablations)."""
+        """A dataset keeping only the modalities in ``names`` (for unimodal ablations)."""
         for m in names:
             if m not in self.modalities:
-                raise ValueError(f"{self.name}: no modality {m!r}; available: {list(self.modalities)}")
-        return MultimodalDataset(
-            modalities={m: self.modalities[m] for m in names},
-            labels=self.labels,
-            task=self.task,
-            num_classes=self.num_classes,
-            source_ids=None if self.source_ids is None else {m: self.source_ids[m] for m in names if m in self.source_ids},
-            name=self.name,
-            meta=dict(self.meta),
+                raise ValueError(
+                    f"{self.name}: no modality {m!r}; available: {list(self.modalities)}"
+                )
+        keep = list(names)
+        return self._replace(
+            modalities={m: self.modalities[m] for m in keep},
+            source_ids=None
+            if self.source_ids is None
+            else {m: v for m, v in self.source_ids.items() if m in keep},
+            index=None
+            if self.index is None
+            else ({m: v for m, v in self.index.items() if m in keep} or None),
         )
 
     def batches(
@@ -124,35 +194,43 @@ class MultimodalDataset:
         shuffle: bool = False,
         generator: torch.Generator | None = None,
         drop_last: bool = False,
+        snr: Mapping[str, float | None] | None = None,
+        noise_generator: torch.Generator | None = None,
     ) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
-        """Yield ``(inputs, labels)`` batches; one index-select per modality per batch."""
+        """Yield model-ready ``(inputs, labels)`` batches.
+
+        One index-select per modality per batch; noise at ``snr`` (seeded by ``noise_generator``)
+        and ``transform`` are applied to the whole batch at once.
+        """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
-            if order is None:
-                sl = slice(start, min(start + batch_size, n))
-                yield {m: x[sl] for m, x in self.modalities.items()}, self.labels[sl]
-            else:
-                idx = order[start : start + batch_size]
-                yield {m: x[idx] for m, x in self.modalities.items()}, self.labels[idx]
+            sel: Tensor | slice = (
+                slice(start, min(start + batch_size, n))
+                if order is None
+                else order[start : start + batch_size]
+            )
+            raw = {m: self._rows(m, sel) for m in self.modalities}
+            yield self.prepare(raw, snr, noise_generator), self.labels[sel]
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """A copy with every tensor moved to ``device``."""
-        return MultimodalDataset(
+        return self._replace(
             modalities={m: x.to(device) for m, x in self.modalities.items()},
             labels=self.labels.to(device),
-            task=self.task,
-            num_classes=self.num_classes,
-            source_ids=self.source_ids,
-            name=self.name,
-            meta=self.meta,
+            index=None if self.index is None else {m: v.to(device) for m, v in self.index.items()},
         )
 
+    def _replace(self, **changes: Any) -> MultimodalDataset:
+        return dataclasses.replace(self, **changes)
 
-def check_has_modalities(data: Mapping[str, Tensor] | MultimodalDataset, needed: Sequence[str], who: str) -> None:
+
+def check_has_modalities(
+    data: Mapping[str, Tensor] | MultimodalDataset, needed: Sequence[str], who: str
+) -> None:
     """``ValueError`` naming the missing modality when ``data`` lacks one that ``who`` needs."""
     have = data.names if isinstance(data, MultimodalDataset) else tuple(data)
     for m in needed:

@@ -26,7 +26,9 @@ def default_data_dir() -> Path | None:
     return Path(env) if env else None
 
 
-def load(name: str, *, root: str | Path | None = None, split: str = "train", **options: Any) -> MultimodalDataset:
+def load(
+    name: str, *, root: str | Path | None = None, split: str = "train", **options: Any
+) -> MultimodalDataset:
     """Build split ``split`` of dataset ``name`` (``"avmnist"``, ``"lattice"``, ...)."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -34,7 +36,9 @@ def load(name: str, *, root: str | Path | None = None, split: str = "train", **o
     return DATASETS.get(name)(split=split, root=root_path, **options)
 
 
-def load_splits(name: str, *, root: str | Path | None = None, **options: Any) -> dict[str, MultimodalDataset]:
+def load_splits(
+    name: str, *, root: str | Path | None = None, **options: Any
+) -> dict[str, MultimodalDataset]:
     """All three splits of dataset ``name``: ``{"train": ..., "val": ..., "test": ...}``."""
     return {s: load(name, root=root, split=s, **options) for s in SPLITS}
 

@@ -50,7 +50,9 @@ def check_modality_names(
 def check_floating(name: str, x: Tensor, where: str) -> None:
     """Raise ``TypeError`` unless ``x`` is a floating-point tensor."""
     if not isinstance(x, Tensor):
-        raise TypeError(f"{where}: modality {name!r}: expected a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(
+            f"{where}: modality {name!r}: expected a torch.Tensor, got {type(x).__name__}"
+        )
     if not x.is_floating_point():
         raise TypeError(
             f"{where}: modality {name!r}: expected a floating-point tensor, got dtype {x.dtype}"
@@ -90,7 +92,9 @@ class FusionOp(nn.Module):
                     f"{type(self).__name__}: in_dims[{name!r}] must be a positive int, got {d!r}"
                 )
         if not isinstance(out_dim, int) or out_dim <= 0:
-            raise ValueError(f"{type(self).__name__}: out_dim must be a positive int, got {out_dim!r}")
+            raise ValueError(
+                f"{type(self).__name__}: out_dim must be a positive int, got {out_dim!r}"
+            )
         self.in_dims: dict[str, int] = dict(in_dims)
         self.out_dim = out_dim
 

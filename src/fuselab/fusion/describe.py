@@ -23,10 +23,20 @@ def describe(in_dims: Mapping[str, int], out_dim: int) -> list[dict[str, Any]]:
         doc = (factory.__doc__ or "").strip().splitlines()
         summary = doc[0] if doc else ""
         try:
-            op = factory(in_channels=dict(in_dims)) if is_map else factory(in_dims=dict(in_dims), out_dim=out_dim)
+            op = (
+                factory(in_channels=dict(in_dims))
+                if is_map
+                else factory(in_dims=dict(in_dims), out_dim=out_dim)
+            )
             params: int | None = count_parameters(op)
         except (ValueError, TypeError) as err:
             params, summary = None, f"not buildable here: {err}"
-        rows.append({"name": name, "kind": "feature-map" if is_map else "vector",
-                     "params": params, "summary": summary})
+        rows.append(
+            {
+                "name": name,
+                "kind": "feature-map" if is_map else "vector",
+                "params": params,
+                "summary": summary,
+            }
+        )
     return rows

@@ -1,0 +1,71 @@
+"""White Gaussian noise at a requested signal-to-noise ratio, vectorised over a batch.
+
+SNR is a power ratio, ``SNR = P_signal / P_noise``, linear as in paper 000 (values 0.125 .. 2);
+pass ``snr_db=`` for decibels (``SNR = 10 ** (snr_db / 10)``). The noise power is set per sample
+from that sample's own signal power ``P_signal = mean(x_i ** 2)`` over all non-batch dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def snr_from_db(snr_db: float) -> float:
+    """Linear power ratio of ``snr_db`` decibels."""
+    return 10.0 ** (snr_db / 10.0)
+
+
+def check_snr(snr: float, what: str = "snr") -> float:
+    """Return ``snr`` as float; ``ValueError`` naming ``what`` unless it is finite and > 0."""
+    value = float(snr)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a finite positive power ratio (linear), got {snr!r}")
+    return value
+
+
+def add_white_noise(
+    x: Tensor,
+    snr: float | None = None,
+    generator: torch.Generator | None = None,
+    *,
+    snr_db: float | None = None,
+    mask: Tensor | None = None,
+) -> Tensor:
+    """Return ``x`` plus white Gaussian noise at signal-to-noise ratio ``snr`` per sample.
+
+    Args:
+        x: ``(B, *shape)`` floating tensor; dimension 0 indexes samples.
+        snr: linear power ratio ``P_signal / P_noise`` (> 0). Exactly one of ``snr``/``snr_db``.
+        generator: seeds the noise; the same generator state gives the same noise.
+        snr_db: the ratio in decibels instead.
+        mask: optional ``x``-shaped 0/1 tensor of valid positions (e.g. the unpadded part of a
+            front-zero-padded waveform): signal power is measured over, and noise is added to,
+            valid positions only.
+
+    Returns:
+        ``(B, *shape)``; for each sample ``mean(noise ** 2) ≈ mean(x ** 2) / snr``.
+    """
+    if (snr is None) == (snr_db is None):
+        raise ValueError("add_white_noise: give exactly one of snr (linear) or snr_db (decibels)")
+    ratio = check_snr(snr if snr is not None else snr_from_db(float(snr_db)), "snr")  # type: ignore[arg-type]
+    if not x.is_floating_point():
+        raise TypeError(f"add_white_noise: expected a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() < 1 or x.shape[0] == 0:
+        return x
+    dims = tuple(range(1, x.dim()))
+    if mask is None:
+        power = x.pow(2).mean(dim=dims, keepdim=True) if dims else x.pow(2)
+    else:
+        if mask.shape != x.shape:
+            raise ValueError(
+                f"add_white_noise: mask shape {tuple(mask.shape)} != x shape {tuple(x.shape)}"
+            )
+        count = mask.sum(dim=dims, keepdim=True).clamp_min(1)
+        power = (x.pow(2) * mask).sum(dim=dims, keepdim=True) / count
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    if mask is not None:
+        noise = noise * mask
+    return x + noise * torch.sqrt(power / ratio)
