@@ -1,0 +1,35 @@
+"""The model registry: ``build(config, input_shapes=..., num_outputs=...)``.
+
+A model family registers a factory ``factory(config: dict, *, input_shapes, num_outputs) ->
+nn.Module``; ``config["name"]`` selects the family (``"staged"``, ``"clstm"``, ``"token_fusion"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from fuselab._registry import Registry
+
+MODELS: Registry[nn.Module] = Registry("model family")
+register_model = MODELS.register
+
+
+def build(
+    config: Mapping[str, Any],
+    *,
+    input_shapes: Mapping[str, tuple[int, ...]],
+    num_outputs: int,
+) -> nn.Module:
+    """Build a model from plain config values; errors name the config key and allowed values."""
+    if not isinstance(config, Mapping) or "name" not in config:
+        raise ValueError(
+            f"model config needs a 'name' key naming the model family; allowed: {MODELS.available()}"
+        )
+    name = config["name"]
+    if name not in MODELS:
+        raise ValueError(f"model.name: unknown model family {name!r}; allowed: {MODELS.available()}")
+    rest = {k: v for k, v in config.items() if k != "name"}
+    return MODELS.get(name)(rest, input_shapes=dict(input_shapes), num_outputs=num_outputs)
