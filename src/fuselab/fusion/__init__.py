@@ -12,13 +12,25 @@ buildable by name::
 from fuselab.fusion.base import FeatureMapOp, FusionOp, count_parameters
 from fuselab.fusion.concat import ConcatFusion
 from fuselab.fusion.describe import describe
+from fuselab.fusion.gated import GatedFusion
+from fuselab.fusion.late import LateFusion
+from fuselab.fusion.lowrank import LowRankFusion
+from fuselab.fusion.product import ProductFusion
 from fuselab.fusion.registry import OPERATORS, available, build, register
+from fuselab.fusion.sum import SumFusion
+from fuselab.fusion.tensor import TensorFusion
 
 __all__ = [
     "OPERATORS",
     "ConcatFusion",
     "FeatureMapOp",
     "FusionOp",
+    "GatedFusion",
+    "LateFusion",
+    "LowRankFusion",
+    "ProductFusion",
+    "SumFusion",
+    "TensorFusion",
     "available",
     "build",
     "count_parameters",

@@ -1,0 +1,55 @@
+"""Tiny build arguments and inputs for every registered operator, shared by the generic tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+DIMS = {"image": 3, "audio": 2}
+
+
+def vec(
+    dims: dict[str, int], batch: int, dtype: torch.dtype, gen: torch.Generator
+) -> dict[str, Tensor]:
+    return {m: torch.randn(batch, d, dtype=dtype, generator=gen) for m, d in dims.items()}
+
+
+@dataclass
+class Case:
+    """How to build one operator at tiny sizes and feed it."""
+
+    name: str
+    kwargs: dict[str, Any]
+    make: Callable[[int, torch.dtype, torch.Generator], dict[str, Tensor]]
+    eval_mode: bool = False  # BatchNorm/dropout ops are compared in eval mode
+    id: str = field(default="")
+
+    def __post_init__(self) -> None:
+        self.id = self.id or self.name
+
+
+def _vector(
+    name: str, id: str = "", dims: dict[str, int] | None = None, out: int = 4, **kw: Any
+) -> Case:
+    d = dims or DIMS
+    return Case(name, {"in_dims": d, "out_dim": out, **kw}, lambda b, t, g: vec(d, b, t, g), id=id)
+
+
+CASES: list[Case] = [
+    _vector("concat", out=4),
+    _vector("sum"),
+    _vector("product"),
+    _vector("tensor"),
+    _vector("lowrank", rank=2),
+    _vector("gated", id="gated-modality", level="modality"),
+    _vector("gated", id="gated-feature", level="feature"),
+    _vector("late", id="late-mean", dims={"a": 3, "b": 3}, out=3, mode="mean"),
+    _vector("late", id="late-weighted", dims={"a": 3, "b": 3}, out=3, mode="weighted"),
+    _vector("late", id="late-product", dims={"a": 3, "b": 3}, out=3, mode="product"),
+    _vector("late", id="late-vote", dims={"a": 3, "b": 3}, out=3, mode="vote"),
+    _vector("late", id="late-mult", dims={"a": 3, "b": 3}, out=3, mode="multiplicative"),
+]
