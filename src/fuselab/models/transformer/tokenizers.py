@@ -1,0 +1,175 @@
+"""Per-modality tokenizers: one modality's batch -> ``(B, n, d_model)`` tokens + ``(B, n)`` padding mask.
+
+* :class:`EmbeddingTokenizer`: integer token ids ``(B, L)`` (``L <=`` declared length); ids equal
+  to ``pad_id`` are padding.
+* :class:`PatchTokenizer`: images ``(B, C, H, W)`` -> ``(H/p)(W/p)`` patch tokens (ViT-style conv
+  patch embedding).
+* :class:`LinearTokenizer`: feature sequences ``(B, T, D)`` (``T <=`` declared) or vectors
+  ``(B, D)`` (one token) -> linear projection.
+* :class:`ViTTokenizer`: images through a ``transformers.ViTModel`` (CLS token dropped, as the
+  thesis's 196 tokens of a 224x224 image), projected to ``d_model`` when widths differ.
+
+Tokenizers validate their input and raise ``TypeError``/``ValueError`` naming the modality, the
+expected and the received value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class Tokenizer(nn.Module):
+    """Base: ``num_tokens`` (tokens per sample before pooling) and optional learned positions."""
+
+    def __init__(self, name: str, num_tokens: int, dim: int, positions: bool) -> None:
+        super().__init__()
+        self.name = name
+        self.num_tokens = num_tokens
+        self.pos = nn.Parameter(torch.randn(num_tokens, dim) * 0.02) if positions else None
+
+    def _where(self) -> str:
+        return f"token_fusion: modality {self.name!r}"
+
+    def _add_positions(self, tokens: Tensor) -> Tensor:
+        if self.pos is None:
+            return tokens
+        return tokens + self.pos[: tokens.shape[1]]
+
+
+class EmbeddingTokenizer(Tokenizer):
+    """Integer ids ``(B, L)`` -> ``(B, L, d)``; ``embedding`` may be shared (T5's token table)."""
+
+    def __init__(
+        self,
+        name: str,
+        length: int,
+        vocab_size: int,
+        dim: int,
+        pad_id: int,
+        positions: bool,
+        embedding: nn.Embedding | None = None,
+    ) -> None:
+        super().__init__(name, length, dim, positions)
+        self.embed = embedding if embedding is not None else nn.Embedding(vocab_size, dim)
+        self.vocab_size = int(self.embed.num_embeddings)
+        self.pad_id = pad_id
+
+    def forward(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """``ids`` (B, L) integer -> tokens (B, L, d), padding mask (B, L)."""
+        if not isinstance(ids, Tensor) or ids.is_floating_point() or ids.dtype == torch.bool:
+            got = ids.dtype if isinstance(ids, Tensor) else type(ids).__name__
+            raise TypeError(f"{self._where()}: expected integer token ids (int64), got {got}")
+        if ids.dim() != 2 or ids.shape[1] > self.num_tokens or ids.shape[1] == 0:
+            raise ValueError(
+                f"{self._where()}: expected token ids of shape (B, L) with 1 <= L <= "
+                f"{self.num_tokens}, got {tuple(ids.shape)}"
+            )
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.vocab_size):
+            raise ValueError(
+                f"{self._where()}: token ids must lie in 0 .. {self.vocab_size - 1}, got range "
+                f"{int(ids.min())} .. {int(ids.max())}"
+            )
+        return self._add_positions(self.embed(ids)), ids == self.pad_id
+
+
+class PatchTokenizer(Tokenizer):
+    """Images ``(B, C, H, W)`` -> ``(B, (H/p)(W/p), d)`` via a stride-``p`` convolution."""
+
+    def __init__(
+        self, name: str, shape: tuple[int, ...], patch: int, dim: int, positions: bool
+    ) -> None:
+        c, h, w = shape
+        super().__init__(name, (h // patch) * (w // patch), dim, positions)
+        self.shape = tuple(shape)
+        self.proj = nn.Conv2d(c, dim, kernel_size=patch, stride=patch)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (B, C, H, W) float -> tokens (B, n, d), padding mask (B, n) all False."""
+        check_image(x, self.shape, self._where())
+        tokens = self.proj(x).flatten(2).transpose(1, 2)
+        mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=x.device)
+        return self._add_positions(tokens), mask
+
+
+class LinearTokenizer(Tokenizer):
+    """Feature sequences ``(B, T, D)`` or vectors ``(B, D)`` -> ``(B, T or 1, d)``."""
+
+    def __init__(self, name: str, shape: tuple[int, ...], dim: int, positions: bool) -> None:
+        length = shape[0] if len(shape) == 2 else 1
+        super().__init__(name, length, dim, positions)
+        self.shape = tuple(shape)
+        self.proj = nn.Linear(shape[-1], dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (B, T, D) or (B, D) float -> tokens (B, T or 1, d), padding mask all False."""
+        if not isinstance(x, Tensor) or not x.is_floating_point():
+            got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+            raise TypeError(f"{self._where()}: expected a floating-point tensor, got {got}")
+        want = "(B, T, D)" if len(self.shape) == 2 else "(B, D)"
+        if (
+            x.dim() != len(self.shape) + 1
+            or x.shape[-1] != self.shape[-1]
+            or (x.dim() == 3 and not 1 <= x.shape[1] <= self.num_tokens)
+        ):
+            raise ValueError(
+                f"{self._where()}: expected shape {want} with D = {self.shape[-1]}"
+                + (f", T <= {self.num_tokens}" if x.dim() == 3 else "")
+                + f", got {tuple(x.shape)}"
+            )
+        seq = x if x.dim() == 3 else x.unsqueeze(1)
+        mask = torch.zeros(seq.shape[:2], dtype=torch.bool, device=x.device)
+        return self._add_positions(self.proj(seq)), mask
+
+
+class ViTTokenizer(Tokenizer):
+    """Images ``(B, C, H, W)`` through ``transformers.ViTModel`` -> ``(B, P, d)`` patch tokens.
+
+    Args:
+        vit: a ``transformers.ViTModel``; its ``config.image_size`` must match the images.
+        frozen: run it under ``no_grad`` with ``requires_grad`` off (its outputs are then fixed
+            features, which is what :class:`fuselab.data.FeatureCache` stores).
+    """
+
+    def __init__(self, name: str, shape: tuple[int, ...], vit: Any, dim: int, frozen: bool) -> None:
+        cfg = vit.config
+        size, patch = int(cfg.image_size), int(cfg.patch_size)
+        want = (int(cfg.num_channels), size, size)
+        if tuple(shape) != want:
+            raise ValueError(
+                f"model.vit: modality {name!r} has per-sample shape {tuple(shape)}, but the ViT "
+                f"expects {want} (its image_size / num_channels)"
+            )
+        super().__init__(name, (size // patch) ** 2, dim, positions=False)
+        self.shape = want
+        self.vit: Any = vit
+        self.frozen = frozen
+        if frozen:
+            self.vit.requires_grad_(False)
+        hidden = int(cfg.hidden_size)
+        self.proj: nn.Module = nn.Linear(hidden, dim) if hidden != dim else nn.Identity()
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``x`` (B, C, H, W) float -> tokens (B, P, d), padding mask (B, P) all False."""
+        check_image(x, self.shape, self._where())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
+            if self.frozen:
+                self.vit.eval()  # a frozen feature extractor never uses dropout
+            hidden = self.vit(pixel_values=x).last_hidden_state[:, 1:]
+        tokens = self.proj(hidden)
+        mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=x.device)
+        return tokens, mask
+
+
+def check_image(x: Tensor, shape: tuple[int, ...], where: str) -> None:
+    """``TypeError``/``ValueError`` unless ``x`` is a float ``(B, *shape)`` batch."""
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        got = x.dtype if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"{where}: expected a floating-point image batch, got {got}")
+    if tuple(x.shape[1:]) != tuple(shape) or x.dim() != len(shape) + 1:
+        raise ValueError(
+            f"{where}: expected images of shape (B, {', '.join(map(str, shape))}), "
+            f"got {tuple(x.shape)}"
+        )
