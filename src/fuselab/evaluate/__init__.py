@@ -1,1 +1,57 @@
-"""fuselab.evaluate (see docs/architecture.md)."""
+"""Evaluation suite: SNR grids, robustness areas, missing modalities, EMAP, cost, inspection.
+
+Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``) and a
+:class:`~fuselab.data.MultimodalDataset` and returns tidy records
+``{"evaluation": str, "metric": str, "value": float, **condition}`` (docs/architecture.md,
+"Record conventions"); docs/evaluation.md documents each one::
+
+    import fuselab.evaluate as ev
+    grid = ev.snr_grid(model, test)                          # 10 x 10 records, snr_audio/snr_image
+    curves = ev.snr_curves(model, test)                      # per modality and "all"
+    rob = ev.robustness_records(curves, base_curves, baseline="late · concat")
+    miss = ev.missing_modalities(model, test, train=train)   # zero / mean / drop per modality
+    ev.emap(model, test); ev.emap_logits(model, inputs)      # (N, classes)
+    ev.cost(model, test)                                     # params, FLOPs, latency, memory
+"""
+
+from fuselab.evaluate._common import METRICS, higher_is_better
+from fuselab.evaluate.emap import emap, emap_logits
+from fuselab.evaluate.missing import MODES, missing_modalities, training_means
+from fuselab.evaluate.robustness import (
+    curve,
+    effective_robustness,
+    relative_robustness,
+    robust_auc,
+    robustness_records,
+)
+from fuselab.evaluate.snr import (
+    DEFAULT_SNRS,
+    check_grid,
+    curves_from_grid,
+    difference_grid,
+    snr_curves,
+    snr_grid,
+    snr_grids,
+)
+
+__all__ = [
+    "DEFAULT_SNRS",
+    "METRICS",
+    "MODES",
+    "check_grid",
+    "curve",
+    "curves_from_grid",
+    "difference_grid",
+    "effective_robustness",
+    "emap",
+    "emap_logits",
+    "higher_is_better",
+    "missing_modalities",
+    "relative_robustness",
+    "robust_auc",
+    "robustness_records",
+    "snr_curves",
+    "snr_grid",
+    "snr_grids",
+    "training_means",
+]

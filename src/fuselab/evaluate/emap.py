@@ -1,0 +1,209 @@
+"""EMAP: the empirical multimodally-additive projection of a model (Hessel & Lee 2020).
+
+For a two-modality model ``f(a, b)`` with logits ``(C,)`` and samples ``(a_i, b_i)``, i = 1..N::
+
+    f~(a_i, b_i) = mean_j f(a_i, b_j) + mean_j f(a_j, b_i) - mean_{j,k} f(a_j, b_k)
+
+the best additive approximation ``f_A(a) + f_B(b) + mu`` of ``f`` on the empirical distribution
+(lecture 003, "measuring non-additive interactions"). If ``f`` is additive, ``f~ = f`` exactly; if
+``f`` only uses the interaction of the two modalities (an XOR), ``f~`` is constant and its accuracy
+falls to chance. The accuracy gap between ``f`` and ``f~`` measures how much the model's accuracy
+relies on cross-modal interactions.
+
+The exact projection costs ``N^2`` forward passes; ``reference=K`` estimates the expectations over
+``K`` random reference samples instead (``2 N K`` passes), which is still exact for additive models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor, nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.evaluate._common import (
+    MetricAccumulator,
+    Record,
+    check_batch_size,
+    check_dataset,
+    check_output,
+    eval_mode,
+    higher_is_better,
+    model_device,
+    record,
+    resolve_metric,
+    restrict,
+)
+
+
+def _pair_means(
+    model: nn.Module,
+    names: tuple[str, str],
+    fixed_name: str,
+    fixed: Tensor,
+    ref: Tensor,
+    batch_size: int,
+) -> Tensor:
+    """``out[i] = mean_j model({fixed_name: fixed[i], other: ref[j]})`` as ``(n, C)`` float64."""
+    other = names[1] if fixed_name == names[0] else names[0]
+    n, r = fixed.shape[0], ref.shape[0]
+    rows = max(1, batch_size // r)
+    cols = min(r, batch_size)
+    chunks: list[Tensor] = []
+    for i0 in range(0, n, rows):
+        xi = fixed[i0 : i0 + rows]
+        c = xi.shape[0]
+        total: Tensor | None = None
+        for j0 in range(0, r, cols):
+            yj = ref[j0 : j0 + cols]
+            k = yj.shape[0]
+            pair = {
+                fixed_name: xi.repeat_interleave(k, dim=0),
+                other: yj.repeat(c, *([1] * (yj.dim() - 1))),
+            }
+            logits = model({m: pair[m] for m in names})
+            if (
+                not isinstance(logits, Tensor)
+                or logits.dim() not in (1, 2)
+                or logits.shape[0] != c * k
+            ):
+                got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+                raise ValueError(
+                    f"emap_logits: the model must return (B, classes) for B = {c * k} pairs, "
+                    f"got {got}"
+                )
+            part = logits.double().reshape(c, k, -1).sum(1)
+            total = part if total is None else total + part
+        assert total is not None
+        chunks.append(total / r)
+    return torch.cat(chunks)
+
+
+def emap_logits(
+    model: nn.Module,
+    inputs: Mapping[str, Tensor],
+    *,
+    reference: int | None = None,
+    generator: torch.Generator | None = None,
+    batch_size: int = 4096,
+) -> Tensor:
+    """EMAP projection of ``model``'s logits on ``inputs`` (exactly two modalities).
+
+    Args:
+        model: ``{a: (B, *shape_a), b: (B, *shape_b)} -> (B, classes)``.
+        inputs: model-ready ``{a: (N, *shape_a), b: (N, *shape_b)}``.
+        reference: estimate the expectations over this many random samples (``None``: all N,
+            the exact projection, ``N^2`` forward passes).
+        generator: seeds the choice of reference samples.
+        batch_size: pairs per forward pass.
+
+    Returns:
+        ``(N, classes)`` projected logits, in the model output's dtype.
+    """
+    check_batch_size(batch_size)
+    if not isinstance(inputs, Mapping) or len(inputs) != 2:
+        got = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
+        raise ValueError(f"emap_logits: needs exactly two named modalities, got {got}")
+    first, second = inputs
+    names = (first, second)
+    a, b = inputs[first], inputs[second]
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"emap_logits: modality {names[0]!r} has {a.shape[0]} samples, "
+            f"modality {names[1]!r} has {b.shape[0]}"
+        )
+    n = int(a.shape[0])
+    if n == 0:
+        raise ValueError("emap_logits: no samples")
+    if reference is not None and (not isinstance(reference, int) or reference <= 0):
+        raise ValueError(f"reference must be a positive int or None, got {reference!r}")
+    device = model_device(model)
+    a, b = a.to(device), b.to(device)
+    ref = (
+        torch.arange(n)
+        if reference is None or reference >= n
+        else torch.randperm(n, generator=generator)[:reference]
+    ).to(device)
+    with eval_mode(model):
+        f_a = _pair_means(model, names, names[0], a, b[ref], batch_size)  # (N, C)
+        f_b = _pair_means(model, names, names[1], b, a[ref], batch_size)  # (N, C)
+        dtype = model({names[0]: a[:1], names[1]: b[:1]}).dtype
+    # mean_{j,k in R} f(a_j, b_k) = mean_{j in R} f_a[j], since f_a already averages over b_R.
+    mu = f_a[ref].mean(0, keepdim=True)
+    return (f_a + f_b - mu).to(dtype)
+
+
+def _gather(
+    ds: MultimodalDataset, names: tuple[str, ...], batch_size: int
+) -> tuple[dict[str, Tensor], Tensor]:
+    parts: dict[str, list[Tensor]] = {m: [] for m in names}
+    labels: list[Tensor] = []
+    for inputs, y in ds.batches(batch_size):
+        for m in names:
+            parts[m].append(inputs[m])
+        labels.append(y)
+    return {m: torch.cat(v) for m, v in parts.items()}, torch.cat(labels)
+
+
+def emap(
+    model: nn.Module,
+    ds: MultimodalDataset,
+    *,
+    max_samples: int | None = 1000,
+    reference: int | None = None,
+    metric: str | None = None,
+    seed: int = 0,
+    batch_size: int = 4096,
+) -> list[Record]:
+    """Accuracy (or the task metric) of the model and of its EMAP projection on ``ds``.
+
+    ``max_samples`` random test samples (``None``: all) are projected, at a cost of
+    ``max_samples * reference`` (or ``max_samples ** 2``) forward passes per modality.
+
+    Returns:
+        ``{"evaluation": "emap", "metric", "value", "projection": "full" | "emap"}`` records and
+        ``{"evaluation": "emap", "metric": "emap_gap", "value", "projection": None}`` where the gap
+        is full minus EMAP (sign flipped for error metrics, so > 0 means interactions help).
+    """
+    check_batch_size(batch_size)
+    metric = resolve_metric(ds, metric)
+    names = check_dataset(model, ds, "emap")
+    if len(names) != 2:
+        raise ValueError(f"emap: needs a two-modality model, the model takes {list(names)}")
+    gen = torch.Generator().manual_seed(seed)
+    if max_samples is not None and max_samples < len(ds):
+        ds = ds.subset(torch.randperm(len(ds), generator=gen)[:max_samples].sort().values)
+    inputs, labels = _gather(ds, names, batch_size)
+    device = model_device(model)
+    with eval_mode(model):
+        full = torch.cat(
+            [
+                model({m: inputs[m][i : i + batch_size].to(device) for m in names})
+                for i in range(0, len(labels), batch_size)
+            ]
+        )
+    full = check_output(full, labels, ds, "emap")
+    proj = check_output(
+        emap_logits(
+            model,
+            restrict(inputs, names),
+            reference=reference,
+            generator=gen,
+            batch_size=batch_size,
+        ),
+        labels,
+        ds,
+        "emap",
+    )
+    values = {}
+    for name, out in (("full", full), ("emap", proj)):
+        acc = MetricAccumulator(metric, ds.num_classes)
+        acc.update(out, labels)
+        values[name] = acc.compute()
+    sign = 1.0 if higher_is_better(metric) else -1.0
+    return [
+        record("emap", metric, values["full"], projection="full"),
+        record("emap", metric, values["emap"], projection="emap"),
+        record("emap", "emap_gap", sign * (values["full"] - values["emap"]), projection=None),
+    ]

@@ -1,0 +1,158 @@
+"""Missing modalities and unimodal ablation (paper 000 section 5.3).
+
+Each modality the model takes is removed in turn, three ways, on model-ready inputs
+``{m: (B, *shape_m)}``:
+
+* ``zero``: the modality's input is all zeros (paper 000: "setting one input to zero");
+* ``mean``: it is replaced by the training set's per-element mean input ``(*shape_m)``;
+* ``drop``: the model is called without it, only where the model supports that (its
+  ``supports_missing_modalities`` attribute is true, or, when absent, a first call without the
+  modality succeeds; otherwise no ``drop`` record is produced).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.evaluate._common import (
+    Record,
+    check_batch_size,
+    check_dataset,
+    eval_mode,
+    evaluate_metric,
+    model_device,
+    record,
+    resolve_metric,
+    restrict,
+    to_device,
+)
+
+MODES = ("zero", "mean", "drop")
+
+
+def training_means(
+    train: MultimodalDataset, modalities: Sequence[str], *, batch_size: int = 512
+) -> dict[str, Tensor]:
+    """Per-element mean of each modality's clean model-ready input over ``train``: ``(*shape_m)``."""
+    sums: dict[str, Tensor] = {}
+    n = 0
+    for inputs, _ in train.batches(batch_size):
+        for m in modalities:
+            s = inputs[m].double().sum(0)
+            sums[m] = s if m not in sums else sums[m] + s
+        n += next(iter(inputs.values())).shape[0]
+    if n == 0:
+        raise ValueError(f"missing_modalities: training set {train.name!r} is empty")
+    return {m: (s / n).float() for m, s in sums.items()}
+
+
+def _supports_drop(model: nn.Module, ds: MultimodalDataset, names: tuple[str, ...], m: str) -> bool:
+    flag = getattr(model, "supports_missing_modalities", None)
+    if flag is not None:
+        return bool(flag)
+    inputs, _ = next(ds.batches(2))
+    x = {k: v for k, v in restrict(inputs, names).items() if k != m}
+    try:
+        with eval_mode(model):
+            model(to_device(x, model_device(model)))
+    except (KeyError, ValueError, TypeError, RuntimeError):
+        return False
+    return True
+
+
+def missing_modalities(
+    model: nn.Module,
+    ds: MultimodalDataset,
+    *,
+    train: MultimodalDataset | None = None,
+    means: Mapping[str, Tensor] | None = None,
+    modes: Sequence[str] = MODES,
+    snr: Mapping[str, float | None] | None = None,
+    metric: str | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> list[Record]:
+    """Task metric with each modality zeroed / mean-replaced / dropped, plus the full input.
+
+    Args:
+        model: takes ``{m: (B, *shape_m)}`` for ``m`` in ``model.modalities``.
+        ds: test set.
+        train: training set for the ``mean`` mode (or pass precomputed ``means``).
+        means: ``{m: (*shape_m)}`` replacement inputs for the ``mean`` mode.
+        modes: any of ``zero``, ``mean``, ``drop``.
+        snr: optional test noise on the inputs before removal (paper 000 tests its unimodal
+            models across SNRs), seeded by ``seed``.
+
+    Returns:
+        ``{"evaluation": "missing_modality", "metric", "value", "modality", "mode"}`` records;
+        the full input is ``modality="none", mode="none"``.
+    """
+    check_batch_size(batch_size)
+    metric = resolve_metric(ds, metric)
+    names = check_dataset(model, ds, "missing_modalities")
+    for mode in modes:
+        if mode not in MODES:
+            raise ValueError(f"modes: unknown mode {mode!r}; allowed: {list(MODES)}")
+    if "mean" in modes and means is None:
+        if train is None:
+            raise ValueError("missing_modalities: mode 'mean' needs train= (or means=)")
+        check_dataset(model, train, "missing_modalities (train)")
+        means = training_means(train, names, batch_size=batch_size)
+    shapes = ds.shapes
+    if means is not None and "mean" in modes:
+        for m in names:
+            if m not in means:
+                raise ValueError(f"means: no mean input for modality {m!r}")
+            if tuple(means[m].shape) != shapes[m]:
+                raise ValueError(
+                    f"means[{m!r}]: expected shape {shapes[m]}, got {tuple(means[m].shape)}"
+                )
+
+    def run(edit: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None) -> float:
+        gen = torch.Generator().manual_seed(seed)
+        return evaluate_metric(
+            model,
+            ds,
+            metric,
+            batch_size=batch_size,
+            snr=snr,
+            noise_generator=gen,
+            edit=edit,
+            who="missing_modalities",
+        )
+
+    out = [record("missing_modality", metric, run(None), modality="none", mode="none")]
+    for m in names:
+        for mode in modes:
+            edit: Callable[[dict[str, Tensor]], dict[str, Tensor]]
+            if mode == "zero":
+                edit = _replace(m, None)
+            elif mode == "mean":
+                assert means is not None
+                edit = _replace(m, means[m])
+            else:
+                if not _supports_drop(model, ds, names, m):
+                    continue
+                edit = _drop(m)
+            out.append(record("missing_modality", metric, run(edit), modality=m, mode=mode))
+    return out
+
+
+def _replace(m: str, value: Tensor | None) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    def edit(x: dict[str, Tensor]) -> dict[str, Tensor]:
+        y = dict(x)
+        y[m] = torch.zeros_like(x[m]) if value is None else value.to(x[m]).expand_as(x[m]).clone()
+        return y
+
+    return edit
+
+
+def _drop(m: str) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+    def edit(x: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {k: v for k, v in x.items() if k != m}
+
+    return edit

@@ -1,0 +1,325 @@
+"""Accuracy over a grid of per-modality signal-to-noise ratios (paper 000, Figures 1-2).
+
+A *grid* is a sequence of linear SNRs, ``None`` meaning the original (clean) input. The default is
+paper 000's ten levels: the original plus 0.125 .. 2 in half-octave steps, ordered clean -> noisy::
+
+    (None, 2, 1.414, 1, 0.707, 0.5, 0.354, 0.25, 0.177, 0.125)
+
+so the noisy part is equally spaced in ``log2(snr)`` (what robustness areas integrate over).
+
+Every cell is one clean pass of the test set through ``ds.batches(snr=..., noise_generator=...)``,
+noise vectorised per batch. Each cell's noise generator is re-seeded with ``seed``, so every model
+and every cell draws the same Gaussian samples (common random numbers): differences between cells
+and between models are not blurred by different noise draws. Same seed and batch size => same
+noise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.evaluate._common import (
+    MetricAccumulator,
+    Record,
+    check_batch_size,
+    check_dataset,
+    check_output,
+    eval_mode,
+    model_device,
+    model_modalities,
+    record,
+    resolve_metric,
+    restrict,
+    to_device,
+)
+
+#: Paper 000's test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
+DEFAULT_SNRS: tuple[float | None, ...] = (
+    None,
+    *(2.0 ** (1 - k / 2) for k in range(9)),
+)
+
+SnrGrid = Sequence[float | None]
+
+
+def check_grid(snrs: SnrGrid, what: str = "snrs") -> tuple[float | None, ...]:
+    """Validate a grid: non-empty, every value ``None`` or a finite positive float, no repeats."""
+    if isinstance(snrs, str | bytes) or not isinstance(snrs, Sequence):
+        raise TypeError(
+            f"{what}: expected a sequence of linear SNRs (None = original), got {snrs!r}"
+        )
+    if len(snrs) == 0:
+        raise ValueError(f"{what}: the SNR grid is empty")
+    out: list[float | None] = []
+    for i, v in enumerate(snrs):
+        if v is None:
+            out.append(None)
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise TypeError(f"{what}[{i}]: expected a float SNR or None, got {v!r}")
+        if not math.isfinite(v) or v <= 0:
+            raise ValueError(
+                f"{what}[{i}]: SNRs must be finite positive linear power ratios "
+                f"(None = original), got {v!r}"
+            )
+        out.append(float(v))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{what}: repeated SNR values in {list(snrs)}")
+    return tuple(out)
+
+
+def _grid_modalities(
+    model: nn.Module, ds: MultimodalDataset, modalities: Sequence[str] | None, n: int | None
+) -> tuple[str, ...]:
+    needed = model_modalities(model, ds)
+    names = tuple(modalities) if modalities is not None else needed
+    for m in names:
+        if m not in ds.names:
+            raise ValueError(
+                f"modalities: dataset {ds.name!r} has no modality {m!r}; available: {list(ds.names)}"
+            )
+        if m not in needed:
+            raise ValueError(
+                f"modalities: the model does not take modality {m!r}; it takes {list(needed)}"
+            )
+    if n is not None and len(names) != n:
+        raise ValueError(
+            f"modalities: an SNR grid noises exactly {n} modalities, got {list(names)}; "
+            f"pass modalities=(a, b)"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"modalities: repeated names in {list(names)}")
+    return names
+
+
+def _cells_metric(
+    models: Mapping[str, nn.Module],
+    ds: MultimodalDataset,
+    cells: Sequence[dict[str, float | None]],
+    metric: str,
+    batch_size: int,
+    seed: int,
+    who: str,
+) -> dict[str, list[float]]:
+    """Metric of every model in every cell; all models see each cell's very same noisy batches."""
+    results: dict[str, list[float]] = {name: [] for name in models}
+    devices = {name: model_device(m) for name, m in models.items()}
+    needs = {name: model_modalities(m, ds) for name, m in models.items()}
+    with _eval_all(models):
+        for snr in cells:
+            gen = torch.Generator().manual_seed(seed)
+            accs = {name: MetricAccumulator(metric, ds.num_classes) for name in models}
+            for inputs, labels in ds.batches(batch_size, snr=snr, noise_generator=gen):
+                for name, model in models.items():
+                    x = to_device(restrict(inputs, needs[name]), devices[name])
+                    out = check_output(model(x), labels, ds, f"{who} (model {name!r})")
+                    accs[name].update(out, labels)
+            for name in models:
+                results[name].append(accs[name].compute())
+    return results
+
+
+@contextlib.contextmanager
+def _eval_all(models: Mapping[str, nn.Module]) -> Iterator[None]:
+    """Eval + inference mode for several models at once; restores their modes afterwards."""
+    with contextlib.ExitStack() as stack:
+        for m in models.values():
+            stack.enter_context(eval_mode(m))
+        yield
+
+
+def _full_snr(
+    ds: MultimodalDataset, partial: Mapping[str, float | None]
+) -> dict[str, float | None]:
+    # Every dataset modality gets an entry in declaration order, so a cell's noise draws do not
+    # depend on how the caller ordered the grid's modalities.
+    return {m: partial.get(m) for m in ds.names}
+
+
+def snr_grids(
+    models: Mapping[str, nn.Module],
+    ds: MultimodalDataset,
+    snrs: SnrGrid | Mapping[str, SnrGrid] = DEFAULT_SNRS,
+    *,
+    modalities: Sequence[str] | None = None,
+    metric: str | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> dict[str, list[Record]]:
+    """SNR grid of several models at once; every model sees identical noisy batches.
+
+    Args:
+        models: ``{name: model}``; each takes ``{m: (B, *shape_m)}`` and returns ``(B, classes)``.
+        ds: test set; must hold every modality the models need.
+        snrs: one grid for both noised modalities, or ``{modality: grid}``.
+        modalities: the two noised modalities (default: the models' two modalities).
+        metric: ``accuracy`` (classification default), ``macro_f1``, ``mse`` (regression
+            default), ``mae``.
+        batch_size: evaluation batch size (noise is drawn per batch: keep it fixed to compare).
+        seed: seeds the noise of every cell.
+
+    Returns:
+        ``{name: records}``, one record per cell: ``{"evaluation": "snr_grid", "metric": metric,
+        "value": v, "snr_<a>": snr_a, "snr_<b>": snr_b}`` (``None`` = original).
+    """
+    if not models:
+        raise ValueError("snr_grids: models is empty")
+    check_batch_size(batch_size)
+    metric = resolve_metric(ds, metric)
+    first = next(iter(models.values()))
+    for name, model in models.items():
+        check_dataset(model, ds, f"snr_grid (model {name!r})")
+    names = _grid_modalities(first, ds, modalities, 2)
+    for model in models.values():
+        _grid_modalities(model, ds, names, 2)
+    grids = _per_modality_grids(snrs, names)
+    pairs = list(itertools.product(*(grids[m] for m in names)))
+    cells = [_full_snr(ds, dict(zip(names, p, strict=True))) for p in pairs]
+    values = _cells_metric(models, ds, cells, metric, batch_size, seed, "snr_grid")
+    return {
+        name: [
+            record("snr_grid", metric, v, **{f"snr_{m}": s for m, s in zip(names, p, strict=True)})
+            for p, v in zip(pairs, vals, strict=True)
+        ]
+        for name, vals in values.items()
+    }
+
+
+def snr_grid(
+    model: nn.Module,
+    ds: MultimodalDataset,
+    snrs: SnrGrid | Mapping[str, SnrGrid] = DEFAULT_SNRS,
+    *,
+    modalities: Sequence[str] | None = None,
+    metric: str | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> list[Record]:
+    """Metric of ``model`` in every ``(snr_a, snr_b)`` cell of the grid (see :func:`snr_grids`)."""
+    return snr_grids(
+        {"model": model},
+        ds,
+        snrs,
+        modalities=modalities,
+        metric=metric,
+        batch_size=batch_size,
+        seed=seed,
+    )["model"]
+
+
+def _per_modality_grids(
+    snrs: SnrGrid | Mapping[str, SnrGrid], names: Sequence[str]
+) -> dict[str, tuple[float | None, ...]]:
+    if isinstance(snrs, Mapping):
+        for m in names:
+            if m not in snrs:
+                raise ValueError(f"snrs: no grid given for modality {m!r}; got {sorted(snrs)}")
+        return {m: check_grid(snrs[m], f"snrs[{m!r}]") for m in names}
+    grid = check_grid(snrs)
+    return {m: grid for m in names}
+
+
+def snr_curves(
+    model: nn.Module,
+    ds: MultimodalDataset,
+    snrs: SnrGrid = DEFAULT_SNRS,
+    *,
+    modalities: Sequence[str] | None = None,
+    include_all: bool = True,
+    metric: str | None = None,
+    batch_size: int = 512,
+    seed: int = 0,
+) -> list[Record]:
+    """Metric vs SNR with one modality noised at a time (others original), and all together.
+
+    Returns records ``{"evaluation": "snr_curve", "metric", "value", "modality": m | "all",
+    "snr": s}`` in grid order, per modality. With the same ``seed`` and ``batch_size`` the values
+    equal the matching cells of :func:`snr_grid` (same noise draws).
+    """
+    check_batch_size(batch_size)
+    metric = resolve_metric(ds, metric)
+    check_dataset(model, ds, "snr_curves")
+    names = _grid_modalities(model, ds, modalities, None)
+    grid = check_grid(snrs)
+    curves: list[tuple[str, float | None, dict[str, float | None]]] = []
+    for m in names:
+        curves += [(m, s, _full_snr(ds, {m: s})) for s in grid]
+    if include_all and len(names) > 1:
+        curves += [("all", s, _full_snr(ds, dict.fromkeys(names, s))) for s in grid]
+    vals = _cells_metric(
+        {"model": model}, ds, [c for _, _, c in curves], metric, batch_size, seed, "snr_curves"
+    )["model"]
+    return [
+        record("snr_curve", metric, v, modality=m, snr=s)
+        for (m, s, _), v in zip(curves, vals, strict=True)
+    ]
+
+
+def curves_from_grid(records: Sequence[Record]) -> list[Record]:
+    """``snr_curve`` records read off a two-modality grid: its edges and its diagonal ("all").
+
+    A modality's curve is the grid column where the other modality is original; ``"all"`` is the
+    diagonal where both SNRs are equal (both grids must share values for it to be present).
+    """
+    grid = [r for r in records if r.get("evaluation") == "snr_grid"]
+    if not grid:
+        raise ValueError("curves_from_grid: no 'snr_grid' records given")
+    keys = sorted(k for k in grid[0] if k.startswith("snr_"))
+    if len(keys) != 2:
+        raise ValueError(f"curves_from_grid: expected two snr_<modality> keys, got {keys}")
+    a, b = keys
+    out: list[Record] = []
+    for key, other in ((a, b), (b, a)):
+        for r in grid:
+            if r[other] is None:
+                out.append(
+                    record("snr_curve", r["metric"], r["value"], modality=key[4:], snr=r[key])
+                )
+    out += [
+        record("snr_curve", r["metric"], r["value"], modality="all", snr=r[a])
+        for r in grid
+        if r[a] == r[b]
+    ]
+    return out
+
+
+def difference_grid(records: Sequence[Record], reference: Sequence[Record]) -> list[Record]:
+    """Cell-wise ``model - reference`` of two SNR grids (paper 000 Figure 1, second row).
+
+    Returns records like the inputs with ``evaluation="snr_grid_diff"`` (an analysis product, not
+    one of the stored record kinds). The two grids must have the same cells and metric.
+    """
+
+    def index(rs: Sequence[Record], what: str) -> dict[tuple[tuple[str, Any], ...], Record]:
+        cells = {}
+        for r in rs:
+            if r.get("evaluation") != "snr_grid":
+                continue
+            key = tuple(sorted((k, v) for k, v in r.items() if k.startswith("snr_")))
+            cells[key] = r
+        if not cells:
+            raise ValueError(f"difference_grid: {what} holds no 'snr_grid' records")
+        return cells
+
+    mine, ref = index(records, "records"), index(reference, "reference")
+    if set(mine) != set(ref):
+        missing = sorted(set(mine) ^ set(ref), key=str)[:3]
+        raise ValueError(f"difference_grid: the grids have different cells, e.g. {missing}")
+    out = []
+    for key, r in mine.items():
+        if r["metric"] != ref[key]["metric"]:
+            raise ValueError(
+                f"difference_grid: metric {r['metric']!r} vs reference {ref[key]['metric']!r}"
+            )
+        out.append(
+            record("snr_grid_diff", r["metric"], r["value"] - ref[key]["value"], **dict(key))
+        )
+    return out

@@ -1,0 +1,79 @@
+"""EMAP: exact on additive models, chance on XOR, agrees with the brute-force definition."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from eval_cases import (
+    MLP,
+    AdditiveModel,
+    MultiplicativeModel,
+    XorModel,
+    additive_dataset,
+    train_classifier,
+    xor_dataset,
+)
+
+import fuselab.evaluate as ev
+
+
+def _inputs(ds):
+    return {m: ds.modalities[m] for m in ds.names}
+
+
+def test_exact_on_additive_model() -> None:
+    ds = additive_dataset(40)
+    model = AdditiveModel()
+    x = _inputs(ds)
+    with torch.no_grad():
+        full = model(x)
+    proj = ev.emap_logits(model, x, batch_size=64)  # forces chunking of the 40 x 40 pairs
+    assert proj.shape == (40, 4)
+    torch.testing.assert_close(proj, full, atol=1e-5, rtol=1e-5)
+    # with a random reference subset the projection of an additive model is still exact
+    sub = ev.emap_logits(model, x, reference=7, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(sub, full, atol=1e-5, rtol=1e-5)
+    recs = ev.emap(model, ds)
+    got = {(r["metric"], r["projection"]): r["value"] for r in recs}
+    assert got[("accuracy", "full")] == got[("accuracy", "emap")]
+    assert got[("emap_gap", None)] == 0.0
+
+
+def test_matches_brute_force_definition_on_non_additive_model() -> None:
+    ds = additive_dataset(12, seed=3)
+    model = MultiplicativeModel()
+    a, b = ds.modalities["a"], ds.modalities["b"]
+    with torch.no_grad():
+        # f[i, j] = f(a_i, b_j)
+        f = torch.stack([model({"a": a[i].expand(12, -1), "b": b}) for i in range(12)])
+    want = f.mean(1) + f.mean(0) - f.mean((0, 1))
+    got = ev.emap_logits(model, {"a": a, "b": b}, batch_size=5)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    with torch.no_grad():
+        assert not torch.allclose(got, model({"a": a, "b": b}), atol=1e-3)
+
+
+def test_hand_built_xor_drops_to_chance() -> None:
+    ds = xor_dataset(200, jitter=0.0)
+    recs = {(r["metric"], r["projection"]): r["value"] for r in ev.emap(XorModel(), ds)}
+    assert recs[("accuracy", "full")] == 1.0
+    assert recs[("accuracy", "emap")] == pytest.approx(0.5)
+    assert recs[("emap_gap", None)] == pytest.approx(0.5)
+
+
+def test_trained_xor_classifier_drops_to_chance() -> None:
+    train, test = xor_dataset(400, seed=0), xor_dataset(200, seed=1)
+    model = train_classifier(MLP({"a": 2, "b": 2}, 2), train)
+    got = {(r["metric"], r["projection"]): r["value"] for r in ev.emap(model, test)}
+    assert got[("accuracy", "full")] > 0.95
+    assert got[("accuracy", "emap")] < 0.7
+
+
+def test_bad_inputs() -> None:
+    ds = additive_dataset(6)
+    with pytest.raises(ValueError, match="exactly two named modalities"):
+        ev.emap_logits(AdditiveModel(), {"a": ds.modalities["a"]})
+    with pytest.raises(ValueError, match="'b' has 5"):
+        ev.emap_logits(AdditiveModel(), {"a": ds.modalities["a"], "b": ds.modalities["b"][:5]})
+    with pytest.raises(ValueError, match="needs modality 'b'"):
+        ev.emap(AdditiveModel(), ds.select(["a"]))
