@@ -52,4 +52,19 @@ CASES: list[Case] = [
     _vector("late", id="late-product", dims={"a": 3, "b": 3}, out=3, mode="product"),
     _vector("late", id="late-vote", dims={"a": 3, "b": 3}, out=3, mode="vote"),
     _vector("late", id="late-mult", dims={"a": 3, "b": 3}, out=3, mode="multiplicative"),
+    _vector("bilinear"),
+    _vector("mcb", out=8),
+    _vector("attention", num_heads=2),
+    _vector("cross_attention", id="cross-vector", dims={"a": 3, "b": 2, "c": 2}, num_heads=2),
+    Case(
+        "cross_attention",
+        {"in_dims": {"a": 3, "b": 2}, "out_dim": 4, "target": "b", "num_heads": 2},
+        lambda b, t, g: {
+            "a": torch.randn(b, 5, 3, dtype=t, generator=g),
+            "b": torch.randn(b, 2, 2, dtype=t, generator=g),
+        },
+        id="cross-sequence",
+    ),
+    _vector("shift", id="shift-norm"),
+    _vector("shift", id="shift-raw", dims={"a": 4, "b": 2, "c": 3}, norm=False, beta=0.5),
 ]

@@ -9,26 +9,36 @@ buildable by name::
     fl.fusion.available()
 """
 
+from fuselab.fusion.attention import AttentionFusion
 from fuselab.fusion.base import FeatureMapOp, FusionOp, count_parameters
+from fuselab.fusion.bilinear import BilinearFusion
 from fuselab.fusion.concat import ConcatFusion
+from fuselab.fusion.cross_attention import CrossAttentionFusion
 from fuselab.fusion.describe import describe
 from fuselab.fusion.gated import GatedFusion
 from fuselab.fusion.late import LateFusion
 from fuselab.fusion.lowrank import LowRankFusion
+from fuselab.fusion.mcb import CompactBilinearFusion
 from fuselab.fusion.product import ProductFusion
 from fuselab.fusion.registry import OPERATORS, available, build, register
+from fuselab.fusion.shift import ShiftFusion
 from fuselab.fusion.sum import SumFusion
 from fuselab.fusion.tensor import TensorFusion
 
 __all__ = [
     "OPERATORS",
+    "AttentionFusion",
+    "BilinearFusion",
+    "CompactBilinearFusion",
     "ConcatFusion",
+    "CrossAttentionFusion",
     "FeatureMapOp",
     "FusionOp",
     "GatedFusion",
     "LateFusion",
     "LowRankFusion",
     "ProductFusion",
+    "ShiftFusion",
     "SumFusion",
     "TensorFusion",
     "available",

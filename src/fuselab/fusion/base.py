@@ -103,8 +103,11 @@ class FusionOp(nn.Module):
         """Modality names in declaration order (the order used for concatenation)."""
         return tuple(self.in_dims)
 
-    def check_inputs(self, inputs: Mapping[str, Tensor]) -> None:
-        """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``."""
+    def check_inputs(self, inputs: Mapping[str, Tensor], same_length: bool = True) -> None:
+        """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``.
+
+        ``same_length=False`` lets sequence inputs differ in ``T`` (cross-modal attention).
+        """
         where = type(self).__name__
         check_modality_names(inputs, self.in_dims, where)
         ranks = (2, 3) if self.accepts_sequences else (2,)
@@ -126,7 +129,7 @@ class FusionOp(nn.Module):
         if len(ranks_seen) > 1:
             shapes = {m: tuple(inputs[m].shape) for m in self.in_dims}
             raise ValueError(f"{where}: mix of vector and sequence inputs: {shapes}")
-        if ranks_seen == {3}:
+        if ranks_seen == {3} and same_length:
             lengths = {m: inputs[m].shape[1] for m in self.in_dims}
             if len(set(lengths.values())) > 1:
                 raise ValueError(f"{where}: sequence length mismatch between modalities: {lengths}")

@@ -1,0 +1,41 @@
+"""Bilinear fusion of exactly two modalities: ``z_k = x_A^T W_k x_B + b_k``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from torch import Tensor, nn
+
+from fuselab.fusion.base import FusionOp
+from fuselab.fusion.registry import register
+
+
+@register("bilinear")
+class BilinearFusion(FusionOp):
+    """Bilinear fusion ``z_k = x_A^T W_k x_B + b_k`` for two modalities (lecture 003).
+
+    Only multiplicative cross terms, no unimodal terms (``tensor`` adds those via ``[x; 1]``).
+
+    Args:
+        in_dims: exactly two modalities ``{A: D_A, B: D_B}``; the first declared is ``A``.
+        out_dim: output width.
+
+    Shapes:
+        ``{A: (B, D_A), B: (B, D_B)}`` -> ``(B, out_dim)`` (also ``(B, T, D)`` per step).
+        ``self.bilinear.weight``: ``(out_dim, D_A, D_B)``.
+    """
+
+    def __init__(self, in_dims: Mapping[str, int], out_dim: int) -> None:
+        super().__init__(in_dims, out_dim)
+        if len(in_dims) != 2:
+            raise ValueError(
+                f"BilinearFusion: in_dims must name exactly 2 modalities, got {len(in_dims)}: "
+                f"{sorted(in_dims)}"
+            )
+        a, b = self.modalities
+        self.bilinear = nn.Bilinear(in_dims[a], in_dims[b], out_dim)
+
+    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
+        self.check_inputs(inputs)
+        a, b = self.modalities
+        return self.bilinear(inputs[a], inputs[b])
