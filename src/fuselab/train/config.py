@@ -1,0 +1,176 @@
+"""``TrainConfig``: every knob of :func:`fuselab.train.fit`, validated on construction.
+
+The config holds plain values only (str/int/float/bool/None and a ``{modality: SNR}`` dict) so it
+round-trips through TOML, JSON and a ``weights_only`` checkpoint::
+
+    cfg = TrainConfig(optimizer="adamw", lr=1e-3, epochs=20, patience=5, train_snr={"audio": 0.5})
+    TrainConfig.from_dict(cfg.to_dict()) == cfg
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("none", "cosine", "step", "plateau")
+GRAD_BLEND_MODES = ("off", "offline", "online")
+REGRESSION_LOSSES = ("mse", "l1")
+#: Config keys that change how a run executes but not what it learns; a checkpoint written under
+#: different values of these is still "the same config" (see ``load_checkpoint``).
+RUNTIME_KEYS = ("progress", "threads", "compile", "eval_batch_size")
+
+
+def _bad(key: str, expected: str, got: object) -> ValueError:
+    return ValueError(f"train config {key!r}: expected {expected}, got {got!r}")
+
+
+def _check_int(key: str, value: object, minimum: int, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        want = f"an int >= {minimum}" + (" or None" if allow_none else "")
+        raise _bad(key, want, value)
+
+
+def _check_float(key: str, value: object, minimum: float, strict: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        v = float(value)  # type: ignore[arg-type]
+        ok = math.isfinite(v) and (v > minimum if strict else v >= minimum)
+    if not ok:
+        raise _bad(key, f"a finite number {'>' if strict else '>='} {minimum}", value)
+
+
+def _check_choice(key: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise _bad(key, f"one of {list(choices)}", value)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters and run options of one training run.
+
+    Attributes:
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr, weight_decay, momentum: optimizer settings (``momentum`` is used by SGD only).
+        epochs: maximum number of passes over the training set.
+        max_steps: stop after this many optimizer steps in total (``None``: no limit).
+        batch_size, eval_batch_size: training / evaluation batch sizes.
+        schedule: learning-rate schedule: ``"none"``, ``"cosine"`` (per step, to 0 at the last
+            step), ``"step"`` (x ``gamma`` every ``step_size`` epochs), ``"plateau"`` (x ``gamma``
+            after ``plateau_patience`` epochs without improvement of ``metric``).
+        patience: early stopping after this many epochs without improvement of ``metric``
+            (``None``: off). The best epoch's weights are restored at the end either way.
+        metric: validation metric to monitor (``"auto"``: accuracy / mse / exact_match by task,
+            or any metric name the task reports, or ``"loss"``).
+        seed: seeds weight updates, shuffling and noise; same seed + config => same metrics.
+        deterministic: turn on ``torch.use_deterministic_algorithms`` during the run.
+        threads: ``torch.set_num_threads`` for the run (``None``: leave as is).
+        compile: wrap the model in ``torch.compile`` for training and evaluation.
+        channels_last: keep 4-D inputs and conv weights in channels-last memory format.
+        train_snr: ``{modality: linear SNR}`` of white noise added to training batches (paper 000);
+            empty = clean training.
+        grad_blend: gradient blending: ``"off"``, ``"offline"`` (weights estimated once from a
+            ``grad_blend_every``-epoch trial run, then training restarts with them) or
+            ``"online"`` (re-estimated every ``grad_blend_every`` epochs).
+        grad_blend_every: epochs per gradient-blending estimation window.
+        grad_blend_holdout: fraction of the training set held out to measure generalization.
+        regression_loss: ``"mse"`` or ``"l1"`` for regression tasks.
+        mosi_metrics: add Acc-2/Acc-7/F1 for regression (``None``: when labels lie in [-3, 3]).
+        progress: show a progress bar (``fit(progress=False)`` also silences it).
+    """
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 64
+    eval_batch_size: int = 512
+    schedule: str = "none"
+    step_size: int = 10
+    gamma: float = 0.1
+    plateau_patience: int = 2
+    patience: int | None = None
+    metric: str = "auto"
+    seed: int = 0
+    deterministic: bool = True
+    threads: int | None = None
+    compile: bool = False
+    channels_last: bool = False
+    train_snr: dict[str, float | None] = field(default_factory=dict)
+    grad_blend: str = "off"
+    grad_blend_every: int = 1
+    grad_blend_holdout: float = 0.1
+    regression_loss: str = "mse"
+    mosi_metrics: bool | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_float("lr", self.lr, 0.0, strict=True)
+        _check_float("weight_decay", self.weight_decay, 0.0, strict=False)
+        _check_float("momentum", self.momentum, 0.0, strict=False)
+        if float(self.momentum) >= 1.0:
+            raise _bad("momentum", "a number in [0, 1)", self.momentum)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("max_steps", self.max_steps, 1, allow_none=True)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("eval_batch_size", self.eval_batch_size, 1)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_int("step_size", self.step_size, 1)
+        _check_float("gamma", self.gamma, 0.0, strict=True)
+        _check_int("plateau_patience", self.plateau_patience, 0)
+        _check_int("patience", self.patience, 1, allow_none=True)
+        if not isinstance(self.metric, str) or not self.metric:
+            raise _bad("metric", "a metric name such as 'auto', 'accuracy', 'mse', 'loss'", self.metric)
+        _check_int("seed", self.seed, 0)
+        _check_int("threads", self.threads, 1, allow_none=True)
+        for key in ("deterministic", "compile", "channels_last", "progress"):
+            if not isinstance(getattr(self, key), bool):
+                raise _bad(key, "true or false", getattr(self, key))
+        if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):
+            raise _bad("mosi_metrics", "true, false or None (auto)", self.mosi_metrics)
+        if not isinstance(self.train_snr, Mapping):
+            raise _bad("train_snr", "a {modality: linear SNR} mapping", self.train_snr)
+        snr: dict[str, float | None] = {}
+        for m, v in self.train_snr.items():
+            if not isinstance(m, str):
+                raise _bad("train_snr", "modality names as keys", m)
+            if v is not None:
+                _check_float(f"train_snr[{m!r}]", v, 0.0, strict=True)
+                v = float(v)
+            snr[m] = v
+        self.train_snr = snr
+        _check_choice("grad_blend", self.grad_blend, GRAD_BLEND_MODES)
+        _check_int("grad_blend_every", self.grad_blend_every, 1)
+        _check_float("grad_blend_holdout", self.grad_blend_holdout, 0.0, strict=True)
+        if float(self.grad_blend_holdout) >= 1.0:
+            raise _bad("grad_blend_holdout", "a fraction in (0, 1)", self.grad_blend_holdout)
+        _check_choice("regression_loss", self.regression_loss, REGRESSION_LOSSES)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-value dict (JSON/TOML/checkpoint safe)."""
+        out = dataclasses.asdict(self)
+        out["train_snr"] = dict(self.train_snr)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """Build from a mapping; unknown keys raise ``ValueError`` listing the allowed ones."""
+        if not isinstance(values, Mapping):
+            raise TypeError(f"train config: expected a mapping, got {type(values).__name__}")
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in allowed:
+                raise ValueError(f"train config: unknown key {key!r}; allowed: {sorted(allowed)}")
+        return cls(**dict(values))
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A validated copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)

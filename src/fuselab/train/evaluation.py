@@ -1,0 +1,168 @@
+"""Per-task loss, forward call, output checks and whole-split scoring used by ``fit``.
+
+Task conventions (docs/architecture.md): classification/regression call ``model(inputs)`` ->
+``(B, num_outputs)``; generation calls ``model(inputs, labels)`` -> ``(B, L, V)`` teacher-forced
+logits (position ``t`` predicts ``labels[:, t]``) and ``model.generate(inputs, max_len)`` ->
+``(B, L')`` token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.train import metrics as M
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+#: Metrics each task reports (besides ``loss``), for validating ``TrainConfig.metric``.
+TASK_METRICS = {
+    "classification": ("accuracy", "macro_f1"),
+    "regression": ("mse", "mae", "pearson_r", "acc2", "acc7", "f1"),
+    "generation": ("exact_match",),
+}
+
+
+def make_loss(task: str, regression_loss: str = "mse", pad_id: int | None = None) -> LossFn:
+    """Cross-entropy (classification, generation ignoring ``pad_id``) or MSE/L1 (regression)."""
+    if task == "classification":
+        return F.cross_entropy
+    if task == "generation":
+        ignore = -100 if pad_id is None else int(pad_id)
+
+        def seq_ce(logits: Tensor, labels: Tensor) -> Tensor:
+            return F.cross_entropy(logits.flatten(0, -2), labels.reshape(-1), ignore_index=ignore)
+
+        return seq_ce
+    reg = F.mse_loss if regression_loss == "mse" else F.l1_loss
+
+    def regression(preds: Tensor, labels: Tensor) -> Tensor:
+        return reg(preds.reshape(labels.shape), labels.to(preds.dtype))
+
+    return regression
+
+
+def forward(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor, task: str) -> Tensor:
+    """``model(inputs, labels)`` for generation (teacher forcing), ``model(inputs)`` otherwise."""
+    return model(inputs, labels) if task == "generation" else model(inputs)
+
+
+def check_output(outputs: Tensor, labels: Tensor, data: MultimodalDataset) -> None:
+    """``ValueError`` when the model output does not fit the label space of ``data``."""
+    b = labels.shape[0]
+    got = tuple(outputs.shape)
+    if data.task == "classification":
+        want = (b, data.num_classes)
+        if got != want:
+            raise ValueError(
+                f"model output shape {got} does not match the label space of {data.name!r}: "
+                f"expected (batch, num_classes) = {want}"
+            )
+    elif data.task == "regression":
+        per = labels[0].numel() if b else 1
+        if outputs.dim() == 0 or got[0] != b or outputs.numel() != labels.numel():
+            raise ValueError(
+                f"model output shape {got} does not match regression labels of {data.name!r} "
+                f"with shape {tuple(labels.shape)}: expected ({b}, {per})"
+            )
+    else:
+        vocab = data.num_classes
+        if outputs.dim() != 3 or got[:2] != tuple(labels.shape[:2]) or (vocab and got[2] != vocab):
+            raise ValueError(
+                f"model output shape {got} does not match generation labels of {data.name!r}: "
+                f"expected (batch, answer_len, vocab) = ({b}, {labels.shape[1]}, {vocab})"
+            )
+
+
+def model_inputs(
+    inputs: dict[str, Tensor], needed: Sequence[str] | None, channels_last: bool = False
+) -> dict[str, Tensor]:
+    """Keep the modalities the model needs; optionally make 4-D tensors channels-last."""
+    out = inputs if needed is None else {m: inputs[m] for m in needed}
+    if channels_last:
+        out = {
+            m: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+            for m, x in out.items()
+        }
+    return out
+
+
+def needed_modalities(model: nn.Module, data: MultimodalDataset, who: str = "fit") -> tuple[str, ...] | None:
+    """``model.modalities`` after checking ``data`` has each of them (``None``: not declared)."""
+    mods = getattr(model, "modalities", None)
+    if mods is None:
+        return None
+    for m in mods:
+        if m not in data.names:
+            raise ValueError(
+                f"{who}: {type(model).__name__} needs modality {m!r}, but dataset {data.name!r} "
+                f"has only {list(data.names)}"
+            )
+    return tuple(mods)
+
+
+@torch.no_grad()
+def evaluate_split(
+    model: nn.Module,
+    data: MultimodalDataset,
+    *,
+    batch_size: int = 512,
+    loss_fn: LossFn | None = None,
+    mosi: bool | None = None,
+    fwd: Callable[[dict[str, Tensor], Tensor], Tensor] | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
+    """``loss`` plus the task metrics of ``model`` on all of ``data`` (clean, eval mode).
+
+    Classification: ``accuracy``, ``macro_f1``; regression: ``mse``, ``mae``, ``pearson_r`` (+
+    ``acc2``, ``acc7``, ``f1`` for MOSI-style labels); generation: ``exact_match`` of
+    ``model.generate`` against the labels, cut at ``meta["eos_id"]`` without ``meta["pad_id"]``.
+    """
+    task = data.task
+    meta = data.meta or {}
+    loss_fn = loss_fn or make_loss(task, pad_id=meta.get("pad_id"))
+    call = fwd or (lambda x, y: forward(model, x, y, task))
+    needed = needed_modalities(model, data, "evaluate")
+    was = model.training
+    model.eval()
+    outs, labels, gens = [], [], []
+    total, count = 0.0, 0
+    try:
+        for x, y in data.batches(batch_size):
+            x = model_inputs(x, needed, channels_last)
+            out = call(x, y)
+            if count == 0:
+                check_output(out, y, data)
+            total += float(loss_fn(out, y)) * y.shape[0]
+            count += int(y.shape[0])
+            labels.append(y)
+            if task == "generation":
+                gens.append(model.generate(x, int(y.shape[1])))  # type: ignore[operator]
+            else:
+                outs.append(out.float())
+    finally:
+        model.train(was)
+    if count == 0:
+        raise ValueError(f"evaluate: dataset {data.name!r} is empty")
+    y_all = torch.cat(labels)
+    result = {"loss": total / count}
+    if task == "classification":
+        result.update(M.classification_metrics(torch.cat(outs), y_all))
+    elif task == "regression":
+        result.update(M.regression_metrics(torch.cat(outs), y_all.float(), mosi=mosi))
+    else:
+        result["exact_match"] = M.exact_match(
+            _pad_cat(gens, meta.get("pad_id")), y_all, eos_id=meta.get("eos_id"), pad_id=meta.get("pad_id")
+        )
+    return result
+
+
+def _pad_cat(seqs: list[Tensor], pad_id: int | None) -> Tensor:
+    # generate() may stop at different lengths per batch; exact_match ignores pad and -1.
+    width = max(s.shape[1] for s in seqs)
+    value = -1 if pad_id is None else int(pad_id)
+    return torch.cat([F.pad(s, (0, width - s.shape[1]), value=value) for s in seqs])

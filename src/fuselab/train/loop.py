@@ -1,0 +1,218 @@
+"""``fit``: epochs, validation, schedule, early stopping, best restore, checkpoints, blending.
+
+Inputs are ``{modality: (B, *shape_m)}`` batches of a :class:`MultimodalDataset` held in memory;
+the per-step work lives in :class:`fuselab.train.trainer.Trainer`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.train import blending as B
+from fuselab.train.checkpoint import save_checkpoint
+from fuselab.train.config import TrainConfig
+from fuselab.train.evaluation import (
+    TASK_METRICS,
+    evaluate_split,
+)
+from fuselab.train.metrics import DEFAULT_METRIC, higher_is_better
+from fuselab.train.optim import make_scheduler
+from fuselab.train.result import FitResult
+from fuselab.train.trainer import Trainer
+
+EpochCallback = Callable[[dict[str, Any]], "bool | None"]
+
+
+@contextlib.contextmanager
+def _runtime(config: TrainConfig) -> Iterator[None]:
+    """Seed, thread count and deterministic algorithms for the run; the caller's are restored."""
+    threads = torch.get_num_threads()
+    det = torch.are_deterministic_algorithms_enabled()
+    det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        try:
+            if config.threads is not None:
+                torch.set_num_threads(config.threads)
+            if config.deterministic:
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(det, warn_only=det_warn)
+
+
+def _resolve_metric(config: TrainConfig, task: str) -> str:
+    name = DEFAULT_METRIC[task] if config.metric == "auto" else config.metric
+    allowed = ("loss", *TASK_METRICS[task])
+    if name not in allowed:
+        raise ValueError(
+            f"train config 'metric': {name!r} is not reported for {task} tasks; allowed: "
+            f"{['auto', *allowed]}"
+        )
+    return name
+
+
+def _check_args(model: nn.Module, train: object, val: object, config: TrainConfig) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fit: model must be a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"fit: config must be a TrainConfig, got {type(config).__name__}")
+    for what, ds in (("train", train), ("val", val)):
+        if ds is None and what == "val":
+            continue
+        if not isinstance(ds, MultimodalDataset):
+            raise TypeError(f"fit: {what} must be a MultimodalDataset, got {type(ds).__name__}")
+        if len(ds) == 0:
+            raise ValueError(f"fit: the {what} dataset {ds.name!r} is empty")
+    assert isinstance(train, MultimodalDataset)
+    if isinstance(val, MultimodalDataset) and val.task != train.task:
+        raise ValueError(f"fit: train task {train.task!r} but val task {val.task!r}")
+    if val is None and (config.patience is not None or config.schedule == "plateau"):
+        raise ValueError("fit: early stopping ('patience') and schedule 'plateau' need a val set")
+    for m in config.train_snr:
+        if m not in train.names:
+            raise ValueError(
+                f"train config 'train_snr': unknown modality {m!r}; {train.name!r} has {list(train.names)}"
+            )
+    if config.grad_blend != "off" and train.task == "generation":
+        raise ValueError("train config 'grad_blend': not supported for generation tasks")
+
+
+def _better(value: float, best: float | None, maximize: bool) -> bool:
+    if math.isnan(value):
+        return False
+    return best is None or (value > best if maximize else value < best)
+
+
+def fit(
+    model: nn.Module,
+    train: MultimodalDataset,
+    val: MultimodalDataset | None,
+    config: TrainConfig | None = None,
+    *,
+    progress: bool = True,
+    checkpoint_path: str | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train``, select the best epoch on ``val``, return the curve.
+
+    Args:
+        model: classification/regression ``model(inputs) -> (B, num_outputs)``; generation
+            ``model(inputs, labels) -> (B, L, V)`` with ``model.generate``.
+        train, val: datasets of the same task (``val=None``: no validation, the training loss
+            is the monitored metric and early stopping/plateau are unavailable).
+        config: hyper-parameters (default ``TrainConfig()``).
+        progress: show the progress bar (also needs ``config.progress``).
+        checkpoint_path: write the best weights there (atomically) whenever ``val`` improves.
+        on_epoch: called with each epoch's history row; returning ``True`` stops training.
+
+    Returns:
+        :class:`FitResult`; ``model`` holds the best epoch's weights afterwards.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN/inf (step number and last finite loss inside).
+    """
+    config = config or TrainConfig()
+    _check_args(model, train, val, config)
+    metric = _resolve_metric(config, train.task) if val is not None else "loss"
+    maximize = higher_is_better(metric)
+    started = time.perf_counter()
+    with _runtime(config):
+        t = Trainer(model, train, val, config, progress and config.progress)
+        sched = make_scheduler(t.optimizer, config, t.total_steps, maximize)
+        per_step = sched if config.schedule == "cosine" else None
+        history: list[dict[str, Any]] = []
+        best: dict[str, float] = {}
+        best_value: float | None = None
+        best_state: dict[str, Tensor] | None = None
+        stop_reason, since_best = "epochs", 0
+        try:
+            if t.blender is not None and config.grad_blend == "offline":
+                t.offline_weights(sched)
+            before = t.measure() if t.blender is not None and config.grad_blend == "online" else None
+            for epoch in range(1, config.epochs + 1):
+                epoch_start = time.perf_counter()
+                busy0, samples0 = t.busy_s, t.samples
+                lr = t.optimizer.param_groups[0]["lr"]
+                train_loss, _, steps = t.train_epoch(epoch, per_step)
+                row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "steps": steps}
+                if before is not None and epoch % config.grad_blend_every == 0:
+                    after = t.measure()
+                    new = B.blend_weights(before, after)
+                    if new is not None and t.blender is not None:
+                        t.blender.weights = new
+                    before = after
+                if val is not None:
+                    scores = evaluate_split(
+                        model, val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
+                        mosi=config.mosi_metrics, fwd=t._fwd, channels_last=config.channels_last,
+                    )
+                else:
+                    scores = {"loss": train_loss}
+                row.update({f"val_{k}": v for k, v in scores.items()} if val is not None else {})
+                if t.blender is not None:
+                    row.update({f"blend_weight_{k}": w for k, w in t.blender.weights.items()})
+                row["samples_per_s"] = (t.samples - samples0) / max(t.busy_s - busy0, 1e-9)
+                row["epoch_time_s"] = time.perf_counter() - epoch_start
+                history.append(row)
+                value = scores[metric]
+                if _better(value, best_value, maximize) or best_state is None:
+                    if not math.isnan(value):
+                        best_value = value
+                    best = {**scores, "epoch": float(epoch)}
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    since_best = 0
+                    if checkpoint_path is not None:
+                        save_checkpoint(
+                            checkpoint_path, model, config=config, metrics=best,
+                            extra={"history": history, "blend_weights": dict(t.blender.weights) if t.blender else {}},
+                        )
+                else:
+                    since_best += 1
+                t.bar.set_metric(metric, value)
+                if sched is not None and per_step is None:
+                    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        sched.step(value)
+                    else:
+                        sched.step()
+                if on_epoch is not None and on_epoch(row) is True:
+                    stop_reason = "callback"
+                    break
+                if config.max_steps is not None and t.step >= config.max_steps:
+                    stop_reason = "max_steps"
+                    break
+                if config.patience is not None and since_best >= config.patience:
+                    stop_reason = "early_stopping"
+                    break
+        finally:
+            t.bar.close()
+        if best_state is not None:
+            model.load_state_dict(best_state)
+    curve = [r[f"val_{metric}"] if val is not None else r["train_loss"] for r in history]
+    finite = [v for v in curve if not math.isnan(v)]
+    peak = (max(finite) if maximize else min(finite)) if finite else math.nan
+    last = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} or {"loss": history[-1]["train_loss"]}
+    return FitResult(
+        history=history,
+        best=best,
+        last={**last, "epoch": float(history[-1]["epoch"])},
+        metric=metric,
+        max_metric=peak,
+        last_metric=curve[-1],
+        best_epoch=int(best["epoch"]),
+        checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
+        train_time_s=time.perf_counter() - started,
+        samples_per_s=t.samples / max(t.busy_s, 1e-9),
+        steps=t.step,
+        stop_reason=stop_reason,
+        blend_weights=dict(t.blender.weights) if t.blender is not None else {},
+    )

@@ -1,0 +1,160 @@
+"""The step machinery of one ``fit`` call: model/optimizer setup, one training epoch, gradient
+blending measurements. Batches are ``{modality: (B, *shape_m)}`` dicts from
+:meth:`MultimodalDataset.batches`: one index-select per modality, batched noise
+(``TrainConfig.train_snr``), one forward/backward and a fused optimizer update per step.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from fuselab.data import MultimodalDataset
+from fuselab.train import blending as B
+from fuselab.train.config import TrainConfig
+from fuselab.train.errors import NonFiniteLossError
+from fuselab.train.evaluation import (
+    check_output,
+    forward,
+    make_loss,
+    model_inputs,
+    needed_modalities,
+)
+from fuselab.train.optim import make_optimizer
+from fuselab.train.progress import Progress
+
+
+class Trainer:
+    """State of one ``fit`` call (model, optimizer, generators, counters); see :func:`fit`."""
+
+    def __init__(
+        self, model: nn.Module, train: MultimodalDataset, val: MultimodalDataset | None,
+        config: TrainConfig, show: bool,
+    ) -> None:
+        self.model, self.val, self.config = model, val, config
+        self.task = train.task
+        self.needed = needed_modalities(model, train)
+        if val is not None:
+            needed_modalities(model, val)
+        self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+        num_outputs = self._probe(train)
+        self.blender: B.GradientBlender | None = None
+        self.train = train
+        params = list(model.parameters())
+        if config.grad_blend != "off":
+            dims = B.check_blendable(model)
+            self.blender = B.GradientBlender(dims, num_outputs)
+            if config.channels_last:
+                self.blender.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+            self.train, self.holdout, self.probe = B.split_holdout(
+                train, config.grad_blend_holdout, config.seed + 2
+            )
+            params += list(self.blender.parameters())
+        self.optimizer = make_optimizer(params, config)
+        n, bs = len(self.train), config.batch_size
+        # A final batch of one sample breaks BatchNorm in train mode; drop it instead.
+        self.drop_last = n > bs and n % bs == 1
+        self.steps_per_epoch = n // bs if self.drop_last else math.ceil(n / bs)
+        total = config.epochs * self.steps_per_epoch
+        self.total_steps = min(total, config.max_steps) if config.max_steps else total
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed)
+        self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
+        trial = config.grad_blend_every * self.steps_per_epoch if config.grad_blend == "offline" else 0
+        self.bar = Progress(self.total_steps + trial, show)
+        self.step = 0
+        self.last_finite: float | None = None
+        self.busy_s = 0.0
+        self.samples = 0
+
+    def _fwd(self, x: dict[str, Tensor], y: Tensor) -> Tensor:
+        return forward(self.net, x, y, self.task)
+
+    def _probe(self, train: MultimodalDataset) -> int:
+        """Check the output shape on one clean batch; returns the output width."""
+        x, y = next(train.batches(min(len(train), 8)))
+        was = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            out = forward(self.model, model_inputs(x, self.needed, self.config.channels_last), y, self.task)
+        self.model.train(was)
+        check_output(out, y, train)
+        return int(out.shape[-1]) if out.dim() > 1 else 1
+
+    def _loss(self, x: dict[str, Tensor], y: Tensor) -> Tensor:
+        if self.blender is None:
+            return self.loss_fn(self._fwd(x, y), y)
+        return self.blender.blend(self.blender.losses(self.model, lambda i: self._fwd(i, y), x, y, self.loss_fn))
+
+    def train_epoch(self, epoch: int, sched_per_step: Any) -> tuple[float, int, int]:
+        """One pass (or until ``max_steps``); returns (mean loss, samples, steps)."""
+        self.model.train()
+        if self.blender is not None:
+            self.blender.train()
+        total, seen, steps = 0.0, 0, 0
+        snr = self.config.train_snr or None
+        start = time.perf_counter()
+        batches = self.train.batches(
+            self.config.batch_size, shuffle=True, generator=self.shuffle_gen,
+            drop_last=self.drop_last, snr=snr, noise_generator=self.noise_gen,
+        )
+        for x, y in batches:
+            if self.config.max_steps is not None and self.step >= self.config.max_steps:
+                break
+            loss = self._loss(model_inputs(x, self.needed, self.config.channels_last), y)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(self.step + 1, epoch, value, self.last_finite)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            if sched_per_step is not None:
+                sched_per_step.step()
+            self.last_finite = value
+            self.step += 1
+            steps += 1
+            n = int(y.shape[0])
+            total += value * n
+            seen += n
+            elapsed = time.perf_counter() - start
+            self.bar.step(value, seen / max(elapsed, 1e-9), epoch)
+        self.busy_s += time.perf_counter() - start
+        self.samples += seen
+        return (total / seen if seen else math.nan), seen, steps
+
+    def measure(self) -> dict[str, tuple[float, float]]:
+        """``{head: (train-probe loss, holdout loss)}`` under the training SNR, fixed noise."""
+        assert self.blender is not None
+        snr = self.config.train_snr or None
+        out: list[dict[str, float]] = []
+        for ds in (self.probe, self.holdout):
+            gen = torch.Generator().manual_seed(self.config.seed + 3)
+            batches = (
+                (model_inputs(x, self.needed, self.config.channels_last), y)
+                for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
+            )
+            out.append(self.blender.measure(self.model, lambda i: self.net(i), batches, self.loss_fn))
+        return {k: (out[0][k], out[1][k]) for k in out[0]}
+
+    def offline_weights(self, sched: Any) -> None:
+        """Trial run of ``grad_blend_every`` epochs from the initial state to estimate the
+        weights, then rewind weights and optimizer so the real run starts from scratch."""
+        assert self.blender is not None
+        state = copy.deepcopy((self.model.state_dict(), self.blender.state_dict(), self.optimizer.state_dict()))
+        before = self.measure()
+        for e in range(self.config.grad_blend_every):
+            self.train_epoch(-(e + 1), None)
+        new = B.blend_weights(before, self.measure())
+        if new is not None:
+            self.blender.weights = new
+        self.model.load_state_dict(state[0])
+        self.blender.load_state_dict(state[1])
+        self.optimizer.load_state_dict(state[2])
+        self.step, self.last_finite = 0, None
