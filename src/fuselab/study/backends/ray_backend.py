@@ -1,0 +1,58 @@
+"""Ray backend: every run is a Ray task with its resources; results stream back to the parent.
+
+``ray`` is an optional extra (``pip install 'fuselab[ray]'``), imported only here. The parent
+(driver) stays the single writer of the results store: tasks return :class:`Outcome` objects,
+collected with ``ray.wait`` as they finish. A task whose worker process dies (node lost, OOM kill,
+``os._exit``) is resubmitted by Ray up to ``max_retries`` times; exceptions inside a run are
+already turned into failed outcomes by :func:`run_task` and are not retried.
+
+Per-epoch progress is not streamed from Ray workers (only start and finish of each run).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
+
+
+def _remote_run(task: RunTask, run_fn: RunFn) -> Outcome:
+    return run_task(task, run_fn, lambda ev: None)
+
+
+def run_ray(
+    tasks: Sequence[RunTask],
+    run_fn: RunFn,
+    *,
+    address: str | None = None,
+    max_retries: int = 1,
+    num_gpus: float = 0.0,
+    init_kwargs: dict[str, Any] | None = None,
+) -> Iterator[dict[str, Any] | Outcome]:
+    """Submit every task to Ray (connecting to ``address``, or reusing a running ``ray.init``)."""
+    try:
+        import ray
+    except ImportError as e:
+        raise RuntimeError(f"--backend ray needs Ray: pip install 'fuselab[ray]' ({e})") from e
+    if not ray.is_initialized():
+        ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
+                 **(init_kwargs or {}))
+    remote = ray.remote(_remote_run)
+    refs: dict[Any, RunTask] = {}
+    for task in tasks:
+        ref = remote.options(num_cpus=task.threads, num_gpus=num_gpus,
+                             max_retries=max_retries, retry_exceptions=False).remote(task, run_fn)
+        refs[ref] = task
+        yield {"kind": "start", "run_id": task.run_id}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+        for ref in done:
+            task = refs[ref]
+            try:
+                yield ray.get(ref)
+            except Exception as e:  # retries exhausted: the worker kept dying
+                yield Outcome(task.run_id, "failed",
+                              error=f"Ray task failed after {max_retries} retries: "
+                                    f"{type(e).__name__}: {str(e)[:500]}")

@@ -1,0 +1,279 @@
+"""The typed study config: load TOML (``tomllib``) or YAML (``yaml.safe_load``) and validate it.
+
+A study file has these tables (see docs/study.md for every key)::
+
+    [study]      name, description, seeds, baseline
+    [data]       name, root, options = {...}            -> fuselab.data.load_splits
+    [model]      base config                             -> fuselab.models.build
+    [train]      base training config                    -> fuselab.train.TrainConfig
+    [[grid.fusion]]  one entry per fusion variant (shorthands, model/train overrides, label)
+    [grid]       train_snr = [...], axes = {...}         product axes over every variant
+    [evaluate]   evaluation name -> true | {options}
+    [execution]  threads_per_run, workers, max_retries, device, checkpoints, tensorboard, mlflow
+
+Validation here is structural (keys, types, allowed values), each error naming its path, e.g.
+``grid.fusion[2].op``. The semantic check (every model built once, every evaluation's options
+against its signature) is :func:`fuselab.study.plan.check_plan`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+import yaml
+
+from fuselab.study import _check as c
+from fuselab.study.errors import ConfigError
+
+#: Short keys allowed in a ``[[grid.fusion]]`` entry: key -> (factor name or None, target path).
+#: A list value is expanded as a product (``op = ["concat", "lowrank"]`` gives two variants).
+#: ``fusion[-1]`` is the merging point of the staged plan (docs/models.md: it comes last).
+SHORTHANDS: dict[str, tuple[str | None, str]] = {
+    "depth": ("depth", "model.fusion[-1].at"),
+    "op": ("operator", "model.fusion[-1].operator"),
+    "op_options": (None, "model.fusion[-1].options"),
+    "adapter": (None, "model.fusion[-1].adapter"),
+    "trunk": (None, "model.fusion[-1].trunk"),
+    "fusion_layer": ("fusion_layer", "model.fusion_layer"),
+    "progressive": ("progressive", "model.progressive"),
+    "grad_blend": ("grad_blend", "train.grad_blend"),
+}
+_FUSION_RESERVED = ("label", "factors", "model", "train")
+_TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Dataset name, optional root and builder options (``load_splits(name, root, **options)``)."""
+
+    name: str
+    root: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FusionVariant:
+    """One ``[[grid.fusion]]`` entry before product expansion; ``where`` is its path in the file."""
+
+    where: str
+    label: str | None
+    shorthands: dict[str, list[Any]]
+    factors: dict[str, Any]
+    model: dict[str, Any]
+    train: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A product axis over every variant: factor ``name`` sets each of ``paths`` to each value.
+
+    ``labels`` (same length as ``values``) are the factor values shown in reports, e.g. ``d = 4``
+    for ``values = [[4, 4], ...]``.
+    """
+
+    name: str
+    paths: list[str]
+    values: list[Any]
+    labels: list[Any]
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How runs are executed; none of it changes a run's id."""
+
+    threads_per_run: int = 1
+    workers: int | None = None
+    max_retries: int = 1
+    device: str = "cpu"
+    checkpoints: bool = True
+    tensorboard: bool = False
+    mlflow: bool = False
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole validated study; ``raw`` is the parsed file, ``source`` where it came from."""
+
+    name: str
+    description: str
+    seeds: list[int]
+    baseline: str | None
+    data: DataConfig
+    model: dict[str, Any]
+    train: dict[str, Any]
+    fusion: list[FusionVariant]
+    axes: list[Axis]
+    train_snrs: list[dict[str, float]]
+    evaluate: dict[str, dict[str, Any]]
+    execution: ExecutionConfig
+    raw: dict[str, Any]
+    source: Path | None = None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read and validate a ``.toml`` / ``.yaml`` / ``.yml`` study file."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"study config not found: {str(p)!r}")
+    text = p.read_text(encoding="utf-8")
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            raw = yaml.safe_load(text)
+        elif p.suffix.lower() == ".toml":
+            raw = tomllib.loads(text)
+        else:
+            raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .yml")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
+        raise ConfigError("", f"{p}: cannot parse: {e}") from None
+    return parse_config(raw, source=p)
+
+
+def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
+    """Validate an already parsed mapping (the content of a study file)."""
+    top = c.table(raw, "")
+    c.plain(top, "")
+    c.known_keys(top, _TOP, "")
+    for key in ("study", "data", "model", "grid"):
+        if key not in top:
+            raise ConfigError(key, "missing required table")
+    study = c.table(top["study"], "study")
+    c.known_keys(study, ("name", "description", "seeds", "baseline"), "study")
+    if "name" not in study:
+        raise ConfigError("study.name", "missing required key")
+    seeds = [c.integer(s, f"study.seeds[{i}]", 0) for i, s in
+             enumerate(c.items(study.get("seeds", [0]), "study.seeds"))]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("study.seeds", f"seeds must be distinct, got {seeds}")
+    baseline = study.get("baseline")
+    grid = c.table(top["grid"], "grid")
+    c.known_keys(grid, ("fusion", "axes", "train_snr"), "grid")
+    if "fusion" not in grid:
+        raise ConfigError("grid.fusion", "missing: list at least one fusion variant")
+    return StudyConfig(
+        name=c.string(study["name"], "study.name"),
+        description=str(study.get("description", "")),
+        seeds=seeds,
+        baseline=None if baseline is None else c.string(baseline, "study.baseline"),
+        data=_data(top["data"]),
+        model=_model(top["model"]),
+        train=c.table(top.get("train", {}), "train"),
+        fusion=[_variant(v, f"grid.fusion[{i}]") for i, v in
+                enumerate(c.items(grid["fusion"], "grid.fusion"))],
+        axes=[_axis(name, v) for name, v in c.table(grid.get("axes", {}), "grid.axes").items()],
+        train_snrs=[_snr(s, f"grid.train_snr[{i}]") for i, s in
+                    enumerate(c.items(grid.get("train_snr", [{}]), "grid.train_snr"))],
+        evaluate=_evaluate(top.get("evaluate", {"test": True})),
+        execution=_execution(top.get("execution", {})),
+        raw=top,
+        source=source,
+    )
+
+
+def _data(value: Any) -> DataConfig:
+    d = c.table(value, "data")
+    c.known_keys(d, ("name", "root", "options"), "data")
+    if "name" not in d:
+        raise ConfigError("data.name", "missing required key (a registered dataset name)")
+    root = d.get("root")
+    return DataConfig(
+        name=c.string(d["name"], "data.name"),
+        root=None if root is None else c.string(root, "data.root"),
+        options=c.table(d.get("options", {}), "data.options"),
+    )
+
+
+def _model(value: Any) -> dict[str, Any]:
+    m = c.table(value, "model")
+    if "name" not in m:
+        raise ConfigError("model.name", "missing required key (the model family)")
+    c.string(m["name"], "model.name")
+    return m
+
+
+def _variant(value: Any, where: str) -> FusionVariant:
+    v = c.table(value, where)
+    c.known_keys(v, (*_FUSION_RESERVED, *SHORTHANDS), where)
+    shorthands: dict[str, list[Any]] = {}
+    for key in SHORTHANDS:
+        if key in v:
+            vals = v[key] if isinstance(v[key], list) else [v[key]]
+            shorthands[key] = c.items(vals, f"{where}.{key}")
+    label = v.get("label")
+    factors = c.table(v.get("factors", {}), f"{where}.factors")
+    for k, f in factors.items():
+        if not isinstance(f, (str, int, float, bool)):
+            raise ConfigError(f"{where}.factors.{k}", f"expected a scalar, got {c.type_name(f)}")
+    if label is None and not shorthands and not factors:
+        raise ConfigError(where, "name the variant: give 'label', 'factors' or a shorthand "
+                                 f"key {sorted(SHORTHANDS)}")
+    return FusionVariant(
+        where=where,
+        label=None if label is None else c.string(label, f"{where}.label"),
+        shorthands=shorthands,
+        factors=factors,
+        model=c.table(v.get("model", {}), f"{where}.model"),
+        train=c.table(v.get("train", {}), f"{where}.train"),
+    )
+
+
+def _axis(name: str, value: Any) -> Axis:
+    where = f"grid.axes.{name}"
+    a = c.table(value, where)
+    c.known_keys(a, ("path", "values", "labels"), where)
+    for key in ("path", "values"):
+        if key not in a:
+            raise ConfigError(f"{where}.{key}", "missing required key")
+    raw_paths = a["path"] if isinstance(a["path"], list) else [a["path"]]
+    paths = [c.string(p, f"{where}.path") for p in c.items(raw_paths, f"{where}.path")]
+    for path in paths:
+        root = path.split(".")[0]
+        if root not in ("model", "train") and not path.startswith("data.options."):
+            raise ConfigError(f"{where}.path", f"expected 'model.KEY', 'train.KEY' or "
+                                               f"'data.options.KEY', got {path!r}")
+    values = c.items(a["values"], f"{where}.values")
+    labels = c.items(a.get("labels", values), f"{where}.labels")
+    if len(labels) != len(values):
+        raise ConfigError(f"{where}.labels", f"expected {len(values)} labels (one per value), "
+                                             f"got {len(labels)}")
+    for i, lab in enumerate(labels):
+        if not isinstance(lab, (str, int, float)) and "labels" in a:
+            raise ConfigError(f"{where}.labels[{i}]", f"expected a scalar, got {lab!r}")
+    return Axis(name=name, paths=paths, values=values, labels=labels)
+
+
+def _snr(value: Any, where: str) -> dict[str, float]:
+    """A training-noise setting ``{modality: linear SNR}``; ``{}`` means clean."""
+    out: dict[str, float] = {}
+    for m, v in c.table(value, where).items():
+        out[m] = c.number(v, f"{where}.{m}")
+        if out[m] <= 0:
+            raise ConfigError(f"{where}.{m}", f"linear SNR must be > 0, got {v}")
+    return out
+
+
+def _evaluate(value: Any) -> dict[str, dict[str, Any]]:
+    e = c.table(value, "evaluate")
+    out: dict[str, dict[str, Any]] = {}
+    for name, opts in e.items():
+        if opts is False:
+            continue
+        out[name] = {} if opts is True else c.table(opts, f"evaluate.{name}")
+    return out
+
+
+def _execution(value: Any) -> ExecutionConfig:
+    x = c.table(value, "execution")
+    c.known_keys(x, ExecutionConfig.__dataclass_fields__, "execution")
+    workers = x.get("workers")
+    return ExecutionConfig(
+        threads_per_run=c.integer(x.get("threads_per_run", 1), "execution.threads_per_run", 1),
+        workers=None if workers is None else c.integer(workers, "execution.workers", 0),
+        max_retries=c.integer(x.get("max_retries", 1), "execution.max_retries", 0),
+        device=c.string(x.get("device", "cpu"), "execution.device", ("cpu", "cuda", "auto")),
+        checkpoints=c.boolean(x.get("checkpoints", True), "execution.checkpoints"),
+        tensorboard=c.boolean(x.get("tensorboard", False), "execution.tensorboard"),
+        mlflow=c.boolean(x.get("mlflow", False), "execution.mlflow"),
+    )

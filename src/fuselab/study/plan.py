@@ -1,0 +1,76 @@
+"""The up-front check of a whole study, before any run starts.
+
+Structural validation happens in :mod:`fuselab.study.config`; here every distinct piece of the
+expanded grid is tried for real: each data config is loaded, each training config is built as a
+``TrainConfig``, each evaluation's options are checked against its signature, and every distinct
+model config is built and run forward on two training samples. A problem is reported with the
+``[[grid.fusion]]`` entry (or table) it comes from, so nothing fails an hour into a study.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fuselab.study.config import StudyConfig
+from fuselab.study.errors import ConfigError
+from fuselab.study.evaluations import options
+from fuselab.study.grid import RunSpec, canonical_json
+from fuselab.study.tracking import check_available
+
+
+def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = None) -> None:
+    """Raise :class:`ConfigError` for the first run that could not start or evaluate."""
+    check_available(cfg.execution.tensorboard, cfg.execution.mlflow)
+    for name, opts in cfg.evaluate.items():
+        options(name, opts)
+    if "robustness" in cfg.evaluate:
+        if "snr_curve" not in cfg.evaluate:
+            raise ConfigError("evaluate.robustness", "needs evaluate.snr_curve (robustness is "
+                                                     "computed from the SNR curves)")
+        if cfg.baseline is None:
+            raise ConfigError("study.baseline", "evaluate.robustness needs a baseline variant")
+    from fuselab.study.execute import load_splits, num_outputs, train_config
+
+    seen_train: set[str] = set()
+    seen_model: set[str] = set()
+    for spec in specs:
+        tkey = canonical_json(spec.config["train"])
+        if tkey not in seen_train:
+            seen_train.add(tkey)
+            try:
+                train_config(spec.config, spec.seed, cfg.execution.threads_per_run)
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{spec.where} -> train", str(e)) from None
+        mkey = canonical_json([spec.config["model"], spec.config["data"]])
+        if mkey in seen_model:
+            continue
+        seen_model.add(mkey)
+        try:
+            splits = load_splits(spec.config, data_root)
+        except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
+            raise ConfigError("data", f"cannot load dataset {cfg.data.name!r}: "
+                                      f"{str(e).strip(chr(34))}") from None
+        _try_model(spec, splits["train"], num_outputs(splits["train"]))
+
+
+def _try_model(spec: RunSpec, train: Any, n_out: int) -> None:
+    import torch
+
+    from fuselab import models
+
+    try:
+        model = models.build(spec.config["model"], input_shapes=train.shapes, num_outputs=n_out)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{spec.where} ({spec.variant!r}) -> model",
+                          str(e).strip('"')) from None
+    x, y = next(train.batches(2))
+    model.eval()
+    try:
+        with torch.no_grad():
+            if train.task == "generation":
+                model(x, y)
+            else:
+                model(x)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ConfigError(f"{spec.where} ({spec.variant!r}) -> model",
+                          f"forward pass on 2 training samples failed: {e}") from None

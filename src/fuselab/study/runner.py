@@ -1,0 +1,204 @@
+"""Run a study: config -> checked grid -> runs on a backend -> results store -> cross-run records.
+
+    summary = run_study("examples/quickstart.toml", out="runs/quickstart", workers=2)
+    summary.study_dir, summary.done, summary.failed
+
+The parent process is the only writer of the store. A run is marked ``running`` when a worker
+starts it and ``done``/``failed`` together with its metrics and records in one transaction, so a
+``kill -9`` of the parent loses only the runs in flight, and ``resume=True`` re-runs exactly the
+runs that are not finished (``pending``/``running``; ``failed`` too with ``retry_failed``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fuselab.study.config import StudyConfig, load_config
+from fuselab.study.crossrun import robustness_vs_baseline
+from fuselab.study.grid import RunSpec, baseline_part, config_hash, expand
+from fuselab.study.progress import StudyProgress
+from fuselab.study.store import Store
+from fuselab.study.studydir import StudyLock, open_study_store, prepare
+from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
+
+
+@dataclass
+class StudySummary:
+    """What :func:`run_study` did."""
+
+    study_dir: Path
+    total: int
+    executed: int
+    done: int
+    failed: int
+    skipped: int
+    wall_s: float
+    run_time_s: float
+    mode: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_workers(threads_per_run: int) -> int:
+    """CPU cores available to this process divided by the threads each run uses (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, threads_per_run))
+
+
+def study_hash(cfg: StudyConfig, specs: list[RunSpec]) -> str:
+    """Identity of a study: its name and the ids of its runs (execution options excluded)."""
+    return config_hash({"name": cfg.name, "runs": [s.run_id for s in specs],
+                        "baseline": cfg.baseline})
+
+
+def run_study(
+    config: str | Path | StudyConfig,
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    retry_failed: bool = False,
+    workers: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    data_dir: str | Path | None = None,
+    db_url: str | None = None,
+    run_fn: RunFn | None = None,
+    check: bool = True,
+    progress: bool = True,
+) -> StudySummary:
+    """Run (or resume) the study described by ``config``; see the module docstring.
+
+    Args:
+        out: study directory (default ``runs/<study name>``).
+        workers: local worker processes (default: cores / threads per run; 0 = in-process).
+        backend: ``"local"`` or ``"ray"`` (``address``: Ray cluster address, e.g. ``"auto"``).
+        data_dir: dataset root, overriding ``data.root`` (does not change run ids).
+        db_url: SQLAlchemy URL of a database server instead of ``results.sqlite``.
+        run_fn: the function executing one run (default: the real pipeline,
+            :func:`fuselab.study.execute.execute_run`).
+        check: build every model once and validate every option before any run.
+    """
+    t0 = time.perf_counter()
+    cfg = config if isinstance(config, StudyConfig) else load_config(config)
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    specs = expand(cfg)
+    if run_fn is None:
+        from fuselab.study.execute import execute_run
+
+        run_fn = execute_run
+    root = str(data_dir) if data_dir is not None else cfg.data.root
+    if check:
+        from fuselab.study.plan import check_plan
+
+        check_plan(cfg, specs, data_root=root)
+    study_dir = Path(out) if out is not None else Path("runs") / cfg.name
+    threads = cfg.execution.threads_per_run
+    n_workers = default_workers(threads) if workers is None and cfg.execution.workers is None \
+        else (workers if workers is not None else cfg.execution.workers) or 0
+    with StudyLock(study_dir):
+        store = open_study_store(study_dir, db_url)
+        try:
+            mode = prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
+                           force=force)
+            store.init_study(cfg.name, cfg.raw, study_hash(cfg, specs))
+            _save_config(cfg, study_dir)
+            store.add_runs(specs)
+            ckpt_dir = study_dir / "checkpoints"
+            clean_partials(ckpt_dir)
+            status = store.status()
+            finished = {"done", "failed"} if not retry_failed else {"done"}
+            todo = [s for s in specs if status.get(s.run_id) not in finished]
+            tasks = [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
+            names = {s.run_id: f"{s.variant} · seed {s.seed}" for s in specs}
+            bar = StudyProgress(len(tasks), names, enabled=progress, workers=max(1, n_workers))
+            run_time = 0.0
+            try:
+                for item in _backend(backend, tasks, run_fn, n_workers, address, cfg):
+                    if isinstance(item, Outcome):
+                        _record(store, item)
+                        run_time += item.duration_s
+                        bar.finished(item)
+                    else:
+                        if item.get("kind") == "start":
+                            store.mark_running(item["run_id"])
+                        bar.event(item)
+            finally:
+                bar.close()
+            warnings = _cross_run(store, cfg)
+            final = store.status()
+        finally:
+            store.close()
+    return StudySummary(
+        study_dir=study_dir, total=len(specs), executed=len(tasks),
+        done=sum(v == "done" for v in final.values()),
+        failed=sum(v == "failed" for v in final.values()),
+        skipped=len(specs) - len(tasks), wall_s=time.perf_counter() - t0, run_time_s=run_time,
+        mode=mode, warnings=warnings,
+    )
+
+
+def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
+          study_dir: Path) -> RunTask:
+    x = cfg.execution
+    return RunTask(
+        run_id=spec.run_id, variant=spec.variant, seed=spec.seed, config=spec.config,
+        data_root=root, checkpoint_dir=str(ckpt_dir) if x.checkpoints else None,
+        threads=x.threads_per_run, device=x.device, log_dir=str(study_dir / "logs"),
+        tensorboard=x.tensorboard, mlflow=x.mlflow,
+    )
+
+
+def _backend(name: str, tasks: list[RunTask], run_fn: RunFn, workers: int,
+             address: str | None, cfg: StudyConfig) -> Iterator[dict[str, Any] | Outcome]:
+    if not tasks:
+        return iter(())
+    if name == "ray":
+        from fuselab.study.backends.ray_backend import run_ray
+
+        gpus = 1.0 if cfg.execution.device == "cuda" else 0.0
+        return run_ray(tasks, run_fn, address=address, max_retries=cfg.execution.max_retries,
+                       num_gpus=gpus)
+    from fuselab.study.backends.local import run_local
+
+    return run_local(tasks, run_fn, workers=workers, max_retries=cfg.execution.max_retries)
+
+
+def _record(store: Store, out: Outcome) -> None:
+    """Write one outcome; a run whose records cannot be stored is recorded as failed instead."""
+    try:
+        store.finish_run(out.run_id, status=out.status, metrics=out.metrics, records=out.records,
+                         error=out.error, duration_s=out.duration_s,
+                         checkpoint_path=out.checkpoint_path)
+    except (TypeError, ValueError) as e:
+        out.status, out.error, out.records, out.metrics = "failed", f"bad records: {e}", [], {}
+        store.finish_run(out.run_id, status="failed", metrics={}, records=[], error=out.error,
+                         duration_s=out.duration_s)
+
+
+def _cross_run(store: Store, cfg: StudyConfig) -> list[str]:
+    if cfg.baseline is None or "robustness" not in cfg.evaluate:
+        return []
+    opts = cfg.evaluate["robustness"]
+    rows, warnings = robustness_vs_baseline(
+        store.runs(), store.records, cfg.baseline, lambda v: baseline_part(v, cfg),
+        modalities=opts.get("modalities"),
+    )
+    store.replace_study_records(rows)
+    return warnings
+
+
+def _save_config(cfg: StudyConfig, study_dir: Path) -> None:
+    if cfg.source is None:
+        return
+    dest = study_dir / f"config{cfg.source.suffix}"
+    if cfg.source.resolve() != dest.resolve():
+        tmp = dest.with_suffix(".tmp")
+        shutil.copyfile(cfg.source, tmp)
+        os.replace(tmp, dest)

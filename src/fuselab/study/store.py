@@ -1,0 +1,267 @@
+"""The results store: one row per run, one row per evaluation record, plus the study itself.
+
+Read interface (docs/architecture.md, used by :mod:`fuselab.report`)::
+
+    store = open_store("runs/quickstart")      # a study dir, or a database URL
+    store.study()    # {"name", "config", "created_at"}
+    store.runs()     # [{"run_id", "status", "variant", "factors", "seed", "config", "metrics",
+                     #   "error", "duration_s", "checkpoint_path"}, ...]
+    store.records()  # [{"run_id", "evaluation", "metric", "value", **condition}, ...]
+
+Only the study's parent process writes. Every write is one transaction: a run's status,
+metrics and records change together, and a run's records are replaced, never appended to, so a
+retried or resumed run can never be recorded twice.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from fuselab.study._sql import Connection, SQLAlchemyConnection, SqliteConnection, Tx
+from fuselab.study.errors import StoreError
+
+DB_NAME = "results.sqlite"
+URL_FILE = "store.json"
+STATUSES = ("pending", "running", "done", "failed")
+#: Record sources: a run's own records, and cross-run records the study adds after all runs.
+RUN, STUDY = "run", "study"
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS study (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, position INTEGER NOT NULL,"
+    " status TEXT NOT NULL, variant TEXT NOT NULL, factors TEXT NOT NULL, seed INTEGER NOT NULL,"
+    " config TEXT NOT NULL, metrics TEXT NOT NULL, error TEXT, duration_s DOUBLE PRECISION,"
+    " checkpoint_path TEXT, attempts INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS records (run_id TEXT NOT NULL, source TEXT NOT NULL,"
+    " seq INTEGER NOT NULL, evaluation TEXT NOT NULL, metric TEXT NOT NULL,"
+    " value DOUBLE PRECISION, cond TEXT NOT NULL, PRIMARY KEY (run_id, source, seq))",
+)
+_RUN_COLS = ("run_id", "status", "variant", "factors", "seed", "config", "metrics", "error",
+             "duration_s", "checkpoint_path", "attempts")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _dumps(value: Any) -> str:
+    # NaN metrics (a diverged run) must survive the round trip, so allow them in JSON.
+    return json.dumps(value, sort_keys=True)
+
+
+class Store:
+    """Results of one study in one database; see the module docstring for the read interface."""
+
+    def __init__(self, conn: Connection, *, readonly: bool = False) -> None:
+        self.conn = conn
+        self.location = conn.where
+        self.readonly = readonly
+        if not readonly:
+            conn.write(_run_all(_SCHEMA))
+
+    # ---- read interface (docs/architecture.md) -------------------------------------------
+    def study(self) -> dict[str, Any]:
+        """``{"name", "config", "created_at"}`` (plus ``config_hash``); ``{}`` before init."""
+        meta = {k: v for k, v in self.conn.query("SELECT key, value FROM study")}
+        if not meta:
+            return {}
+        return {
+            "name": meta.get("name", ""),
+            "config": json.loads(meta.get("config", "{}")),
+            "created_at": meta.get("created_at", ""),
+            "config_hash": meta.get("config_hash", ""),
+        }
+
+    def runs(self) -> list[dict[str, Any]]:
+        """Every run in grid order, with its status, config, metrics and error."""
+        rows = self.conn.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs ORDER BY position")
+        out = []
+        for row in rows:
+            r = dict(zip(_RUN_COLS, row, strict=True))
+            for key in ("factors", "config", "metrics"):
+                r[key] = json.loads(r[key])
+            out.append(r)
+        return out
+
+    def records(self, run_id: str | None = None) -> list[dict[str, Any]]:
+        """Tidy records (``evaluation``, ``metric``, ``value``, conditions) plus ``run_id``."""
+        sql = "SELECT run_id, evaluation, metric, value, cond FROM records"
+        params: dict[str, Any] = {}
+        if run_id is not None:
+            sql += " WHERE run_id = :run_id"
+            params["run_id"] = run_id
+        rows = self.conn.query(sql + " ORDER BY run_id, source, seq", params)
+        out = []
+        for rid, evaluation, metric, value, cond in rows:
+            rec = json.loads(cond)
+            # SQLite stores NaN as NULL; a record value is always a float.
+            rec.update(run_id=rid, evaluation=evaluation, metric=metric,
+                       value=math.nan if value is None else float(value))
+            out.append(rec)
+        return out
+
+    # ---- writes (the study's parent process only) ----------------------------------------
+    def meta(self, key: str) -> str | None:
+        rows = self.conn.query("SELECT value FROM study WHERE key = :k", {"k": key})
+        return rows[0][0] if rows else None
+
+    def init_study(self, name: str, config: Mapping[str, Any], config_hash: str) -> None:
+        """Record (or replace) the study's name, config and hash; ``created_at`` is kept."""
+
+        def fn(tx: Tx) -> None:
+            created = tx.query("SELECT value FROM study WHERE key = 'created_at'")
+            values = {"name": name, "config": _dumps(config), "config_hash": config_hash,
+                      "created_at": created[0][0] if created else _now()}
+            tx.executemany(
+                "INSERT INTO study (key, value) VALUES (:k, :v) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                [{"k": k, "v": v} for k, v in values.items()],
+            )
+
+        self.conn.write(fn)
+
+    def clear(self) -> None:
+        """Forget every run and record (``--force`` on a study dir of another config)."""
+        self.conn.write(_run_all([f"DELETE FROM {t}" for t in ("records", "runs", "study")]))
+
+    def add_runs(self, specs: Iterable[Any]) -> None:
+        """Insert runs as ``pending``; runs already present keep their status and results."""
+        rows = [
+            {"run_id": s.run_id, "position": i, "status": "pending", "variant": s.variant,
+             "factors": _dumps(s.factors), "seed": s.seed, "config": _dumps(s.config),
+             "metrics": "{}", "attempts": 0, "updated_at": _now()}
+            for i, s in enumerate(specs)
+        ]
+        self.conn.write(lambda tx: tx.executemany(
+            "INSERT INTO runs (run_id, position, status, variant, factors, seed, config, metrics,"
+            " attempts, updated_at) VALUES (:run_id, :position, :status, :variant, :factors,"
+            " :seed, :config, :metrics, :attempts, :updated_at)"
+            " ON CONFLICT (run_id) DO UPDATE SET position = excluded.position", rows))
+
+    def status(self) -> dict[str, str]:
+        """``{run_id: status}`` of every run."""
+        return dict(self.conn.query("SELECT run_id, status FROM runs"))  # type: ignore[arg-type]
+
+    def mark_running(self, run_id: str) -> None:
+        self.conn.write(lambda tx: tx.execute(
+            "UPDATE runs SET status = 'running', attempts = attempts + 1, updated_at = :t"
+            " WHERE run_id = :r", {"r": run_id, "t": _now()}))
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        metrics: Mapping[str, Any],
+        records: Iterable[Mapping[str, Any]],
+        error: str | None = None,
+        duration_s: float | None = None,
+        checkpoint_path: str | None = None,
+    ) -> None:
+        """Atomically set a run's outcome and replace its own records."""
+        if status not in ("done", "failed"):
+            raise ValueError(f"finish_run: status must be 'done' or 'failed', got {status!r}")
+        rows = [_record_row(run_id, RUN, i, rec) for i, rec in enumerate(records)]
+
+        def fn(tx: Tx) -> None:
+            tx.execute("DELETE FROM records WHERE run_id = :r AND source = :s",
+                       {"r": run_id, "s": RUN})
+            tx.executemany(_INSERT_RECORD, rows)
+            tx.execute(
+                "UPDATE runs SET status = :status, metrics = :metrics, error = :error,"
+                " duration_s = :d, checkpoint_path = :ckpt, updated_at = :t WHERE run_id = :r",
+                {"status": status, "metrics": _dumps(dict(metrics)), "error": error,
+                 "d": duration_s, "ckpt": checkpoint_path, "t": _now(), "r": run_id})
+
+        self.conn.write(fn)
+
+    def replace_study_records(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Replace every cross-run record (e.g. robustness vs the baseline) in one transaction."""
+        by_run: dict[str, int] = {}
+        rows = []
+        for rec in records:
+            rid = str(rec["run_id"])
+            rows.append(_record_row(rid, STUDY, by_run.get(rid, 0),
+                                    {k: v for k, v in rec.items() if k != "run_id"}))
+            by_run[rid] = by_run.get(rid, 0) + 1
+
+        def fn(tx: Tx) -> None:
+            tx.execute("DELETE FROM records WHERE source = :s", {"s": STUDY})
+            tx.executemany(_INSERT_RECORD, rows)
+
+        self.conn.write(fn)
+
+    def delete_runs(self, run_ids: Iterable[str]) -> None:
+        ids = [{"r": r} for r in run_ids]
+
+        def fn(tx: Tx) -> None:
+            tx.executemany("DELETE FROM records WHERE run_id = :r", ids)
+            tx.executemany("DELETE FROM runs WHERE run_id = :r", ids)
+
+        self.conn.write(fn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _run_all(statements: Iterable[str]) -> Callable[[Tx], None]:
+    def fn(tx: Tx) -> None:
+        for sql in statements:
+            tx.execute(sql)
+
+    return fn
+
+
+_INSERT_RECORD = ("INSERT INTO records (run_id, source, seq, evaluation, metric, value, cond)"
+                  " VALUES (:run_id, :source, :seq, :evaluation, :metric, :value, :cond)")
+
+
+def _record_row(run_id: str, source: str, seq: int, rec: Mapping[str, Any]) -> dict[str, Any]:
+    for key in ("evaluation", "metric", "value"):
+        if key not in rec:
+            raise ValueError(f"run {run_id}: record {dict(rec)!r} lacks {key!r}")
+    cond = {k: v for k, v in rec.items() if k not in ("evaluation", "metric", "value", "run_id")}
+    for k, v in cond.items():
+        if v is not None and not isinstance(v, (str, int, float)):
+            raise TypeError(f"run {run_id}: record condition {k!r} must be str/int/float/None, "
+                            f"got {type(v).__name__} {v!r}")
+    value = float(rec["value"])
+    return {"run_id": run_id, "source": source, "seq": seq, "evaluation": str(rec["evaluation"]),
+            "metric": str(rec["metric"]), "value": None if math.isnan(value) else value,
+            "cond": _dumps(cond)}
+
+
+def open_store(
+    study_dir_or_url: str | os.PathLike[str],
+    *,
+    readonly: bool = False,
+    create: bool = False,
+    lock_timeout: float = 30.0,
+) -> Store:
+    """Open the results store of a study directory (``DIR/results.sqlite``) or a database URL.
+
+    A study dir whose results live in a database server holds ``store.json`` with the URL
+    (password hidden; ``$FUSELAB_DB_URL`` supplies the full URL). ``readonly`` opens SQLite with
+    ``mode=ro`` (``fuselab show``/``report``); ``create`` allows a new database.
+    """
+    target = os.fspath(study_dir_or_url)
+    if "://" in target:
+        return Store(SQLAlchemyConnection(target, lock_timeout=lock_timeout), readonly=readonly)
+    path = Path(target)
+    if (path / URL_FILE).is_file():
+        url = os.environ.get("FUSELAB_DB_URL") or json.loads((path / URL_FILE).read_text())["url"]
+        return Store(SQLAlchemyConnection(url, lock_timeout=lock_timeout), readonly=readonly)
+    db = path if path.suffix == ".sqlite" else path / DB_NAME
+    if not db.is_file() and (readonly or not create):
+        raise StoreError(f"no results database at {db}; run `fuselab study CONFIG --out "
+                         f"{path}` first")
+    if create:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    return Store(SqliteConnection(db, readonly=readonly, lock_timeout=lock_timeout),
+                 readonly=readonly)

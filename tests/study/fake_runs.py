@@ -1,0 +1,67 @@
+"""Stand-in run functions for runner tests (importable by spawned workers and Ray tasks).
+
+They honour the run-function contract of fuselab.study.worker without training anything, so
+the runner, store and backends are tested quickly and deterministically.
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import os
+import time
+from pathlib import Path
+
+from fuselab.study.worker import Reporter, RunResult, RunTask
+
+
+def _score(task: RunTask) -> float:
+    # A deterministic "accuracy" from the config, so a test can predict every metric.
+    return (int(task.run_id[:4], 16) % 1000) / 1000.0
+
+
+def ok_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Reports two epochs, writes a checkpoint, returns a test record and an SNR curve."""
+    sleep = float(task.config["train"].get("sleep", 0.0))
+    for epoch in (1, 2):
+        time.sleep(sleep / 2)
+        report({"kind": "epoch", "run_id": task.run_id, "epoch": epoch, "epochs": 2,
+                "metrics": {"loss": 1.0 / epoch}})
+    if task.config["train"].get("nan"):
+        raise FloatingPointError("training loss became nan at step 3 (epoch 1)")
+    acc = _score(task)
+    path = None
+    if ckpt is not None:
+        ckpt.write_bytes(b"weights-" + task.run_id.encode())
+        path = str(ckpt)
+    slope = float(task.config["model"].get("slope", 0.1))
+    records = [{"evaluation": "test", "metric": "accuracy", "value": acc, "split": "test"}]
+    for m in ("a", "all"):
+        for i, snr in enumerate([None, 1.0, 0.5]):
+            records.append({"evaluation": "snr_curve", "metric": "accuracy", "modality": m,
+                            "snr": snr, "value": acc - slope * i})
+    return RunResult({"test_accuracy": acc, "params": 10, "nan_metric": math.nan}, records, path)
+
+
+def marker_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Appends the run id to $FAKE_MARKERS (one line per execution), then behaves like ok_run."""
+    with open(os.environ["FAKE_MARKERS"], "a") as fh:
+        fh.write(task.run_id + "\n")
+    return ok_run(task, ckpt, report)
+
+
+def crash_once_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """The worker process dies (os._exit) on the first attempt of each run, succeeds after."""
+    marker = Path(os.environ["FAKE_MARKERS"]) / f"{task.run_id}.tried"
+    if not marker.exists():
+        marker.write_text("1")
+        os._exit(17)
+    return ok_run(task, ckpt, report)
+
+
+def disk_full_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Starts writing its checkpoint, then the disk is full."""
+    assert ckpt is not None
+    with open(ckpt, "wb") as fh:
+        fh.write(b"half")
+    raise OSError(errno.ENOSPC, "No space left on device", str(ckpt))
