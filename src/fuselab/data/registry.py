@@ -13,11 +13,10 @@ from typing import Any
 
 from fuselab._registry import Registry
 from fuselab.data.dataset import MultimodalDataset
+from fuselab.data.splits import SPLITS
 
 DATASETS: Registry[MultimodalDataset] = Registry("dataset")
 register = DATASETS.register
-
-SPLITS = ("train", "val", "test")
 
 
 def default_data_dir() -> Path | None:

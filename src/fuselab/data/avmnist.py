@@ -1,0 +1,287 @@
+"""AV-MNIST: MNIST images paired with Free Spoken Digit recordings of the same digit.
+
+``load("avmnist", root=..., split="train", **options)`` returns a :class:`MultimodalDataset` with
+
+    modalities["image"]  (M, 1, 28, 28) float in [0, 1]    the split's MNIST images, stored once
+    modalities["audio"]  (R, L) float waveforms            the split's recordings, front-zero-padded
+    index                {"image": (N,), "audio": (N,)}    row of each pair (row sharing)
+    labels               (N,) int64 digit
+    source_ids           {"image": [MNIST index], "audio": [FSDD file name]} per pair
+    transform            waveform -> (1, 201, T) log spectrogram (or (1, n_mfcc, T) MFCC)
+
+so ``ds.shapes == {"image": (1, 28, 28), "audio": (1, 201, T)}``. MNIST index ``i < 60000`` is
+row ``i`` of the official training file, ``i >= 60000`` row ``i - 60000`` of t10k.
+
+Splits (paper 000, A.3): the 70,000 images and the recordings are each shuffled (``seed``) and cut
+8:1:1 *before* pairing, so no image or recording appears in two splits. ``holdout_speakers``
+removes those speakers' recordings from training; they are shared half/half between val and test
+(beside the other speakers' val/test recordings). Each pair takes an image of the split (without
+replacement until all are used) and a uniformly drawn recording of the same digit.
+
+Noise: ``ds.batches(..., snr={"audio": a, "image": v})`` adds white noise (or ESC-50 noise with
+``audio_noise="esc50"``) to the *waveform's unpadded part* before the spectrogram, and white
+noise to the image, per batch with its own generator.
+
+``variant="classic"`` (Vielzeuf et al. 2018 / MultiBench, paper 001): each image is replaced by
+its reconstruction from the leading principal components that keep ``classic_energy_kept``
+(25%) of the training images' variance, i.e. 75% of the PCA energy removed (clamped to [0, 1]);
+each recording is mixed once, deterministically, with an ESC-50 segment at linear SNR
+``classic_snr`` before the spectrogram.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fuselab.data.audio import AudioFeatures, valid_mask
+from fuselab.data.avmnist_sources import FSDD_RATE, load_esc50, load_sources
+from fuselab.data.dataset import MultimodalDataset
+from fuselab.data.download import Fetcher
+from fuselab.data.esc50 import add_clip_noise
+from fuselab.data.noise import add_white_noise, check_snr
+from fuselab.data.registry import register
+from fuselab.data.sources import packaged_manifest, parse_manifest
+from fuselab.data.splits import SPLITS, check_split, partition, split_generator
+from fuselab.data.tensorfile import cached_tensors, default_cache_dir
+
+
+@dataclass
+class AVMNISTNoise:
+    """``noise_fn`` of AV-MNIST: masked white (or ESC-50) noise on audio, white noise on images."""
+
+    audio_noise: str = "white"
+    clips: Tensor | None = None
+
+    def __call__(
+        self, x: Tensor, snr: float, generator: torch.Generator | None, name: str
+    ) -> Tensor:
+        if name != "audio":
+            return add_white_noise(x, snr, generator)
+        mask = valid_mask(x)
+        if self.audio_noise == "esc50":
+            assert self.clips is not None
+            return add_clip_noise(x, snr, self.clips, generator, mask)
+        return add_white_noise(x, snr, generator, mask=mask)
+
+
+def _pairs(pairs: int | Mapping[str, int] | None, split: str, default: int) -> int:
+    if pairs is None:
+        return default
+    n = (
+        int(pairs[split])
+        if isinstance(pairs, Mapping) and split in pairs
+        else (default if isinstance(pairs, Mapping) else int(pairs))
+    )
+    if n <= 0:
+        raise ValueError(f"avmnist: option 'pairs' must be positive for split {split!r}, got {n}")
+    return n
+
+
+def split_recordings(
+    speakers: Sequence[str], seed: int, holdout: Sequence[str]
+) -> dict[str, Tensor]:
+    """Recording rows per split: 8:1:1 of the kept speakers, held-out speakers to val/test only."""
+    known = sorted(set(speakers))
+    bad = [s for s in holdout if s not in known]
+    if bad:
+        raise ValueError(
+            f"avmnist: option 'holdout_speakers' names unknown speaker(s) {bad}; known: {known}"
+        )
+    held = torch.tensor([s in holdout for s in speakers], dtype=torch.bool)
+    kept_rows = torch.nonzero(~held)[:, 0]
+    parts = {
+        k: kept_rows[v]
+        for k, v in partition(len(kept_rows), split_generator(seed, "all", 2)).items()
+    }
+    if holdout:
+        held_rows = torch.nonzero(held)[:, 0]
+        cut = partition(len(held_rows), split_generator(seed, "all", 3), (0.0, 0.5, 0.5))
+        for s in ("val", "test"):
+            parts[s] = torch.cat([parts[s], held_rows[cut[s]]])
+    return {s: parts[s].sort().values for s in SPLITS}
+
+
+def pair_rows(
+    image_labels: Tensor, wave_labels: Tensor, n: int, g: torch.Generator, split: str
+) -> tuple[Tensor, Tensor]:
+    """``n`` pairs ``(image row, recording row)`` of equal label (rows local to the split)."""
+    m = len(image_labels)
+    reps = -(-n // m)
+    img = torch.cat([torch.randperm(m, generator=g) for _ in range(reps)])[:n]
+    y = image_labels[img]
+    order = torch.argsort(wave_labels, stable=True)
+    counts = torch.bincount(wave_labels, minlength=10)
+    for c in torch.unique(y).tolist():
+        if counts[c] == 0:
+            raise ValueError(
+                f"avmnist: split {split!r} has no recording of digit {c} (empty class); "
+                "hold out fewer speakers or add recordings"
+            )
+    start = torch.cumsum(counts, 0) - counts
+    pick = (torch.rand(n, generator=g, dtype=torch.float64) * counts[y]).long()
+    return img, order[start[y] + pick]
+
+
+def _pca_basis(images: Tensor, energy: float) -> tuple[Tensor, Tensor]:
+    x = images.reshape(len(images), -1).to(torch.float64) / 255.0
+    mean = x.mean(0)
+    xc = x - mean
+    evals, evecs = torch.linalg.eigh(xc.T @ xc)
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    k = (
+        int(
+            torch.searchsorted(
+                torch.cumsum(evals, 0) / evals.sum(), torch.tensor(energy, dtype=torch.float64)
+            )
+        )
+        + 1
+    )
+    return mean.to(torch.float32), evecs[:, :k].to(torch.float32).contiguous()
+
+
+@register("avmnist")
+def build_avmnist(
+    split: str,
+    root: Path | None = None,
+    *,
+    pairs: int | Mapping[str, int] | None = None,
+    seed: int = 0,
+    holdout_speakers: Sequence[str] = (),
+    audio_feature: str = "spectrogram",
+    n_mfcc: int = 40,
+    variant: str = "paper000",
+    audio_noise: str = "white",
+    classic_energy_kept: float = 0.25,
+    classic_snr: float = 1.0,
+    max_seconds: float | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    verify: bool = True,
+    manifest: str | Path | Mapping[str, str] | None = None,
+    sources: Mapping[str, Sequence[str]] | None = None,
+    fetcher: Fetcher | None = None,
+) -> MultimodalDataset:
+    """Build one AV-MNIST split (see the module docstring for the layout).
+
+    Options: ``pairs`` (int or per-split mapping; default = the split's image count, 56k/7k/7k),
+    ``seed``, ``holdout_speakers``, ``audio_feature`` ("spectrogram" | "mfcc"), ``n_mfcc``,
+    ``variant`` ("paper000" | "classic"), ``audio_noise`` ("white" | "esc50"),
+    ``classic_energy_kept``, ``classic_snr``, ``max_seconds`` (pad/crop length; default the
+    longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
+    ``download``, ``verify`` (sha256 of source files on first build), ``manifest`` (sha256 list:
+    path, mapping, or the packaged one), ``sources`` / ``fetcher`` (download overrides).
+    """
+    check_split(split, "avmnist")
+    if variant not in ("paper000", "classic"):
+        raise ValueError(
+            f"avmnist: option 'variant' must be 'paper000' or 'classic', got {variant!r}"
+        )
+    if audio_noise not in ("white", "esc50"):
+        raise ValueError(
+            f"avmnist: option 'audio_noise' must be 'white' or 'esc50', got {audio_noise!r}"
+        )
+    if not 0 < classic_energy_kept < 1:
+        raise ValueError(
+            f"avmnist: option 'classic_energy_kept' must be in (0, 1), got {classic_energy_kept}"
+        )
+    features = AudioFeatures(audio_feature, FSDD_RATE, n_mfcc=n_mfcc)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    data_root = Path(root) if root is not None else cache / "data"
+    if manifest is None:
+        sums = packaged_manifest()
+    elif isinstance(manifest, Mapping):
+        sums = dict(manifest)
+    else:
+        sums = parse_manifest(Path(manifest).read_text())
+    max_samples = None if max_seconds is None else round(float(max_seconds) * FSDD_RATE)
+    io: dict[str, Any] = {
+        "verify": verify,
+        "download": download,
+        "sources": sources,
+        "fetcher": fetcher,
+    }
+    src, extras = load_sources(data_root, cache, sums, max_samples=max_samples, **io)
+
+    image_parts = partition(len(src["image_labels"]), split_generator(seed, "all", 1))
+    wave_rows = split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split]
+    img_rows = image_parts[split].sort().values
+    images = src["images"][img_rows].unsqueeze(1).to(torch.float32) / 255.0
+    waves = src["waves"][wave_rows].to(torch.float32) / 32768.0
+
+    clips = None
+    if audio_noise == "esc50" or variant == "classic":
+        clips = load_esc50(data_root, cache, sums, **io)
+    if variant == "classic":
+        check_snr(classic_snr, "avmnist option 'classic_snr'")
+        train_rows = image_parts["train"]
+        pca, _ = cached_tensors(
+            cache,
+            "avmnist-pca",
+            {
+                "sources": extras["names"][:3],
+                "seed": seed,
+                "n": len(src["image_labels"]),
+                "energy": classic_energy_kept,
+                "rows": int(train_rows.sum()),
+            },
+            lambda: (
+                dict(
+                    zip(
+                        ("mean", "basis"),
+                        _pca_basis(src["images"][train_rows], classic_energy_kept),
+                        strict=True,
+                    )
+                ),
+                {},
+            ),
+        )
+        flat = images.reshape(len(images), -1) - pca["mean"]
+        images = (
+            ((flat @ pca["basis"]) @ pca["basis"].T + pca["mean"]).clamp(0, 1).reshape(images.shape)
+        )
+        assert clips is not None
+        g_mix = split_generator(seed, "all", 4)
+        mixed = add_clip_noise(
+            src["waves"].to(torch.float32) / 32768.0,
+            classic_snr,
+            clips,
+            g_mix,
+            valid_mask(src["waves"].to(torch.float32)),
+        )
+        waves = mixed[wave_rows]
+
+    n = _pairs(pairs, split, len(img_rows))
+    img, rec = pair_rows(
+        src["image_labels"][img_rows],
+        src["wave_labels"][wave_rows],
+        n,
+        split_generator(seed, split, 5),
+        split,
+    )
+    mnist_index = img_rows[img].tolist()
+    names = extras["names"]
+    return MultimodalDataset(
+        modalities={"image": images, "audio": waves},
+        labels=src["image_labels"][img_rows][img],
+        task="classification",
+        num_classes=10,
+        source_ids={"image": mnist_index, "audio": [names[i] for i in wave_rows[rec].tolist()]},
+        name="avmnist",
+        meta={
+            "variant": variant,
+            "seed": seed,
+            "sample_rate": FSDD_RATE,
+            "holdout_speakers": list(holdout_speakers),
+            "speakers": [extras["speakers"][i] for i in wave_rows.tolist()],
+            "audio_feature": audio_feature,
+        },
+        index={"image": img, "audio": rec},
+        transform=features,
+        noise_fn=AVMNISTNoise(audio_noise, clips),
+    )

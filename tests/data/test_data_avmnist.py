@@ -1,0 +1,172 @@
+"""AV-MNIST on the real shared data: splits, pairing, provenance, spectrogram, noise, caching."""
+
+from __future__ import annotations
+
+import gzip
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import fuselab.data as fd
+from fuselab.data.audio import valid_mask
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("avmnist_cache")
+
+
+@pytest.fixture(scope="module")
+def splits(shared_data, cache):
+    return fd.load_splits(
+        "avmnist", root=shared_data, cache_dir=cache, pairs={"train": 3000, "val": 500, "test": 500}
+    )
+
+
+def _mnist_labels(root: Path) -> np.ndarray:
+    out = []
+    for name in ("train", "t10k"):
+        with gzip.open(root / f"mnist/{name}-labels-idx1-ubyte.gz") as f:
+            out.append(np.frombuffer(f.read(), np.uint8, offset=8))
+    return np.concatenate(out)
+
+
+def _wav(path: Path) -> np.ndarray:
+    with wave.open(str(path)) as w:
+        return np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32) / 32768
+
+
+def test_splits_share_no_image_or_recording_and_cut_8_1_1(splits):
+    imgs = {s: set(d.source_ids["image"]) for s, d in splits.items()}
+    recs = {s: set(d.source_ids["audio"]) for s, d in splits.items()}
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        assert not imgs[a] & imgs[b] and not recs[a] & recs[b]
+    assert [d.modalities["image"].shape[0] for d in splits.values()] == [56000, 7000, 7000]
+    assert [d.modalities["audio"].shape[0] for d in splits.values()] == [2400, 300, 300]
+    assert [len(d) for d in splits.values()] == [3000, 500, 500]
+
+
+def test_every_pair_matches_its_sources(splits, shared_data):
+    ds = splits["val"]
+    mnist = _mnist_labels(shared_data)
+    ids = ds.source_ids
+    assert np.array_equal(mnist[ids["image"]], ds.labels.numpy())
+    assert [int(n.split("_")[0]) for n in ids["audio"]] == ds.labels.tolist()
+    for i in (0, 7, 123):
+        raw, _ = ds[i]
+        assert (
+            raw["image"].shape == (1, 28, 28)
+            and raw["image"].min() >= 0
+            and raw["image"].max() <= 1
+        )
+        clip = _wav(shared_data / "fsdd/recordings" / ids["audio"][i])
+        wave_ = raw["audio"].numpy()
+        assert np.array_equal(wave_[-len(clip) :], clip)  # front zero-padded
+        assert not wave_[: len(wave_) - len(clip)].any()
+
+
+def test_spectrogram_matches_paper_000_settings(splits):
+    ds = splits["test"]
+    length = ds.modalities["audio"].shape[1]
+    frames = 1 + (length - 400) // 200
+    assert ds.shapes == {"image": (1, 28, 28), "audio": (1, 201, frames)}
+    x, _ = next(ds.batches(4))
+    raw = ds.materialize("audio")[:4].double().numpy()
+    t = frames - 5  # a frame inside the utterance: independent numpy DFT of that frame
+    frame = raw[:, t * 200 : t * 200 + 400] * np.hanning(401)[:400]
+    expected = np.log1p(np.abs(np.fft.rfft(frame, axis=-1)))
+    assert np.allclose(x["audio"][:, 0, :, t].numpy(), expected, atol=1e-3)
+    assert torch.all(x["audio"][:, :, :, 0][raw[:, 399] == 0] == 0)  # padding stays exactly 0
+
+
+def test_audio_noise_hits_only_the_valid_part_at_the_requested_snr(splits):
+    ds = splits["train"]
+    wave_ = ds.materialize("audio")[:64]
+    g = torch.Generator().manual_seed(1)
+    noisy = ds.noise_fn(wave_, 0.5, g, "audio")
+    mask = valid_mask(wave_).bool()
+    assert torch.equal(noisy[~mask], wave_[~mask])
+    noise = noisy - wave_
+    snr = [
+        (wave_[i][mask[i]].pow(2).mean() / noise[i][mask[i]].pow(2).mean()).item()
+        for i in range(64)
+    ]
+    assert abs(np.median(snr) - 0.5) < 0.05
+    x1, _ = next(
+        ds.batches(
+            8, snr={"audio": 0.5, "image": 0.25}, noise_generator=torch.Generator().manual_seed(3)
+        )
+    )
+    x2, _ = next(
+        ds.batches(
+            8, snr={"audio": 0.5, "image": 0.25}, noise_generator=torch.Generator().manual_seed(3)
+        )
+    )
+    x0, _ = next(ds.batches(8))
+    assert torch.equal(x1["image"], x2["image"]) and not torch.equal(x1["image"], x0["image"])
+    with pytest.raises(ValueError, match="snr"):
+        next(ds.batches(8, snr={"audio": 0.0}))
+
+
+def test_pairing_is_deterministic_per_seed(shared_data, cache):
+    a = fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", pairs=200, seed=1)
+    b = fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", pairs=200, seed=1)
+    c = fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", pairs=200, seed=2)
+    assert a.source_ids == b.source_ids and a.source_ids != c.source_ids
+    more = fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", pairs=9000, seed=1)
+    assert len(more) == 9000 and len(set(more.source_ids["image"])) == 7000  # all images used
+
+
+def test_holdout_speakers_never_reach_training(shared_data, cache):
+    s = fd.load_splits(
+        "avmnist", root=shared_data, cache_dir=cache, pairs=300, holdout_speakers=["theo"]
+    )
+    assert "theo" not in s["train"].meta["speakers"]
+    assert "theo" in s["val"].meta["speakers"] and "theo" in s["test"].meta["speakers"]
+    assert s["train"].modalities["audio"].shape[0] == 2000  # 0.8 of the other 2500
+    with pytest.raises(ValueError, match="holdout_speakers"):
+        fd.load("avmnist", root=shared_data, cache_dir=cache, holdout_speakers=["nobody"])
+
+
+def test_mfcc_option(shared_data, cache):
+    ds = fd.load(
+        "avmnist",
+        root=shared_data,
+        cache_dir=cache,
+        split="test",
+        pairs=16,
+        audio_feature="mfcc",
+        n_mfcc=13,
+    )
+    assert ds.shapes["audio"][:2] == (1, 13)
+    with pytest.raises(ValueError, match="audio_feature"):
+        fd.load("avmnist", root=shared_data, cache_dir=cache, audio_feature="cqt")
+
+
+def test_second_load_of_60k_pairs_is_fast(shared_data, cache):
+    fd.load("avmnist", root=shared_data, cache_dir=cache, split="train", pairs=60000)
+    times = []
+    for _ in range(2):  # CPU time, best of two: wall time on a shared machine is noise
+        t = time.process_time()
+        ds = fd.load("avmnist", root=shared_data, cache_dir=cache, split="train", pairs=60000)
+        times.append(time.process_time() - t)
+    assert min(times) < 1.0
+    assert len(ds) == 60000 and len(list((cache).glob("avmnist-sources-*.safetensors"))) == 1
+
+
+def test_classic_variant_removes_75_percent_of_pca_energy(shared_data, cache):
+    clean = fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", pairs=64)
+    classic = fd.load(
+        "avmnist", root=shared_data, cache_dir=cache, split="val", pairs=64, variant="classic"
+    )
+    x, y = clean.modalities["image"].flatten(1), classic.modalities["image"].flatten(1)
+    mean = x.mean(0)
+    kept = float((y - mean).pow(2).sum() / (x - mean).pow(2).sum())
+    assert 0.15 < kept < 0.4
+    assert classic.source_ids == clean.source_ids
+    assert not torch.equal(classic.modalities["audio"], clean.modalities["audio"])
+    assert classic.shapes == clean.shapes
