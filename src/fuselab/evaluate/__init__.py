@@ -12,11 +12,17 @@ Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``) and a
     miss = ev.missing_modalities(model, test, train=train)   # zero / mean / drop per modality
     ev.emap(model, test); ev.emap_logits(model, inputs)      # (N, classes)
     ev.cost(model, test)                                     # params, FLOPs, latency, memory
+    ev.msaf_attention(model, test); ev.clstm_activations(clstm, test)
+    ev.linear_probes(profusion, train, test)                 # per unroll step and modality
 """
 
 from fuselab.evaluate._common import METRICS, higher_is_better
+from fuselab.evaluate.cost import cost, count_params, flops_per_sample
 from fuselab.evaluate.emap import emap, emap_logits
+from fuselab.evaluate.inspect_clstm import clstm_activations
+from fuselab.evaluate.inspect_msaf import find_attention_modules, msaf_attention
 from fuselab.evaluate.missing import MODES, missing_modalities, training_means
+from fuselab.evaluate.probe import fit_probe, linear_probes
 from fuselab.evaluate.robustness import (
     curve,
     effective_robustness,
@@ -39,14 +45,22 @@ __all__ = [
     "METRICS",
     "MODES",
     "check_grid",
+    "clstm_activations",
+    "cost",
+    "count_params",
     "curve",
     "curves_from_grid",
     "difference_grid",
     "effective_robustness",
     "emap",
     "emap_logits",
+    "find_attention_modules",
+    "fit_probe",
+    "flops_per_sample",
     "higher_is_better",
+    "linear_probes",
     "missing_modalities",
+    "msaf_attention",
     "relative_robustness",
     "robust_auc",
     "robustness_records",

@@ -50,6 +50,19 @@ DEFAULT_SNRS: tuple[float | None, ...] = (
 SnrGrid = Sequence[float | None]
 
 
+def check_snr_value(v: object, what: str) -> float | None:
+    """``None`` (original) or a finite positive linear SNR as float; ``ValueError`` otherwise."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise TypeError(f"{what}: expected a float SNR or None, got {v!r}")
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(
+            f"{what}: SNRs must be finite positive linear power ratios (None = original), got {v!r}"
+        )
+    return float(v)
+
+
 def check_grid(snrs: SnrGrid, what: str = "snrs") -> tuple[float | None, ...]:
     """Validate a grid: non-empty, every value ``None`` or a finite positive float, no repeats."""
     if isinstance(snrs, str | bytes) or not isinstance(snrs, Sequence):
@@ -58,19 +71,7 @@ def check_grid(snrs: SnrGrid, what: str = "snrs") -> tuple[float | None, ...]:
         )
     if len(snrs) == 0:
         raise ValueError(f"{what}: the SNR grid is empty")
-    out: list[float | None] = []
-    for i, v in enumerate(snrs):
-        if v is None:
-            out.append(None)
-            continue
-        if isinstance(v, bool) or not isinstance(v, int | float):
-            raise TypeError(f"{what}[{i}]: expected a float SNR or None, got {v!r}")
-        if not math.isfinite(v) or v <= 0:
-            raise ValueError(
-                f"{what}[{i}]: SNRs must be finite positive linear power ratios "
-                f"(None = original), got {v!r}"
-            )
-        out.append(float(v))
+    out = [check_snr_value(v, f"{what}[{i}]") for i, v in enumerate(snrs)]
     if len(set(out)) != len(out):
         raise ValueError(f"{what}: repeated SNR values in {list(snrs)}")
     return tuple(out)

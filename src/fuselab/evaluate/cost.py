@@ -1,0 +1,194 @@
+"""Cost of a model: parameters, FLOPs, latency, throughput, training speed, peak memory.
+
+All measurements use clean model-ready inputs ``{m: (B, *shape_m)}`` taken from a dataset (rows are
+repeated when it holds fewer than the batch size) on the model's own device:
+
+* ``params``: all parameters; ``fusion_params``: ``model.fusion_parameters()`` (when the model has
+  it; fuselab models do).
+* ``flops_per_sample``: ``torch.utils.flop_counter.FlopCounterMode`` over one eval-mode forward
+  pass, divided by the batch size (a multiply-add counts as 2 FLOPs; elementwise ops count 0).
+* ``latency_ms_b1`` / ``throughput_b256``: medians over repeated eval-mode forward passes at batch
+  1 (milliseconds) and at batch 256 (samples/s), after warm-up.
+* ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
+  not changed) at ``train_batch``, median after warm-up.
+* ``peak_memory_mb``: peak tensor memory allocated during one training step above what was
+  allocated before it (MiB). CUDA: ``torch.cuda.max_memory_allocated``. CPU: torch's profiler
+  memory events (allocations minus frees, accumulated in time order); ``tracemalloc`` cannot see
+  torch's allocator and ``ru_maxrss`` is a never-reset process high-water mark, so neither can
+  attribute memory to one step.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+from fuselab.data import MultimodalDataset
+from fuselab.evaluate._common import (
+    Record,
+    check_dataset,
+    check_output,
+    eval_mode,
+    model_device,
+    record,
+    resolve_metric,
+    restrict,
+    to_device,
+)
+
+MiB = 2**20
+
+
+def _batch(
+    ds: MultimodalDataset, names: tuple[str, ...], n: int, device: torch.device
+) -> tuple[dict[str, Tensor], Tensor]:
+    """``n`` clean model-ready samples (the first rows of ``ds``, repeated if it is smaller)."""
+    x, y = next(ds.batches(min(n, len(ds))))
+    reps = -(-n // y.shape[0])
+    x = {m: x[m].repeat(reps, *([1] * (x[m].dim() - 1)))[:n] for m in names}
+    y = y.repeat(reps, *([1] * (y.dim() - 1)))[:n]
+    return to_device(x, device), y.to(device)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _median_seconds(
+    fn: Callable[[], object], repeats: int, warmup: int, device: torch.device
+) -> float:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def count_params(model: nn.Module) -> tuple[int, int | None]:
+    """``(all parameters, fusion parameters or None)``; shared tensors are counted once."""
+    total = sum(p.numel() for p in model.parameters())
+    fusion = getattr(model, "fusion_parameters", None)
+    if fusion is None:
+        return total, None
+    unique = {id(p): p for p in fusion()}
+    return total, sum(p.numel() for p in unique.values())
+
+
+def flops_per_sample(model: nn.Module, inputs: dict[str, Tensor]) -> float:
+    """FLOPs of one eval-mode forward pass over ``inputs`` divided by its batch size."""
+    n = next(iter(inputs.values())).shape[0]
+    counter = FlopCounterMode(display=False)
+    with eval_mode(model), counter:
+        model(inputs)
+    return counter.get_total_flops() / n
+
+
+def _loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
+    if task == "classification":
+        return nn.functional.cross_entropy
+    return lambda out, y: nn.functional.mse_loss(out.reshape(y.shape), y.to(out.dtype))
+
+
+def _train_step(
+    model: nn.Module, x: dict[str, Tensor], y: Tensor, opt: torch.optim.Optimizer, loss: Callable
+) -> None:
+    opt.zero_grad(set_to_none=False)
+    loss(model(x), y).backward()
+    opt.step()
+
+
+def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
+    """Peak bytes allocated by ``step`` above the allocation before it (see module docstring)."""
+    if device.type == "cuda":
+        _sync(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        step()
+        _sync(device)
+        return float(torch.cuda.max_memory_allocated(device) - base)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted(
+        ((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()),
+        key=lambda t: t[0],
+    )
+    current = peak = 0
+    for _, delta in events:
+        current += delta
+        peak = max(peak, current)
+    return float(peak)
+
+
+def cost(
+    model: nn.Module,
+    ds: MultimodalDataset,
+    *,
+    flops_batch: int = 2,
+    throughput_batch: int = 256,
+    train_batch: int = 64,
+    repeats: int = 10,
+    warmup: int = 2,
+) -> list[Record]:
+    """Cost records of ``model`` on inputs drawn from ``ds``.
+
+    Returns ``{"evaluation": "cost", "metric": m, "value": v}`` for ``m`` in ``params``,
+    ``fusion_params`` (if the model has ``fusion_parameters()``), ``flops_per_sample``,
+    ``latency_ms_b1``, ``throughput_b256`` (named for the default ``throughput_batch``),
+    ``train_samples_per_s``, ``peak_memory_mb`` (the last two only with trainable parameters).
+    """
+    for key, v in (
+        ("flops_batch", flops_batch),
+        ("throughput_batch", throughput_batch),
+        ("train_batch", train_batch),
+        ("repeats", repeats),
+    ):
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"cost: {key} must be a positive int, got {v!r}")
+    resolve_metric(ds, None)
+    names = check_dataset(model, ds, "cost")
+    device = model_device(model)
+    x, y = _batch(ds, names, max(throughput_batch, train_batch, flops_batch), device)
+
+    def head(n: int) -> dict[str, Tensor]:
+        return {m: v[:n] for m, v in restrict(x, names).items()}
+
+    with eval_mode(model):
+        check_output(model(head(2)), y[:2].cpu(), ds, "cost")
+    params, fusion = count_params(model)
+    out = [record("cost", "params", params)]
+    if fusion is not None:
+        out.append(record("cost", "fusion_params", fusion))
+    out.append(record("cost", "flops_per_sample", flops_per_sample(model, head(flops_batch))))
+
+    with eval_mode(model):
+        x1, xb = head(1), head(throughput_batch)
+        t1 = _median_seconds(lambda: model(x1), repeats, warmup, device)
+        tb = _median_seconds(lambda: model(xb), max(3, repeats // 2), warmup, device)
+    out.append(record("cost", "latency_ms_b1", 1000.0 * t1))
+    out.append(record("cost", "throughput_b256", throughput_batch / tb))
+
+    clone = copy.deepcopy(model).train()
+    trainable = [p for p in clone.parameters() if p.requires_grad]
+    if not trainable:  # a frozen model has no training cost to measure
+        return out
+    opt = torch.optim.SGD(trainable, lr=1e-4)
+    loss = _loss_fn(ds.task)
+    xt, yt = head(train_batch), y[:train_batch]
+    tt = _median_seconds(lambda: _train_step(clone, xt, yt, opt, loss), repeats, warmup, device)
+    out.append(record("cost", "train_samples_per_s", train_batch / tt))
+    peak = peak_step_memory(lambda: _train_step(clone, xt, yt, opt, loss), device)
+    out.append(record("cost", "peak_memory_mb", peak / MiB))
+    return out
