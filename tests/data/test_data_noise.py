@@ -1,0 +1,64 @@
+"""White and ESC-50 noise at a requested SNR (paper 000's linear power ratio)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import fuselab.data as fd
+from fuselab.data.esc50 import add_clip_noise
+
+
+def _snr(clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    return clean.pow(2).flatten(1).mean(1) / (noisy - clean).pow(2).flatten(1).mean(1)
+
+
+@pytest.mark.parametrize("snr", [0.125, 0.5, 2.0])
+def test_white_noise_power_follows_each_samples_own_signal(snr, gen):
+    x = torch.randn(16, 1, 64, 64) * torch.linspace(0.1, 5, 16)[:, None, None, None]
+    measured = _snr(x, fd.add_white_noise(x, snr, gen))
+    assert torch.allclose(measured, torch.full_like(measured, snr), rtol=0.05)
+
+
+def test_snr_db_is_the_same_ratio_in_decibels():
+    x = torch.randn(4, 1000)
+    a = fd.add_white_noise(x, snr_db=3.0, generator=torch.Generator().manual_seed(0))
+    b = fd.add_white_noise(x, 10 ** 0.3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert math.isclose(fd.snr_from_db(-10), 0.1)
+    with pytest.raises(ValueError, match="exactly one"):
+        fd.add_white_noise(x, 1.0, snr_db=0.0)
+
+
+def test_mask_restricts_power_and_noise_to_valid_positions(gen):
+    x = torch.zeros(8, 4000)
+    x[:, 1000:] = torch.randn(8, 3000)
+    mask = (torch.arange(4000) >= 1000).float().expand(8, -1).contiguous()
+    y = fd.add_white_noise(x, 0.5, gen, mask=mask)
+    assert torch.equal(y[:, :1000], x[:, :1000])
+    assert torch.allclose(_snr(x[:, 1000:], y[:, 1000:]), torch.full((8,), 0.5), rtol=0.1)
+    with pytest.raises(ValueError, match="mask shape"):
+        fd.add_white_noise(x, 0.5, gen, mask=mask[:, :10])
+
+
+def test_noise_is_seeded_and_rejects_integer_tensors():
+    x = torch.rand(3, 5)
+    a = fd.add_white_noise(x, 1.0, torch.Generator().manual_seed(7))
+    b = fd.add_white_noise(x, 1.0, torch.Generator().manual_seed(7))
+    assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="floating-point"):
+        fd.add_white_noise(torch.ones(3, 5, dtype=torch.int64), 1.0)
+
+
+def test_clip_noise_hits_the_requested_snr_on_the_valid_part(gen):
+    clips = torch.randn(5, 3000) * torch.linspace(0.5, 3, 5)[:, None]
+    x = torch.zeros(6, 1000)
+    x[:, 200:] = torch.randn(6, 800)
+    mask = (x != 0).float()
+    y = add_clip_noise(x, 0.25, clips, gen, mask)
+    assert torch.equal(y[:, :200], x[:, :200])
+    assert torch.allclose(_snr(x[:, 200:], y[:, 200:]), torch.full((6,), 0.25), rtol=1e-4)
+    with pytest.raises(ValueError, match="finite positive"):
+        add_clip_noise(x, -2.0, clips, gen)
