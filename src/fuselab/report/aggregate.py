@@ -1,0 +1,209 @@
+"""Plain-data helpers shared by the report's tables and figures.
+
+Everything here works on the store's plain dicts (``runs()`` rows and tidy ``records()``), so the
+report can be tested without a database and never touches models. Conventions:
+
+* a *variant* is a grid point without the seed (``run["variant"]``); seeds of one variant are
+  aggregated as mean and sample standard deviation (``ddof=1``; ``None`` for a single seed);
+* a run's *metrics* are its ``metrics`` dict, completed by its ``test`` records
+  (``test_<metric>``) and ``cost`` records (``<metric>``) when the runner did not copy them there.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Metrics where a smaller value is better (matched as substrings of the metric name).
+LOWER_IS_BETTER = ("mse", "mae", "loss", "latency", "params", "flops", "memory", "duration", "error")
+#: Preferred primary metrics, best first (``test_`` prefixed in a run's metrics).
+PRIMARY_PREFERENCE = (
+    "accuracy", "macro_f1", "exact_match", "acc2", "acc7", "f1", "pearson_r", "mse", "mae",
+)
+#: Cost columns, in the order the leaderboard shows them.
+COST_METRICS = (
+    "params", "fusion_params", "flops_per_sample", "latency_ms_b1", "throughput_b256",
+    "train_samples_per_s", "peak_memory_mb",
+)
+#: Factor names that mean "where the modalities are fused", preferred as a plot's x axis.
+DEPTH_FACTORS = ("depth", "fusion_depth", "fusion_layer", "fusion", "stage", "fusion_point")
+_DEPTH_WORDS = ("input", "early", "stage", "mid", "middle", "intermediate", "late", "decision")
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation of one metric over the seeds of a variant."""
+
+    mean: float
+    std: float | None
+    n: int
+
+
+def summarize(values: Iterable[float]) -> Stat | None:
+    """Mean and sample std (``ddof=1``) of the finite ``values``; ``None`` when there are none."""
+    xs = [float(v) for v in values if _is_number(v) and math.isfinite(float(v))]
+    if not xs:
+        return None
+    std = statistics.stdev(xs) if len(xs) > 1 else None
+    return Stat(statistics.fmean(xs), std, len(xs))
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def lower_is_better(metric: str) -> bool:
+    """True for error-like metrics (MSE, loss, latency, cost) where smaller values win."""
+    name = metric.lower()
+    return any(word in name for word in LOWER_IS_BETTER)
+
+
+def variant_of(run: Mapping[str, Any]) -> str:
+    """A run's variant label: ``run["variant"]``, else its factors joined, else its run id."""
+    label = run.get("variant")
+    if label:
+        return str(label)
+    factors = run.get("factors") or {}
+    if factors:
+        return " · ".join(str(v) for v in factors.values())
+    return str(run.get("run_id", "?"))
+
+
+def run_metrics(run: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Flat final metrics of one run: its ``metrics`` dict completed from ``test``/``cost`` records.
+
+    ``records`` are that run's records; the run's own ``metrics`` win over derived values.
+    """
+    out: dict[str, float] = {}
+    for rec in records:
+        value: Any = rec.get("value")
+        if not _is_number(value):
+            continue
+        if rec.get("evaluation") == "test" and rec.get("split", "test") in (None, "test"):
+            out[f"test_{rec['metric']}"] = float(value)
+        elif rec.get("evaluation") == "cost":
+            out[str(rec["metric"])] = float(value)
+        elif rec.get("evaluation") == "emap" and rec.get("metric") == "emap_gap":
+            out["emap_gap"] = float(value)
+    for key, value in (run.get("metrics") or {}).items():
+        if _is_number(value):
+            out[str(key)] = float(value)
+    return out
+
+
+def primary_metric(metric_names: Iterable[str], requested: str | None = None) -> str | None:
+    """The metric the leaderboard is sorted by: ``requested`` if given, else the first preferred
+    ``test_*`` metric present, else the first ``test_*`` metric, else ``None``."""
+    names = list(dict.fromkeys(metric_names))
+    if requested:
+        for cand in (requested, f"test_{requested}"):
+            if cand in names:
+                return cand
+        raise ValueError(
+            f"report.metric: {requested!r} is not a metric of any finished run; "
+            f"available: {sorted(names)}"
+        )
+    for pref in PRIMARY_PREFERENCE:
+        if f"test_{pref}" in names:
+            return f"test_{pref}"
+    tests = [n for n in names if n.startswith("test_")]
+    return tests[0] if tests else None
+
+
+def order_metrics(names: Iterable[str], primary: str | None) -> list[str]:
+    """Leaderboard column order: primary, other test metrics, other metrics, then cost metrics."""
+    names = list(dict.fromkeys(names))
+    tests = [n for n in names if n.startswith("test_") and n != primary]
+    cost = [c for c in COST_METRICS if c in names]
+    rest = [n for n in names if n not in tests and n not in cost and n != primary]
+    head = [primary] if primary in names else []
+    return head + tests + sorted(rest) + cost
+
+
+def _depth_key(text: str) -> tuple[int, float, str]:
+    low = text.lower()
+    for rank, word in enumerate(_DEPTH_WORDS):
+        if low.startswith(word):
+            num = re.search(r"\d+(\.\d+)?", low)
+            return (rank, float(num.group()) if num else -1.0, low)
+    return (len(_DEPTH_WORDS), 0.0, low)
+
+
+def order_levels(values: Iterable[Any]) -> list[Any]:
+    """Distinct factor levels in a meaningful order: numeric ascending; depth words from early to
+    late (``early < stage-1 < stage-2 < late < decision``); otherwise first appearance."""
+    levels = list(dict.fromkeys(values))
+    if all(_is_number(v) for v in levels):
+        return sorted(levels)
+    texts = [str(v) for v in levels]
+    if any(_depth_key(t)[0] < len(_DEPTH_WORDS) for t in texts):
+        return [v for _, v in sorted(zip(texts, levels, strict=True), key=lambda p: _depth_key(p[0]))]
+    return levels
+
+
+def snr_key(value: Any) -> tuple[int, float]:
+    """Sort key for SNR levels: ascending linear SNR, ``None`` (the original input) last."""
+    if value is None or value == "orig":
+        return (1, math.inf)
+    return (0, float(value))
+
+
+def snr_label(value: Any) -> str:
+    """``"orig"`` for the original (un-noised) input, else the linear SNR compactly."""
+    if value is None or value == "orig":
+        return "orig"
+    return f"{float(value):g}"
+
+
+def fmt_number(value: float | None, metric: str = "") -> str:
+    """Human-readable number: k/M/G suffixes for counts and FLOPs, 4 significant digits else."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    a = abs(value)
+    if any(w in metric for w in ("params", "flops")) or a >= 1e5:
+        for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if a >= div:
+                return f"{value / div:.3g}{suffix}"
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
+    if float(value).is_integer() or a >= 1e3:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def fmt_stat(stat: Stat | None, metric: str = "") -> str:
+    """``mean ± std`` (just the mean for a single seed, ``—`` when missing)."""
+    if stat is None:
+        return "—"
+    if stat.std is None:
+        return fmt_number(stat.mean, metric)
+    if any(w in metric for w in ("params", "flops")) or abs(stat.mean) >= 1e5:
+        return f"{fmt_number(stat.mean, metric)} ± {fmt_number(stat.std, metric)}"
+    if abs(stat.mean) >= 1e3:
+        return f"{stat.mean:,.0f} ± {stat.std:,.0f}"
+    return f"{stat.mean:.4g} ± {stat.std:.2g}"
+
+
+def group_values(
+    records: Iterable[Mapping[str, Any]], keys: Sequence[str], variant_by_run: Mapping[str, str]
+) -> dict[tuple[Any, ...], dict[str, list[float]]]:
+    """``{(variant, *condition values): {run_id: [values]}}``; records of unknown runs are dropped.
+
+    Keeping runs apart lets callers average within a run first, then over seeds.
+    """
+    out: dict[tuple[Any, ...], dict[str, list[float]]] = {}
+    for rec in records:
+        run_id = str(rec.get("run_id"))
+        if run_id not in variant_by_run or not _is_number(rec.get("value")):
+            continue
+        key = (variant_by_run[run_id], *(rec.get(k) for k in keys))
+        out.setdefault(key, {}).setdefault(run_id, []).append(float(rec["value"]))
+    return out
+
+
+def seed_stat(per_run: Mapping[str, Sequence[float]]) -> Stat | None:
+    """Average each run's values, then summarize over runs (seeds)."""
+    return summarize(statistics.fmean(v) for v in per_run.values() if v)

@@ -1,0 +1,236 @@
+"""The report's tables: leaderboard (one row per variant), runs (one row per run), failed runs,
+missing modalities, EMAP and robustness areas. Values over seeds are ``mean ± std`` (sample std).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fuselab.report.aggregate import (
+    Stat,
+    fmt_number,
+    fmt_stat,
+    group_values,
+    lower_is_better,
+    order_metrics,
+    seed_stat,
+    summarize,
+    variant_of,
+)
+from fuselab.report.context import ReportData
+from fuselab.report.document import Cell, Table
+
+
+def leaderboard_rows(data: ReportData) -> list[dict[str, Any]]:
+    """One dict per variant, best first by the primary metric.
+
+    Keys: ``variant``, ``factors``, ``runs``, ``done``, ``failed``, ``seeds`` (of finished runs),
+    then for every metric ``m`` of the finished runs ``m`` (mean) and ``m_std`` (sample std, ``None``
+    for one seed), and ``duration_s`` (mean wall time of the finished runs).
+    """
+    names = [m for ms in data.metrics_by_run.values() for m in ms]
+    metrics = order_metrics(names, data.primary)
+    rows: list[dict[str, Any]] = []
+    for variant in data.variants:
+        all_runs = [r for r in data.runs if variant_of(r) == variant]
+        done = [r for r in all_runs if r.get("status") == "done"]
+        row: dict[str, Any] = {
+            "variant": variant,
+            "factors": dict(data.factors[variant]),
+            "runs": len(all_runs),
+            "done": len(done),
+            "failed": sum(r.get("status") == "failed" for r in all_runs),
+            "seeds": [r.get("seed") for r in done],
+        }
+        for m in metrics:
+            stat = summarize(
+                data.metrics_by_run[str(r["run_id"])][m]
+                for r in done
+                if m in data.metrics_by_run[str(r["run_id"])]
+            )
+            row[m] = stat.mean if stat else None
+            row[f"{m}_std"] = stat.std if stat else None
+        dur = summarize(r["duration_s"] for r in done if r.get("duration_s") is not None)
+        row["duration_s"] = dur.mean if dur else None
+        rows.append(row)
+    primary = data.primary
+    if primary:
+        sign = 1.0 if lower_is_better(primary) else -1.0
+        rows.sort(key=lambda r: (r[primary] is None, sign * (r[primary] or 0.0)))
+    return rows
+
+
+def leaderboard_metrics(rows: list[dict[str, Any]]) -> list[str]:
+    """The metric names present in :func:`leaderboard_rows` output, in column order."""
+    if not rows:
+        return []
+    fixed = {"variant", "factors", "runs", "done", "failed", "seeds", "duration_s"}
+    return [k for k in rows[0] if k not in fixed and not k.endswith("_std")]
+
+
+def _stat_cell(row: dict[str, Any], m: str) -> Cell:
+    mean = row.get(m)
+    if mean is None:
+        return Cell("—", None)
+    std = row.get(f"{m}_std")
+    return Cell(fmt_stat(Stat(mean, std, 2 if std is not None else 1), m), mean)
+
+
+def leaderboard_table(data: ReportData) -> Table:
+    """Sortable leaderboard: one row per variant, metrics as mean ± std over seeds."""
+    rows = leaderboard_rows(data)
+    metrics = leaderboard_metrics(rows)
+    columns = ["#", "variant", "seeds (done/all)", *metrics, "wall time (s)"]
+    body = []
+    for rank, row in enumerate(rows, start=1):
+        cells = [
+            Cell(str(rank), rank),
+            Cell(row["variant"], row["variant"]),
+            Cell(f"{row['done']}/{row['runs']}", row["done"]),
+            *(_stat_cell(row, m) for m in metrics),
+            Cell(fmt_number(row["duration_s"]), row["duration_s"]),
+        ]
+        body.append(cells)
+    best = f"sorted by {data.primary} ({'lower' if lower_is_better(data.primary) else 'higher'} is better)" if data.primary else "no finished runs"
+    return Table(
+        "leaderboard",
+        columns,
+        body,
+        caption=f"Mean ± sample std over seeds of finished runs; {best}. Click a column to sort.",
+    )
+
+
+def runs_table(data: ReportData) -> Table:
+    """Sortable table with exactly one row per run of the study, whatever its status."""
+    primary = data.primary
+    columns = ["run id", "variant", "seed", "status", primary or "metric", "wall time (s)", "error"]
+    body = []
+    for run in data.runs:
+        rid = str(run["run_id"])
+        value = data.metrics_by_run.get(rid, {}).get(primary) if primary else None
+        error = (run.get("error") or "").strip().splitlines()
+        body.append([
+            Cell(rid[:12], rid),
+            Cell(variant_of(run), variant_of(run)),
+            Cell("" if run.get("seed") is None else str(run["seed"]), run.get("seed")),
+            Cell(str(run["status"]), str(run["status"])),
+            Cell(fmt_number(value, primary or ""), value),
+            Cell(fmt_number(run.get("duration_s")), run.get("duration_s")),
+            Cell(error[-1] if error else "", error[-1] if error else ""),
+        ])
+    return Table("runs", columns, body, caption="Every run of the study, one row each.")
+
+
+def failed_table(data: ReportData) -> Table | None:
+    """Failed runs with their full error messages; ``None`` when nothing failed."""
+    if not data.failed:
+        return None
+    body = [
+        [
+            Cell(str(r["run_id"])[:12], str(r["run_id"])),
+            Cell(variant_of(r), variant_of(r)),
+            Cell("" if r.get("seed") is None else str(r["seed"]), r.get("seed")),
+            Cell((r.get("error") or "(no message recorded)").strip(), None),
+        ]
+        for r in data.failed
+    ]
+    return Table("failed", ["run id", "variant", "seed", "error"], body, pre_columns=(3,))
+
+
+def _task_metric(data: ReportData, recs: list[dict[str, Any]]) -> str | None:
+    names = list(dict.fromkeys(str(r["metric"]) for r in recs))
+    base = data.primary[5:] if data.primary and data.primary.startswith("test_") else None
+    if base in names:
+        return base
+    return names[0] if names else None
+
+
+def missing_modality_table(data: ReportData) -> Table | None:
+    """Task metric with each modality removed (zeroed / mean-filled / dropped), per variant."""
+    metric = _task_metric(data, data.records_of("missing_modality"))
+    recs = [r for r in data.records_of("missing_modality") if r["metric"] == metric]
+    if not recs:
+        return None
+    groups = group_values(recs, ("modality", "mode"), data.variant_by_run)
+    conds = list(dict.fromkeys((k[1], k[2]) for k in groups))
+    # The full input first, then the ablations grouped by mode.
+    conds.sort(key=lambda c: (c[0] != "none", str(c[1]), str(c[0])))
+    columns = ["variant"] + [
+        "full input" if mod == "none" else f"without {mod} ({mode})" for mod, mode in conds
+    ]
+    body = []
+    for v in data.variants:
+        if not any(k[0] == v for k in groups):
+            continue
+        cells = [Cell(v, v)]
+        for mod, mode in conds:
+            stat = seed_stat(groups.get((v, mod, mode), {}))
+            cells.append(Cell(fmt_stat(stat), stat.mean if stat else None))
+        body.append(cells)
+    return Table(
+        "missing-modality",
+        columns,
+        body,
+        caption=f"Test {metric} with one modality removed: zero = zeros, mean = training mean, "
+        "drop = the model skips it; mean ± std over seeds.",
+    )
+
+
+def emap_table(data: ReportData) -> Table | None:
+    """Full-model vs EMAP-projection accuracy and their gap (interaction the model uses)."""
+    recs = data.records_of("emap")
+    if not recs:
+        return None
+    acc = group_values([r for r in recs if r["metric"] != "emap_gap"], ("projection",), data.variant_by_run)
+    gaps = group_values([r for r in recs if r["metric"] == "emap_gap"], (), data.variant_by_run)
+    body = []
+    for v in data.variants:
+        full, emap = acc.get((v, "full"), {}), acc.get((v, "emap"), {})
+        gap_runs = gaps.get((v,), {})
+        if not gap_runs and full and emap:
+            gap_runs = {
+                rid: [math.fsum(full[rid]) / len(full[rid]) - math.fsum(emap[rid]) / len(emap[rid])]
+                for rid in full
+                if rid in emap
+            }
+        if not (full or emap or gap_runs):
+            continue
+        stats = [seed_stat(full), seed_stat(emap), seed_stat(gap_runs)]
+        body.append([Cell(v, v), *(Cell(fmt_stat(s), s.mean if s else None) for s in stats)])
+    return Table(
+        "emap",
+        ["variant", "full model accuracy", "EMAP accuracy", "EMAP gap"],
+        body,
+        caption="EMAP (Hessel & Lee 2020): accuracy of the best additive projection of the model's "
+        "logits; gap = full − EMAP, near 0 when the model uses no cross-modal interaction.",
+    )
+
+
+def robustness_table(data: ReportData) -> Table | None:
+    """ROBUSTAUC and MultiBench relative/effective robustness per noised modality."""
+    recs = data.records_of("robustness")
+    if not recs:
+        return None
+    groups = group_values(recs, ("modality", "metric"), data.variant_by_run)
+    conds = list(dict.fromkeys((k[1], k[2]) for k in groups))
+    order = {"robust_auc": 0, "relative_robustness": 1, "effective_robustness": 2}
+    conds.sort(key=lambda c: (str(c[0]), order.get(str(c[1]), 9), str(c[1])))
+    baselines = sorted({str(r.get("baseline")) for r in recs if r.get("baseline") is not None})
+    body = []
+    for v in data.variants:
+        if not any(k[0] == v for k in groups):
+            continue
+        cells = [Cell(v, v)]
+        for cond in conds:
+            stat = seed_stat(groups.get((v, *cond), {}))
+            cells.append(Cell(fmt_stat(stat), stat.mean if stat else None))
+        body.append(cells)
+    return Table(
+        "robustness",
+        ["variant"] + [f"{metric} ({mod})" for mod, metric in conds],
+        body,
+        caption="ROBUSTAUC (paper 001: area between the variant's and the baseline's "
+        "performance-vs-noise curves) and relative/effective robustness; baseline: "
+        f"{', '.join(baselines) or 'not recorded'}; mean ± std over seeds.",
+    )

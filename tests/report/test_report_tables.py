@@ -1,0 +1,190 @@
+"""Aggregation and tables: mean ± std over seeds, one row per variant, baselines, bad input."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import numpy as np
+import pytest
+from report_fakes import FAILED_ERROR, make_study
+
+from fuselab.report import format_results_table, results_table
+from fuselab.report.aggregate import fmt_stat, order_levels, summarize
+from fuselab.report.context import prepare
+from fuselab.report.fig_noise import difference_grids, snr_grids
+from fuselab.report.tables import emap_table, failed_table, missing_modality_table, runs_table
+
+
+def _by_variant(runs, metric):
+    out: dict[str, list[float]] = {}
+    for r in runs:
+        if r["status"] == "done":
+            out.setdefault(r["variant"], []).append(r["metrics"][metric])
+    return out
+
+
+def test_leaderboard_mean_and_sample_std_per_variant():
+    _, runs, _ = make_study()
+    rows = results_table(runs)
+    expected = _by_variant(runs, "test_accuracy")
+    done_rows = [r for r in rows if r["done"]]
+    assert len(done_rows) == len(expected) == 6
+    for row in done_rows:
+        vals = expected[row["variant"]]
+        assert row["test_accuracy"] == pytest.approx(statistics.fmean(vals), abs=1e-12)
+        # Sample std (n-1): for two seeds |a - b| / sqrt(2), not numpy's default population std.
+        assert row["test_accuracy_std"] == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2))
+        assert row["test_accuracy_std"] == pytest.approx(float(np.std(vals, ddof=1)))
+        assert sorted(row["seeds"]) == [0, 1]
+
+
+def test_one_row_per_variant_sorted_best_first_with_failed_counted():
+    _, runs, _ = make_study()
+    rows = results_table(runs)
+    variants = list(dict.fromkeys(r["variant"] for r in runs))
+    assert sorted(r["variant"] for r in rows) == sorted(variants)
+    accs = [r["test_accuracy"] for r in rows if r["test_accuracy"] is not None]
+    assert accs == sorted(accs, reverse=True)
+    tensor = next(r for r in rows if r["variant"] == "late · tensor")
+    assert (tensor["runs"], tensor["done"], tensor["failed"]) == (2, 0, 1)
+    assert rows[-1] is tensor  # no result: sorted last
+
+
+def test_error_metric_sorts_ascending():
+    runs = [
+        {"run_id": f"r{i}", "status": "done", "variant": v, "seed": 0,
+         "metrics": {"test_mse": mse}}
+        for i, (v, mse) in enumerate([("a", 0.5), ("b", 0.1), ("c", 0.3)])
+    ]
+    assert [r["variant"] for r in results_table(runs)] == ["b", "c", "a"]
+
+
+def test_metrics_completed_from_test_and_cost_records_run_metrics_win():
+    study, runs, records = make_study()
+    run = next(r for r in runs if r["status"] == "done")
+    rid = run["run_id"]
+    run["metrics"] = {"params": 7.0}
+    data = prepare(study, runs, records)
+    m = data.metrics_by_run[rid]
+    test_rec = next(r for r in records if r["run_id"] == rid and r["evaluation"] == "test")
+    assert m["test_accuracy"] == test_rec["value"]
+    assert m["params"] == 7.0  # the run's own metrics beat the cost record (10_000 * k)
+
+
+def test_failed_runs_records_are_ignored_and_listed_with_message():
+    study, runs, records = make_study()
+    data = prepare(study, runs, records)
+    assert all(r["run_id"] != "runfailed0001" for r in data.records)
+    table = failed_table(data)
+    assert table is not None and len(table.rows) == 1
+    assert table.rows[0][3].text == FAILED_ERROR.strip()
+    assert len(runs_table(data).rows) == len(runs)
+
+
+def test_single_seed_has_no_std_and_formats_without_plus_minus():
+    s = summarize([0.5])
+    assert s is not None and s.std is None and s.n == 1
+    assert fmt_stat(s, "test_accuracy") == "0.5"
+    assert fmt_stat(summarize([0.5, 0.7]), "test_accuracy") == "0.6 ± 0.14"
+    assert summarize([float("nan"), 1.0]).n == 1  # non-finite values are not averaged in
+
+
+def test_difference_grid_is_variant_minus_baseline_and_cells_are_seed_means():
+    study, runs, records = make_study()
+    data = prepare(study, runs, records)
+    mods, levels, grids, metric = snr_grids(data)
+    assert mods == ["audio", "image"] and metric == "accuracy"
+    assert levels[0][-1] is None and levels[0][:-1] == sorted(levels[0][:-1])
+    assert data.baseline == "late · concat"
+    diffs = difference_grids(grids, data.baseline)
+    assert set(diffs) == set(grids) - {data.baseline}
+    for v, d in diffs.items():
+        np.testing.assert_allclose(d, grids[v] - grids[data.baseline])
+    # One cell recomputed from the raw records: mean over the two seeds.
+    v = "early · gated"
+    ids = {r["run_id"] for r in runs if r["variant"] == v and r["status"] == "done"}
+    vals = [r["value"] for r in records if r["run_id"] in ids and r["evaluation"] == "snr_grid"
+            and r["snr_audio"] == 0.5 and r["snr_image"] is None]
+    i, j = levels[0].index(0.5), levels[1].index(None)
+    assert grids[v][i, j] == pytest.approx(statistics.fmean(vals))
+    with pytest.raises(ValueError, match="baseline variant 'nope'"):
+        difference_grids(grids, "nope")
+
+
+def test_baseline_configured_missing_and_late_fallback():
+    study, runs, records = make_study()
+    study["config"]["report"] = {"baseline": "stage-1 · gated"}
+    assert prepare(study, runs, records).baseline == "stage-1 · gated"
+    study["config"]["report"] = {"baseline": {"depth": "early", "operator": "concat"}}
+    assert prepare(study, runs, records).baseline == "early · concat"
+    study["config"]["report"] = {"baseline": "decision · mmtm"}
+    with pytest.raises(ValueError, match=r"report\.baseline.*decision · mmtm"):
+        prepare(study, runs, records)
+    study["config"].pop("report")
+    no_robust = [r for r in records if r["evaluation"] != "robustness"]
+    data = prepare(study, runs, no_robust)
+    assert data.baseline == "late · concat" and "late-fusion" in data.baseline_note
+
+
+def test_unknown_requested_metric_names_config_key():
+    study, runs, records = make_study()
+    study["config"]["report"] = {"metric": "bleu"}
+    with pytest.raises(ValueError, match=r"report\.metric: 'bleu'.*test_accuracy"):
+        prepare(study, runs, records)
+
+
+def test_missing_modality_and_emap_tables():
+    study, runs, records = make_study()
+    data = prepare(study, runs, records)
+    mm = missing_modality_table(data)
+    assert mm is not None and mm.columns[1] == "full input"
+    assert "without audio (mean)" in mm.columns
+    row = next(r for r in mm.rows if r[0].text == "late · gated")
+    accs = _by_variant(runs, "test_accuracy")["late · gated"]
+    col = mm.columns.index("without audio (zero)")
+    assert row[col].key == pytest.approx(statistics.fmean(a * 0.6 for a in accs))
+    # Without emap_gap records the gap is recomputed as full - EMAP, per run then averaged.
+    no_gap = [r for r in records if r["metric"] != "emap_gap"]
+    t1 = emap_table(prepare(study, runs, no_gap))
+    t2 = emap_table(data)
+    assert t1 is not None and t2 is not None
+    for a, b in zip(t1.rows, t2.rows, strict=True):
+        assert a[3].key == pytest.approx(b[3].key)
+        assert a[3].key == pytest.approx(a[1].key - a[2].key)
+
+
+def test_level_order_depth_words_then_numbers():
+    assert order_levels(["late", "decision", "stage-2", "early", "stage-1"]) == [
+        "early", "stage-1", "stage-2", "late", "decision"]
+    assert order_levels([64, 8, 32]) == [8, 32, 64]
+    assert order_levels(["mean", "max", "attention"]) == ["mean", "max", "attention"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "exc", "match"),
+    [
+        (lambda s, r, rec: (s, "runs", rec), TypeError, "runs: expected a list"),
+        (lambda s, r, rec: (s, [*r, {"status": "done"}], rec), ValueError, "missing key 'run_id'"),
+        (lambda s, r, rec: (s, [{**r[0], "status": "ok"}], rec), ValueError,
+         r"status must be one of .* got 'ok'"),
+        (lambda s, r, rec: (s, r, [{"run_id": "x", "metric": "a", "value": 1}]), ValueError,
+         "records\\[0\\]: missing key 'evaluation'"),
+        (lambda s, r, rec: ([], r, rec), TypeError, "study: expected a dict"),
+    ],
+)
+def test_bad_input_is_named(mutate, exc, match):
+    study, runs, records = make_study()
+    with pytest.raises(exc, match=match):
+        prepare(*mutate(study, runs, records))
+
+
+def test_format_results_table_lists_every_variant():
+    _, runs, _ = make_study()
+    text = format_results_table(results_table(runs))
+    lines = text.splitlines()
+    assert len(lines) == 2 + 7
+    assert "test_accuracy" in lines[0] and "±" in lines[2]
+    assert "late · tensor" in lines[-1] and "1 failed" in lines[-1]
+    with pytest.raises(TypeError, match="results_table: expected"):
+        results_table(42)
