@@ -29,8 +29,13 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = 8000) -> None:
 
 
 def make_root(
-    root: Path, *, per_class: int = 8, speakers: tuple[str, ...] = ("ann", "bob"),
-    takes: int = 5, skip_digit: int | None = None, seed: int = 0,
+    root: Path,
+    *,
+    per_class: int = 8,
+    speakers: tuple[str, ...] = ("ann", "bob"),
+    takes: int = 5,
+    skip_digit: int | None = None,
+    seed: int = 0,
 ) -> dict[str, str]:
     """Write a fake data root; return its manifest ``{relative path: sha256}``."""
     rng = np.random.default_rng(seed)
@@ -46,13 +51,16 @@ def make_root(
             for take in range(takes):
                 n = int(rng.integers(600, 1200))
                 t = np.arange(n) / 8000
-                write_wav(root / f"fsdd/recordings/{digit}_{spk}_{take}.wav",
-                          0.3 * np.sin(2 * np.pi * (200 + 50 * digit) * t))
+                write_wav(
+                    root / f"fsdd/recordings/{digit}_{spk}_{take}.wav",
+                    0.3 * np.sin(2 * np.pi * (200 + 50 * digit) * t),
+                )
     return manifest_of(root)
 
 
 def manifest_of(root: Path) -> dict[str, str]:
     return {
         p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*")) if p.is_file()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }

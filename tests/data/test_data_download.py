@@ -21,13 +21,23 @@ def remote(tmp_path) -> tuple[Path, dict[str, str]]:
 
 
 def _sources(remote: Path) -> dict[str, list[str]]:
-    return {"mnist/": [remote.as_uri() + "/mnist/"], "fsdd/recordings/": [remote.as_uri() + "/fsdd/recordings/"]}
+    return {
+        "mnist/": [remote.as_uri() + "/mnist/"],
+        "fsdd/recordings/": [remote.as_uri() + "/fsdd/recordings/"],
+    }
 
 
 def test_missing_files_are_downloaded_and_verified(remote, tmp_path):
     src, manifest = remote
     root = tmp_path / "local"
-    ds = fd.load("avmnist", root=root, split="train", cache_dir=tmp_path / "c", manifest=manifest, sources=_sources(src))
+    ds = fd.load(
+        "avmnist",
+        root=root,
+        split="train",
+        cache_dir=tmp_path / "c",
+        manifest=manifest,
+        sources=_sources(src),
+    )
     for rel in manifest:
         assert (root / rel).read_bytes() == (src / rel).read_bytes()
     assert not list(root.rglob("*.part"))
@@ -39,8 +49,12 @@ def test_checksum_mismatch_on_download_leaves_no_file(remote, tmp_path):
     manifest = dict(manifest)
     manifest["mnist/t10k-labels-idx1-ubyte.gz"] = "f" * 64
     root = tmp_path / "local"
-    with pytest.raises(ValueError, match=r"checksum mismatch downloading mnist/t10k-labels-idx1-ubyte\.gz"):
-        fd.load("avmnist", root=root, cache_dir=tmp_path / "c", manifest=manifest, sources=_sources(src))
+    with pytest.raises(
+        ValueError, match=r"checksum mismatch downloading mnist/t10k-labels-idx1-ubyte\.gz"
+    ):
+        fd.load(
+            "avmnist", root=root, cache_dir=tmp_path / "c", manifest=manifest, sources=_sources(src)
+        )
     assert not (root / "mnist/t10k-labels-idx1-ubyte.gz").exists()
     assert not list(root.rglob("*.part"))
 
@@ -58,11 +72,26 @@ def test_second_mirror_is_used_when_the_first_serves_bad_bytes(remote, tmp_path)
 
 def test_offline_error_says_where_to_put_the_files(remote, tmp_path):
     _, manifest = remote
-    nowhere = {"mnist/": [(tmp_path / "missing").as_uri() + "/"], "fsdd/recordings/": [(tmp_path / "missing").as_uri() + "/"]}
+    nowhere = {
+        "mnist/": [(tmp_path / "missing").as_uri() + "/"],
+        "fsdd/recordings/": [(tmp_path / "missing").as_uri() + "/"],
+    }
     with pytest.raises(FileNotFoundError, match=r"No network\?.*mnist/\*\.gz.*FUSELAB_DATA"):
-        fd.load("avmnist", root=tmp_path / "local", cache_dir=tmp_path / "c", manifest=manifest, sources=nowhere)
+        fd.load(
+            "avmnist",
+            root=tmp_path / "local",
+            cache_dir=tmp_path / "c",
+            manifest=manifest,
+            sources=nowhere,
+        )
     with pytest.raises(FileNotFoundError, match="download=False"):
-        fd.load("avmnist", root=tmp_path / "local", cache_dir=tmp_path / "c", manifest=manifest, download=False)
+        fd.load(
+            "avmnist",
+            root=tmp_path / "local",
+            cache_dir=tmp_path / "c",
+            manifest=manifest,
+            download=False,
+        )
 
 
 def test_stub_fetcher_is_called_once_per_missing_file(remote, tmp_path):
@@ -75,8 +104,15 @@ def test_stub_fetcher_is_called_once_per_missing_file(remote, tmp_path):
 
     sources = {"mnist/": ["mirror://mnist/"], "fsdd/recordings/": ["mirror://fsdd/recordings/"]}
     root = tmp_path / "local"
-    kw = {"root": root, "split": "train", "cache_dir": tmp_path / "c", "manifest": manifest,
-          "sources": sources, "fetcher": fetcher, "pairs": 4}
+    kw = {
+        "root": root,
+        "split": "train",
+        "cache_dir": tmp_path / "c",
+        "manifest": manifest,
+        "sources": sources,
+        "fetcher": fetcher,
+        "pairs": 4,
+    }
     a = fd.load("avmnist", **kw)
     assert sorted(calls) == sorted("mirror://" + r for r in manifest)
     b = fd.load("avmnist", **kw)
@@ -96,7 +132,8 @@ def test_default_sources_and_packaged_manifest_cover_the_shared_layout():
     assert manifest["mnist/train-images-idx3-ubyte.gz"].startswith("440fcabf73cc546f")
     assert sum(r.startswith("fsdd/recordings/") for r in manifest) == 3000
     assert urls_for("fsdd/recordings/7_jackson_32.wav")[0].endswith(
-        "26eb9aaf76e81b692f806f9140c2d2777410d7a1/recordings/7_jackson_32.wav")
+        "26eb9aaf76e81b692f806f9140c2d2777410d7a1/recordings/7_jackson_32.wav"
+    )
     assert len(urls_for("mnist/t10k-labels-idx1-ubyte.gz")) >= 2
 
 
@@ -104,5 +141,9 @@ def test_shared_data_matches_the_packaged_manifest(shared_data):
     manifest = packaged_manifest()
     from fuselab.data.sources import verify_file
 
-    for rel in ("mnist/t10k-labels-idx1-ubyte.gz", "fsdd/recordings/0_george_0.wav", "esc50/audio/2-103426-A-3.wav"):
+    for rel in (
+        "mnist/t10k-labels-idx1-ubyte.gz",
+        "fsdd/recordings/0_george_0.wav",
+        "esc50/audio/2-103426-A-3.wav",
+    ):
         verify_file(shared_data / rel, manifest[rel])

@@ -25,7 +25,7 @@ def test_white_noise_power_follows_each_samples_own_signal(snr, gen):
 def test_snr_db_is_the_same_ratio_in_decibels():
     x = torch.randn(4, 1000)
     a = fd.add_white_noise(x, snr_db=3.0, generator=torch.Generator().manual_seed(0))
-    b = fd.add_white_noise(x, 10 ** 0.3, generator=torch.Generator().manual_seed(0))
+    b = fd.add_white_noise(x, 10**0.3, generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
     assert math.isclose(fd.snr_from_db(-10), 0.1)
     with pytest.raises(ValueError, match="exactly one"):
