@@ -67,4 +67,40 @@ CASES: list[Case] = [
     ),
     _vector("shift", id="shift-norm"),
     _vector("shift", id="shift-raw", dims={"a": 4, "b": 2, "c": 3}, norm=False, beta=0.5),
+    Case(
+        "msaf",
+        {"in_channels": {"video": 5, "audio": 3}, "block_channel": 2, "reduction": 2, "lam": 0.2},
+        lambda b, t, g: {
+            "video": torch.randn(b, 5, 2, 3, 2, dtype=t, generator=g),
+            "audio": torch.randn(b, 3, 4, dtype=t, generator=g),
+        },
+        eval_mode=True,
+        id="msaf-maps",
+    ),
+    Case(
+        "msaf",
+        {
+            "in_channels": {"text": 4, "audio": 3, "video": 2},
+            "block_channel": 2,
+            "reduction": 1,
+            "layout": "sequence",
+            "segments": 2,
+        },
+        lambda b, t, g: {
+            "text": torch.randn(b, 5, 4, dtype=t, generator=g),
+            "audio": torch.randn(b, 4, 3, dtype=t, generator=g),
+            "video": torch.randn(b, 3, 2, dtype=t, generator=g),
+        },
+        eval_mode=True,
+        id="msaf-sequence",
+    ),
+    Case(
+        "mmtm",
+        {"in_channels": {"video": 4, "audio": 3}},
+        lambda b, t, g: {
+            "video": torch.randn(b, 4, 2, 2, 3, dtype=t, generator=g),
+            "audio": torch.randn(b, 3, 5, dtype=t, generator=g),
+        },
+        id="mmtm",
+    ),
 ]

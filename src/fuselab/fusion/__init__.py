@@ -19,6 +19,8 @@ from fuselab.fusion.gated import GatedFusion
 from fuselab.fusion.late import LateFusion
 from fuselab.fusion.lowrank import LowRankFusion
 from fuselab.fusion.mcb import CompactBilinearFusion
+from fuselab.fusion.mmtm import MMTM
+from fuselab.fusion.msaf import MSAF, MSAFBlock
 from fuselab.fusion.product import ProductFusion
 from fuselab.fusion.registry import OPERATORS, available, build, register
 from fuselab.fusion.shift import ShiftFusion
@@ -26,6 +28,8 @@ from fuselab.fusion.sum import SumFusion
 from fuselab.fusion.tensor import TensorFusion
 
 __all__ = [
+    "MMTM",
+    "MSAF",
     "OPERATORS",
     "AttentionFusion",
     "BilinearFusion",
@@ -37,6 +41,7 @@ __all__ = [
     "GatedFusion",
     "LateFusion",
     "LowRankFusion",
+    "MSAFBlock",
     "ProductFusion",
     "ShiftFusion",
     "SumFusion",

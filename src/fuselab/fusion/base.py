@@ -160,21 +160,33 @@ class FeatureMapOp(nn.Module):
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.in_channels)
 
-    def check_inputs(self, inputs: Mapping[str, Tensor], min_rank: int = 3) -> None:
-        """Validate names, dtypes, ranks (``>= min_rank``), channels and batch sizes."""
+    def check_inputs(
+        self, inputs: Mapping[str, Tensor], min_rank: int = 3, channels_last: bool = False
+    ) -> None:
+        """Validate names, dtypes, ranks (``>= min_rank``), channels and batch sizes.
+
+        ``channels_last=True`` checks sequence inputs ``(B, T, C)`` (exactly rank 3, channels at
+        the last dim) instead of ``(B, C, *spatial)``.
+        """
         where = type(self).__name__
         check_modality_names(inputs, self.in_channels, where)
         for name, c in self.in_channels.items():
             x = inputs[name]
             check_floating(name, x, where)
+            if channels_last and x.dim() != 3:
+                raise ValueError(
+                    f"{where}: modality {name!r}: expected a sequence of shape (B, T, {c}), "
+                    f"got {tuple(x.shape)}"
+                )
             if x.dim() < min_rank:
                 raise ValueError(
                     f"{where}: modality {name!r}: expected shape (B, {c}, *spatial) with at least "
                     f"{min_rank} dims, got {tuple(x.shape)}"
                 )
-            if x.shape[1] != c:
+            dim = x.dim() - 1 if channels_last else 1
+            if x.shape[dim] != c:
                 raise ValueError(
-                    f"{where}: modality {name!r}: expected {c} channels at dim 1, "
+                    f"{where}: modality {name!r}: expected {c} channels at dim {dim}, "
                     f"got shape {tuple(x.shape)}"
                 )
         check_batch_sizes(inputs, where)

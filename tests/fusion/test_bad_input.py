@@ -1,0 +1,111 @@
+"""Bad input: one case each, with messages naming the modality, the expectation and the input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fuselab as fl
+
+
+@pytest.fixture
+def vec_op() -> torch.nn.Module:
+    return fl.fusion.build("lowrank", in_dims={"image": 4, "audio": 3}, out_dim=5, rank=2)
+
+
+@pytest.fixture
+def map_op() -> torch.nn.Module:
+    return fl.fusion.build(
+        "msaf", in_channels={"video": 4, "audio": 3}, block_channel=2, reduction=1
+    )
+
+
+def test_missing_modality(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"missing modality 'audio' \(expected modalities \['audio', 'image'\], got \['image'\]\)",
+    ):
+        vec_op({"image": torch.randn(2, 4)})
+
+
+def test_unexpected_modality(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(ValueError, match=r"unexpected modality 'text'"):
+        vec_op({"image": torch.randn(2, 4), "audio": torch.randn(2, 3), "text": torch.randn(2, 1)})
+
+
+def test_wrong_width(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError, match=r"modality 'audio': expected feature width 3, got shape \(2, 7\)"
+    ):
+        vec_op({"image": torch.randn(2, 4), "audio": torch.randn(2, 7)})
+
+
+def test_mismatched_batch(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"batch size mismatch: modality 'image' has 2 samples, modality 'audio' has 3",
+    ):
+        vec_op({"image": torch.randn(2, 4), "audio": torch.randn(3, 3)})
+
+
+def test_wrong_rank(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'image': expected shape \(B, 4\) or \(B, T, 4\), got \(2, 1, 1, 4\)",
+    ):
+        vec_op({"image": torch.randn(2, 1, 1, 4), "audio": torch.randn(2, 3)})
+
+
+def test_non_floating_dtype(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        TypeError,
+        match=r"modality 'audio': expected a floating-point tensor, got dtype torch.int64",
+    ):
+        vec_op({"image": torch.randn(2, 4), "audio": torch.ones(2, 3, dtype=torch.long)})
+
+
+def test_feature_map_wrong_channels(map_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError, match=r"modality 'audio': expected 3 channels at dim 1, got shape \(2, 5, 8\)"
+    ):
+        map_op({"video": torch.randn(2, 4, 3, 3), "audio": torch.randn(2, 5, 8)})
+
+
+def test_feature_map_wrong_rank(map_op: torch.nn.Module) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'video': expected shape \(B, 4, \*spatial\) with at least 3 dims, got \(2, 4\)",
+    ):
+        map_op({"video": torch.randn(2, 4), "audio": torch.randn(2, 3, 8)})
+
+
+def test_sequence_layout_wants_channels_last() -> None:
+    op = fl.fusion.build(
+        "msaf", in_channels={"a": 4, "b": 3}, block_channel=2, reduction=1, layout="sequence"
+    )
+    with pytest.raises(
+        ValueError, match=r"modality 'b': expected 3 channels at dim 2, got shape \(2, 3, 8\)"
+    ):
+        op({"a": torch.randn(2, 8, 4), "b": torch.randn(2, 3, 8)})
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'a': expected a sequence of shape \(B, T, 4\), got \(2, 8, 4, 1\)",
+    ):
+        op({"a": torch.randn(2, 8, 4, 1), "b": torch.randn(2, 8, 3)})
+
+
+def test_sequence_length_mismatch_and_mixed_ranks(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(ValueError, match="sequence length mismatch"):
+        vec_op({"image": torch.randn(2, 5, 4), "audio": torch.randn(2, 6, 3)})
+    with pytest.raises(ValueError, match="mix of vector and sequence inputs"):
+        vec_op({"image": torch.randn(2, 5, 4), "audio": torch.randn(2, 3)})
+
+
+def test_not_a_dict(vec_op: torch.nn.Module) -> None:
+    with pytest.raises(TypeError, match="expected a dict of named modalities"):
+        vec_op([torch.randn(2, 4), torch.randn(2, 3)])
+
+
+def test_unknown_operator_name() -> None:
+    with pytest.raises(KeyError, match="Did you mean 'lowrank'"):
+        fl.fusion.build("lowrnak", in_dims={"a": 1}, out_dim=1)
