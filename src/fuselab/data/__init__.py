@@ -3,24 +3,33 @@
 import fuselab as fl
 train = fl.data.load("avmnist", root="../shared/data", split="train")
 train.modalities["image"].shape, train.labels.shape
+
+Registered datasets: ``"avmnist"``, ``"lattice"``, ``"latent_z"``, ``"vqa"``, ``"mosi"``,
+``"tensors"`` (see docs/data.md for every option).
 """
 
-from fuselab.data import avmnist as _avmnist
-from fuselab.data import latent_z as _latent_z
-from fuselab.data import lattice as _lattice
+from fuselab.data.avmnist import AVMNISTNoise, build_avmnist
 from fuselab.data.dataset import MultimodalDataset, check_has_modalities
+from fuselab.data.feature_cache import CachedEncoder, FeatureCache, encoder_key
+from fuselab.data.latent_z import build_latent_z
+from fuselab.data.lattice import build_lattice
 from fuselab.data.noise import add_white_noise, snr_from_db
 from fuselab.data.registry import DATASETS, SPLITS, available, load, load_splits, register
-
-del _avmnist, _lattice, _latent_z  # imported for their @register side effect
 
 __all__ = [
     "DATASETS",
     "SPLITS",
+    "AVMNISTNoise",
+    "CachedEncoder",
+    "FeatureCache",
     "MultimodalDataset",
     "add_white_noise",
     "available",
+    "build_avmnist",
+    "build_latent_z",
+    "build_lattice",
     "check_has_modalities",
+    "encoder_key",
     "load",
     "load_splits",
     "register",
