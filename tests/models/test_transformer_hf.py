@@ -177,3 +177,37 @@ def test_fine_tuned_random_vit_gets_gradients(gen):
     vit = model.tokenizers["image"].vit
     assert all(p.grad is not None for p in vit.layers.parameters())
     assert vit.embeddings.patch_embeddings.projection.weight.grad is not None
+
+
+def test_frozen_vit_outputs_go_through_the_feature_cache(gen, vit_dir, tmp_path):
+    pytest.importorskip("fuselab.data.feature_cache")
+    shapes = {"question": (6,), "image": (3, 16, 16)}
+    kw = dict(d_model=16, num_heads=2, num_layers=2, decoder_layers=1, vit=str(vit_dir),
+              tokenizers={"image": "vit"}, fusion_spec={"0": ["question"], "1": ["image"]})
+    cached = build(shapes, vit_cache=str(tmp_path / "vit.sqlite"), **kw).eval()
+    plain = build(shapes, **kw).eval()
+    x = {"question": question(gen), "image": torch.randn(3, 3, 16, 16, generator=gen)}
+    labels = torch.randint(2, V, (3, 2), generator=gen)
+    tok = cached.tokenizers["image"]
+    stats = tok.cache.stats
+    first = cached(x, labels)
+    assert (stats["hits"], stats["misses"]) == (0, 3)
+    calls = []
+    hook = tok.vit.register_forward_hook(lambda *_: calls.append(1))
+    second = cached(x, labels)
+    assert (stats["hits"], stats["misses"]) == (3, 3) and not calls  # ViT not run again
+    torch.testing.assert_close(first, second)
+    torch.testing.assert_close(first, plain(x, labels))
+    noisy = {**x, "image": x["image"] + 0.1}  # a noisy copy is a different entry
+    cached(noisy, labels)
+    assert stats["misses"] == 6 and len(calls) == 1
+    hook.remove()
+    key = tok.cache_key()
+    state = {k: v + 1 if k.startswith("tokenizers.image.vit.") else v
+             for k, v in cached.state_dict().items()}  # fmt: skip
+    cached.load_state_dict(state)
+    assert tok.cache_key() != key  # new weights, new cache entries
+    with pytest.raises(ValueError, match=r"model\.vit_cache.*freeze_vit"):
+        build(shapes, vit_cache=str(tmp_path / "v.sqlite"), freeze_vit=False, **kw)
+    with pytest.raises(ValueError, match=r"model\.vit_cache.*'vit'"):
+        build(shapes, vit_cache=str(tmp_path / "v.sqlite"), num_layers=2)

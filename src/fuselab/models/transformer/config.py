@@ -21,6 +21,7 @@ _KEYS = {
     "head", "num_layers", "d_model", "num_heads", "ff_dim", "dropout", "fusion_spec", "pooling",
     "pooled", "tokenizers", "patch_size", "vocab_size", "type_embeddings", "position_embeddings",
     "trunk", "t5", "freeze_trunk", "decoder", "decoder_layers", "vit", "vit_config", "freeze_vit",
+    "vit_cache",
     "pad_id", "bos_id", "eos_id",
 }  # fmt: skip
 
@@ -53,6 +54,7 @@ class TokenFusionConfig:
     vit: str | None = None
     vit_config: dict[str, Any] = field(default_factory=dict)
     freeze_vit: bool = True
+    vit_cache: str | None = None
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -198,6 +200,7 @@ def parse_config(
         vit=c.get("vit"),
         vit_config=dict(c.get("vit_config") or {}),
         freeze_vit=_bool("freeze_vit", c.get("freeze_vit", True)),
+        vit_cache=c.get("vit_cache"),
         pad_id=_int("pad_id", c.get("pad_id", 0), 0),
         bos_id=_int("bos_id", c.get("bos_id", 1), 0),
         eos_id=_int("eos_id", c.get("eos_id", 2), 0),
@@ -206,7 +209,7 @@ def parse_config(
         raise ValueError(
             f"model.num_heads: must divide d_model = {d_model}, got num_heads = {num_heads}"
         )
-    for key in ("t5", "vit"):
+    for key in ("t5", "vit", "vit_cache"):
         value = getattr(cfg, key)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"model.{key}: expected a local path or hub name (str), got {value!r}")
@@ -220,6 +223,12 @@ def parse_config(
     cfg.tokenizers = {
         m: str(raw_tok.get(m) or _default_tokenizer(m, shapes[m])) for m in cfg.modalities
     }
+
+    if cfg.vit_cache is not None and "vit" not in cfg.tokenizers.values():
+        raise ValueError(
+            "model.vit_cache: caches the outputs of a 'vit' tokenizer, but no modality uses one "
+            f"(tokenizers: {cfg.tokenizers})"
+        )
 
     raw_pool = c.get("pooling", "none")
     if isinstance(raw_pool, str):

@@ -10,6 +10,7 @@ fused ``(B, n, d)`` sequence feeds a decoder (``(B, T, V)`` teacher-forced logit
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -60,6 +61,7 @@ class TokenFusionTransformer(nn.Module):
                 cfg.d_model, cfg.num_layers, cfg.num_heads, cfg.ff_dim, cfg.dropout
             )
         d = cfg.d_model
+        self._cache: Any = None
         self.tokenizers = nn.ModuleDict({m: self._tokenizer(m) for m in cfg.modalities})
         self.pools = nn.ModuleDict()
         self.token_counts: dict[str, int] = {}
@@ -117,8 +119,12 @@ class TokenFusionTransformer(nn.Module):
             return PatchTokenizer(m, shape, p, cfg.d_model, pos)
         if kind == "linear":
             return LinearTokenizer(m, shape, cfg.d_model, pos)
-        return ViTTokenizer(m, shape, hf.vit_model(cfg.vit, cfg.vit_config), cfg.d_model,
-                            cfg.freeze_vit)  # fmt: skip
+        if cfg.vit_cache is not None and self._cache is None:
+            from fuselab.data.feature_cache import FeatureCache  # only needed with a cache
+
+            self._cache = FeatureCache(cfg.vit_cache)
+        vit = hf.vit_model(cfg.vit, cfg.vit_config)
+        return ViTTokenizer(m, shape, vit, cfg.d_model, cfg.freeze_vit, cache=self._cache)
 
     def _tokenizer_of(self, m: str) -> Tokenizer:
         tok = self.tokenizers[m]

@@ -15,6 +15,7 @@ expected and the received value.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import torch
@@ -131,9 +132,21 @@ class ViTTokenizer(Tokenizer):
         vit: a ``transformers.ViTModel``; its ``config.image_size`` must match the images.
         frozen: run it under ``no_grad`` with ``requires_grad`` off (its outputs are then fixed
             features, which is what :class:`fuselab.data.FeatureCache` stores).
+        cache: optional :class:`fuselab.data.FeatureCache` (frozen ViT only). Each image's id is
+            the blake2b digest of its bytes, so no sample ids need to reach the model and a noisy
+            copy of an image is (correctly) a different entry; the encoder key hashes the ViT's
+            weights and is recomputed after ``load_state_dict``.
     """
 
-    def __init__(self, name: str, shape: tuple[int, ...], vit: Any, dim: int, frozen: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        vit: Any,
+        dim: int,
+        frozen: bool,
+        cache: Any | None = None,
+    ) -> None:
         cfg = vit.config
         size, patch = int(cfg.image_size), int(cfg.patch_size)
         want = (int(cfg.num_channels), size, size)
@@ -150,6 +163,27 @@ class ViTTokenizer(Tokenizer):
             self.vit.requires_grad_(False)
         hidden = int(cfg.hidden_size)
         self.proj: nn.Module = nn.Linear(hidden, dim) if hidden != dim else nn.Identity()
+        if cache is not None and not frozen:
+            raise ValueError(
+                f"model.vit_cache: modality {name!r}: only a frozen ViT's outputs can be cached; "
+                f"set freeze_vit = true or remove vit_cache"
+            )
+        self.cache = cache
+        self._key: str | None = None
+        self.register_load_state_dict_post_hook(_forget_key)
+
+    def patch_tokens(self, x: Tensor) -> Tensor:
+        """The ViT's patch tokens ``(B, P, hidden)`` (CLS dropped), before the projection."""
+        out: Tensor = self.vit(pixel_values=x).last_hidden_state[:, 1:]
+        return out
+
+    def cache_key(self) -> str:
+        """The feature-cache key of the current ViT weights."""
+        if self._key is None:
+            from fuselab.data.feature_cache import encoder_key  # only needed with a cache
+
+            self._key = encoder_key(self.vit, name="vit-patch-tokens")
+        return self._key
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` (B, C, H, W) float -> tokens (B, P, d), padding mask (B, P) all False."""
@@ -157,10 +191,21 @@ class ViTTokenizer(Tokenizer):
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen):
             if self.frozen:
                 self.vit.eval()  # a frozen feature extractor never uses dropout
-            hidden = self.vit(pixel_values=x).last_hidden_state[:, 1:]
+            if self.cache is not None:
+                ids = [hashlib.blake2b(img.numpy().tobytes(), digest_size=16).hexdigest()
+                       for img in x.detach().cpu().contiguous()]  # fmt: skip
+                hidden = self.cache.encode(self.patch_tokens, x, ids, key=self.cache_key())
+                hidden = hidden.to(x.dtype)
+            else:
+                hidden = self.patch_tokens(x)
         tokens = self.proj(hidden)
         mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=x.device)
         return tokens, mask
+
+
+def _forget_key(module: Any, _incompatible: Any) -> None:
+    # New weights mean new features: the next forward recomputes the cache key.
+    module._key = None
 
 
 def check_image(x: Tensor, shape: tuple[int, ...], where: str) -> None:
