@@ -1,9 +1,28 @@
 """Models: *where* modalities meet — staged encoders + fusion plans, C-LSTM, token fusion, Pro-Fusion.
 
     model = fuselab.models.build({"name": "staged", ...}, input_shapes=ds.shapes, num_outputs=10)
+
+Config schema: ``docs/models.md`` (``staged``, ``clstm``) and ``docs/transformer.md``.
 """
 
-from fuselab.models import transformer  # noqa: F401  (registers "token_fusion")
+from fuselab.models import families, transformer  # noqa: F401  (register the families)
+from fuselab.models.encoders import ENCODERS, PRESETS, StagedEncoder, build_encoder
+from fuselab.models.progressive import ProgressiveFusion
 from fuselab.models.registry import MODELS, build, register_model
+from fuselab.models.staged import LateStagedModel, StagedModel, build_staged
+from fuselab.models.unimodal import unimodal_config
 
-__all__ = ["MODELS", "build", "register_model"]
+__all__ = [
+    "ENCODERS",
+    "MODELS",
+    "PRESETS",
+    "LateStagedModel",
+    "ProgressiveFusion",
+    "StagedEncoder",
+    "StagedModel",
+    "build",
+    "build_encoder",
+    "build_staged",
+    "register_model",
+    "unimodal_config",
+]

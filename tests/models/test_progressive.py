@@ -1,0 +1,132 @@
+"""Progressive Fusion (paper 001 eq. 7-9): c = 0 gives the base model, unrolling, ablation, cost."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import fuselab.models as fm
+from fuselab import fusion
+from fuselab.models import ProgressiveFusion
+
+LATE = [{"at": "late", "operator": "concat"}]
+
+
+def staged(encoders, shapes, plan=LATE, **extra):
+    cfg = {"name": "staged", "encoders": encoders, "fusion": plan, "head": {"hidden": [8]}, **extra}
+    return fm.build(cfg, input_shapes=shapes, num_outputs=10)
+
+
+@pytest.mark.parametrize("inject", ["add", "concat"])
+@pytest.mark.parametrize("at", ["input", "conv2"])
+def test_zero_init_equals_the_base_exactly(encoders, shapes, batch, inject, at):
+    base = staged(encoders, shapes)
+    pro = ProgressiveFusion(base, steps=3, context_dim=5, inject=inject, zero_init=True, at=at)
+    for mode in ("eval", "train"):
+        getattr(base, mode)()
+        getattr(pro, mode)()
+        assert torch.equal(pro(batch), base(batch))
+
+
+@pytest.mark.parametrize("inject", ["add", "concat"])
+def test_one_step_is_the_base_because_c0_is_zero(encoders, shapes, batch, inject):
+    base = staged(encoders, shapes).eval()
+    pro = ProgressiveFusion(base, steps=1, context_dim=5, inject=inject).eval()
+    torch.testing.assert_close(pro(batch), base(batch), rtol=0, atol=1e-6)
+    two = ProgressiveFusion(base, steps=2, context_dim=5, inject=inject).eval()
+    two.load_state_dict(pro.state_dict())
+    assert not torch.allclose(two(batch), base(batch))
+
+
+def test_unrolled_steps_follow_equations_7_to_9(encoders, shapes, batch):
+    base = staged(encoders, shapes).eval()
+    pro = ProgressiveFusion(base, steps=2, context_dim=5, inject="add").eval()
+    # step 1: c_0 = 0, so the encoders see the raw input
+    f1 = base.fuse(base.unimodal_features(batch))
+    c1 = pro.context(f1)
+    shifted = {m: batch[m] + pro.back[m](c1).reshape(batch[m].shape) for m in batch}
+    f2 = base.fuse(base.unimodal_features(shifted))
+    torch.testing.assert_close(pro(batch), base.predict(f2))
+    steps = pro.step_features(batch)
+    assert len(steps) == 2
+    torch.testing.assert_close(steps[0]["audio"], base.unimodal_features(batch)["audio"])
+    torch.testing.assert_close(steps[1]["image"], base.unimodal_features(shifted)["image"])
+
+
+def test_iterative_ablation_has_no_cross_modal_path(encoders, shapes, batch):
+    base = staged(encoders, shapes).eval()
+    other = dict(batch, audio=torch.randn_like(batch["audio"]))
+    pro = ProgressiveFusion(base, steps=2, context_dim=5, mode="progressive").eval()
+    ite = ProgressiveFusion(base, steps=2, context_dim=5, mode="iterative").eval()
+    assert not torch.allclose(pro.step_features(batch)[1]["image"], pro.step_features(other)[1]["image"])
+    torch.testing.assert_close(ite.step_features(batch)[1]["image"], ite.step_features(other)[1]["image"])
+    assert not torch.allclose(ite.step_features(batch)[1]["image"], ite.step_features(batch)[0]["image"])
+
+
+def test_parameters_are_shared_across_steps_and_gradients_flow(encoders, shapes, batch):
+    base = staged(encoders, shapes)
+    sizes = {r: sum(p.numel() for p in ProgressiveFusion(base, steps=r).parameters()) for r in (1, 2, 4)}
+    assert len(set(sizes.values())) == 1
+    pro = ProgressiveFusion(base, steps=3, context_dim=4, inject="concat", zero_init=True)
+    pro(batch).sum().backward()
+    # zero W_i still get a gradient (the widened layers' new input slices are random)
+    assert all(w.weight.grad.abs().sum() > 0 for w in pro.back.values())
+    assert pro.context.weight.grad is not None
+
+
+def test_cost_grows_linearly_in_steps(encoders, shapes, batch):
+    base = staged(encoders, shapes).eval()
+    flops = []
+    for r in (1, 2, 3, 4):
+        pro = ProgressiveFusion(base, steps=r, context_dim=5, inject="add").eval()
+        with FlopCounterMode(display=False) as counter:
+            pro(batch)
+        flops.append(counter.get_total_flops())
+    deltas = [b - a for a, b in itertools.pairwise(flops)]
+    assert len(set(deltas)) == 1 and deltas[0] > 0.9 * flops[0], flops
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        [{"at": "late", "operator": "lowrank", "options": {"out_dim": 6, "rank": 2}}],
+        [{"at": "decision", "operator": "late", "options": {"mode": "weighted"}}],
+        [{"at": 2, "operator": "msaf", "options": {"reduction": 1}},
+         {"at": "late", "operator": "concat"}],
+    ],
+    ids=["lowrank", "decision", "msaf"],
+)
+def test_wraps_other_late_style_models(encoders, shapes, batch, plan):
+    if any(p["operator"] not in fusion.available() for p in plan):
+        pytest.skip(f"operator of {plan} not registered in fuselab.fusion yet")
+    base = staged(encoders, shapes, plan).eval()
+    pro = ProgressiveFusion(base, steps=2, context_dim=4, zero_init=True).eval()
+    assert torch.equal(pro(batch), base(batch))
+    assert len(list(pro.fusion_parameters())) == len(list(base.fusion_parameters())) + 3
+
+
+def test_from_config(encoders, shapes, batch):
+    model = staged(encoders, shapes, progressive={"steps": 2, "context_dim": 6, "inject": "add",
+                                                  "mode": "iterative", "at": 1})
+    assert isinstance(model, ProgressiveFusion) and model.steps == 2 and model.mode == "iterative"
+    assert model.modalities == ("image", "audio") and model.feature_dims == {"image": 16, "audio": 64}
+    assert model(batch).shape == (4, 10)
+    assert model.parameter_counts()["backprojection"] == (16 + 64) * 6 + 6 * (2 * 6 * 6 + 2 * 8 * 4)
+
+
+def test_errors(encoders, shapes):
+    early = staged(encoders, shapes, [{"at": 1, "operator": "concat", "adapter": "resize"}])
+    with pytest.raises(TypeError, match=r"needs a late-style base model"):
+        ProgressiveFusion(early)
+    with pytest.raises(ValueError, match=r"model\.progressive: unknown key 'rounds'"):
+        staged(encoders, shapes, progressive={"rounds": 2})
+    with pytest.raises(ValueError, match=r"model\.progressive\.inject: expected one of \['add', 'concat'\], got 'mul'"):
+        staged(encoders, shapes, progressive={"inject": "mul"})
+    with pytest.raises(ValueError, match=r"model\.progressive\.steps: expected an int >= 1, got 0"):
+        staged(encoders, shapes, progressive={"steps": 0})
+    pooled = staged(encoders, shapes, [{"at": 2, "operator": "concat", "adapter": "pool"}])
+    with pytest.raises(ValueError, match=r"progressive\.at: 2 is not before the merging point of 'image'"):
+        ProgressiveFusion(pooled, at=2)
