@@ -15,6 +15,7 @@ from fuselab.data.latent_z import build_latent_z
 from fuselab.data.lattice import build_lattice
 from fuselab.data.noise import add_white_noise, snr_from_db
 from fuselab.data.registry import DATASETS, SPLITS, available, load, load_splits, register
+from fuselab.data.vqa import WordTokenizer, build_vqa
 
 __all__ = [
     "DATASETS",
@@ -23,11 +24,13 @@ __all__ = [
     "CachedEncoder",
     "FeatureCache",
     "MultimodalDataset",
+    "WordTokenizer",
     "add_white_noise",
     "available",
     "build_avmnist",
     "build_latent_z",
     "build_lattice",
+    "build_vqa",
     "check_has_modalities",
     "encoder_key",
     "load",
