@@ -21,7 +21,7 @@ with ``task="generation"``, ``num_classes`` = vocabulary size and ``meta`` holdi
 scene number, so results can be split by type after ``subset``. ``meta["scenes"]`` lists
 ``(shape, colour, x, y)`` per object for the dataset as built (not updated by ``subset``).
 The tokenizer is word-level, built from the templates (deterministic ids); pass ``tokenizer=``
-any object with ``encode(text)``, ``pad_token_id``, ``eos_token_id`` and ``len()`` (e.g. a
+any object with ``encode(text, add_special_tokens=False)``, ``pad_token_id``, ``eos_token_id`` and ``len()`` (e.g. a
 T5 tokenizer from ``transformers``) to use its ids instead.
 """
 
@@ -65,7 +65,8 @@ class WordTokenizer:
         self.ids = {w: i for i, w in enumerate(self.vocab)}
         self.pad_token_id, self.bos_token_id, self.eos_token_id, self.unk_token_id = 0, 1, 2, 3
 
-    def encode(self, text: str) -> list[int]:
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        """Word ids of ``text`` (no special tokens are ever added)."""
         return [self.ids.get(w, self.unk_token_id) for w in text.split()]
 
     def __len__(self) -> int:
@@ -188,7 +189,7 @@ def build_vqa(
     rng = np.random.default_rng([int(seed), SPLITS.index(split), 41])
     scenes, texts, answers, qtypes = [], [], [], []
     for _ in range(n):
-        qtype = question_types[rng.integers(len(question_types))]
+        qtype = question_types[int(rng.integers(len(question_types)))]
         while True:  # redraw scenes the question type cannot be asked of (e.g. no unique shape)
             objs = _scene(rng, max_shapes)
             qa = _question(rng, qtype, objs)
@@ -210,10 +211,8 @@ def build_vqa(
 
     def ids(text: str) -> list[int]:
         if text not in encoded:
-            try:  # transformers tokenizers would otherwise append their own eos
-                encoded[text] = list(tok.encode(text, add_special_tokens=False))
-            except TypeError:
-                encoded[text] = list(tok.encode(text))
+            # transformers tokenizers would otherwise append their own eos
+            encoded[text] = list(tok.encode(text, add_special_tokens=False))
         return encoded[text]
 
     vocab = tok.vocab if isinstance(tok, WordTokenizer) else None
