@@ -197,7 +197,9 @@ def group_values(
     out: dict[tuple[Any, ...], dict[str, list[float]]] = {}
     for rec in records:
         run_id = str(rec.get("run_id"))
-        if run_id not in variant_by_run or not _is_number(rec.get("value")):
+        value: Any = rec.get("value")
+        # NaN marks a diverged evaluation; averaging it in would blank the whole cell.
+        if run_id not in variant_by_run or not _is_number(value) or not math.isfinite(value):
             continue
         key = (variant_by_run[run_id], *(rec.get(k) for k in keys))
         out.setdefault(key, {}).setdefault(run_id, []).append(float(rec["value"]))

@@ -46,12 +46,18 @@ def _report_options(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _configured_baseline(config: Mapping[str, Any]) -> Any:
-    # The study config owns this name; accept the places a config is likely to keep it.
-    for section in ("report", "evaluate", "evaluations", "robustness"):
+    # The study config owns this name ([study] baseline); accept a [report] override too.
+    for section in ("report", "study", "evaluate"):
         sub = config.get(section)
         if isinstance(sub, Mapping) and sub.get("baseline"):
             return sub["baseline"]
     return config.get("baseline")
+
+
+#: Factors that describe *how* modalities are fused; every other factor (grid axes such as a
+#: hidden width, the training SNR) is context that a variant and its baseline must share.
+FUSION_FACTORS = ("depth", "operator", "fusion_layer", "progressive", "grad_blend", "fusion",
+                  "fusion_depth", "stage")
 
 
 @dataclass
@@ -66,8 +72,19 @@ class ReportData:
     variant_by_run: dict[str, str] = field(default_factory=dict)
     metrics_by_run: dict[str, dict[str, float]] = field(default_factory=dict)
     primary: str | None = None
+    #: The baseline as the study names it (a variant, or its fusion part such as ``"late"``).
     baseline: str | None = None
     baseline_note: str = ""
+    #: ``{variant: its baseline variant}`` (same non-fusion context, e.g. the same hidden width).
+    baseline_of: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def baseline_variants(self) -> set[str]:
+        return set(self.baseline_of.values())
+
+    def context_of(self, variant: str) -> dict[str, Any]:
+        """The non-fusion factors of a variant (what its baseline must share)."""
+        return {k: v for k, v in self.factors[variant].items() if k not in FUSION_FACTORS}
 
     @property
     def done(self) -> list[dict[str, Any]]:
@@ -109,44 +126,54 @@ def prepare(
         data.metrics_by_run[rid] = run_metrics(run, by_run.get(rid, []))
     names = [m for ms in data.metrics_by_run.values() for m in ms]
     data.primary = primary_metric(names, options.get("metric"))
-    data.baseline, data.baseline_note = _resolve_baseline(data, config)
+    data.baseline, data.baseline_note, candidates = _resolve_baseline(data, config)
+    for v in data.variants:
+        same = [b for b in candidates if data.context_of(b) == data.context_of(v)]
+        chosen = same[0] if same else (candidates[0] if len(candidates) == 1 else None)
+        if chosen is not None:
+            data.baseline_of[v] = chosen
+    for rec in data.records_of("robustness"):
+        # The runner compared each run with a concrete baseline run: trust its pairing.
+        base = rec.get("baseline")
+        if base is not None and str(base) in data.factors:
+            data.baseline_of[data.variant_by_run[str(rec["run_id"])]] = str(base)
     return data
 
 
-def _match_variant(data: ReportData, wanted: Any) -> str | None:
+def _candidates(data: ReportData, wanted: Any) -> list[str]:
+    """Variants the baseline spec names: a full variant name, its fusion part (``"late"`` for
+    ``"late · d=4"``), a factor value, or a ``{factor: value}`` mapping."""
     if isinstance(wanted, Mapping):
-        for v in data.variants:
-            f = data.factors[v]
-            if all(str(f.get(k)) == str(val) for k, val in wanted.items()):
-                return v
-        return None
+        return [v for v in data.variants
+                if all(str(data.factors[v].get(k)) == str(val) for k, val in wanted.items())]
     text = str(wanted)
     if text in data.factors:
-        return text
-    for v in data.variants:
-        if text in (str(x) for x in data.factors[v].values()) or text in v:
-            return v
-    return None
+        return [text]
+    prefixed = [v for v in data.variants if v.startswith(text + " · ")]
+    if prefixed:
+        return prefixed
+    return [v for v in data.variants if text in (str(x) for x in data.factors[v].values())]
 
 
-def _resolve_baseline(data: ReportData, config: Mapping[str, Any]) -> tuple[str | None, str]:
+def _resolve_baseline(data: ReportData, config: Mapping[str, Any]) -> tuple[str | None, str, list[str]]:
     configured = _configured_baseline(config)
     if configured is not None:
-        found = _match_variant(data, configured)
-        if found is None:
+        found = _candidates(data, configured)
+        if not found:
             raise ValueError(
                 f"report.baseline: {configured!r} matches no variant of this study; "
                 f"variants: {data.variants}"
             )
-        return found, "named in the study config"
-    for rec in data.records_of("robustness"):
-        if rec.get("baseline") is not None:
-            found = _match_variant(data, rec["baseline"])
-            if found is not None:
-                return found, "the baseline of the robustness evaluation"
+        return (configured if isinstance(configured, str) else found[0]), "named in the study config", found
+    recorded = [str(r["baseline"]) for r in data.records_of("robustness")
+                if r.get("baseline") is not None and str(r["baseline"]) in data.factors]
+    if recorded:
+        first = max(dict.fromkeys(recorded), key=recorded.count)
+        return first, "the baseline of the robustness evaluation", list(dict.fromkeys(recorded))
     late = [v for v in data.variants if str(data.factors[v].get("depth", "")).lower() == "late"]
     late = late or [v for v in data.variants if "late" in v.lower()]
     if late:
         concat = [v for v in late if "concat" in v.lower()]
-        return (concat or late)[0], "the late-fusion variant (no baseline configured)"
-    return None, "no baseline configured and no late-fusion variant"
+        pool = concat or late
+        return pool[0], "the late-fusion variant (no baseline configured)", pool
+    return None, "no baseline configured and no late-fusion variant", []

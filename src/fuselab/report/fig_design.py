@@ -28,6 +28,29 @@ def _done_variants(data: ReportData) -> list[str]:
     return [v for v in data.variants if v in done]
 
 
+def x_factors(data: ReportData) -> list[str]:
+    """Factors worth a plot's x axis: the fusion-depth factor if the grid varies one, then every
+    numeric factor with several levels (a swept axis such as a hidden width), at most three."""
+    levels = _levels(data)
+    out = [name for name in DEPTH_FACTORS if len(levels.get(name, [])) > 1][:1]
+    out += [k for k, vs in levels.items() if len(vs) > 1 and k not in out
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in vs)]
+    if not out:
+        best = choose_x_factor(data)
+        out = [best] if best else []
+    return out[:3]
+
+
+def _levels(data: ReportData) -> dict[str, list[Any]]:
+    levels: dict[str, list[Any]] = {}
+    for v in _done_variants(data):
+        for k, val in data.factors[v].items():
+            levels.setdefault(k, [])
+            if val not in levels[k]:
+                levels[k].append(val)
+    return levels
+
+
 def choose_x_factor(data: ReportData) -> str | None:
     """The factor on the x axis: a fusion-depth factor if the grid varies one, else the numeric
     factor with most levels, else the factor with most levels; ``None`` for a single-level grid."""
@@ -49,15 +72,29 @@ def choose_x_factor(data: ReportData) -> str | None:
     return max(pool, key=lambda k: len(varied[k]))
 
 
+def _line_label(variant: str, factors: dict[str, Any], x: str) -> str:
+    # Variant names are "fusion part · axis=value ..."; dropping the x token names the line.
+    xval = factors[x]
+    drop = {str(xval), f"{x}={xval}"}
+    parts = [p for p in variant.split(" · ") if p.strip() not in drop]
+    if len(parts) < len(variant.split(" · ")):
+        return " · ".join(parts) or "all"
+    return " · ".join(f"{val}" for k, val in factors.items() if k != x) or "all"
+
+
 def _series(data: ReportData, x: str) -> dict[str, dict[Any, str]]:
-    """``{line label: {x level: variant}}``: a line per combination of the other factors."""
+    """``{line label: {x level: variant}}``: one line per variant family along ``x``."""
     out: dict[str, dict[Any, str]] = {}
+    clash = False
     for v in _done_variants(data):
         f = data.factors[v]
         if x not in f:
             continue
-        label = " · ".join(f"{val}" for k, val in f.items() if k != x) or "all"
-        out.setdefault(label, {})[f[x]] = v
+        line = out.setdefault(_line_label(v, f, x), {})
+        clash = clash or f[x] in line
+        line[f[x]] = v
+    if clash:  # two variants on one point: fall back to one point-line per variant
+        return {v: {data.factors[v][x]: v} for v in _done_variants(data) if x in data.factors[v]}
     return out
 
 
@@ -95,22 +132,30 @@ def _line_panel(ax: Any, data: ReportData, x: str, metric: str, show_legend: boo
 
 
 def accuracy_vs_depth(data: ReportData, sink: FigureSink) -> list[FigureRef]:
-    """The primary metric against the depth factor, one line per operator (or other factors)."""
-    x = choose_x_factor(data)
-    if x is None or data.primary is None:
+    """The primary metric against the fusion depth (one line per operator or other family), and
+    against each swept numeric axis (e.g. hidden width, paper 001 Figure 4)."""
+    xs = x_factors(data)
+    if not xs or data.primary is None:
         return []
-    fig, (ax,) = new_figure(1, 1, panel_w=6.0, panel_h=3.8, extra_w=2.5)
-    if not _line_panel(ax, data, x, data.primary, show_legend=True):
-        return []
-    ax.set_title(f"{metric_label(data.primary)} vs {x.replace('_', ' ')}")
-    return [sink.save(fig, "accuracy_vs_depth", f"{metric_label(data.primary)} against "
-                      f"{x.replace('_', ' ')}, one line per remaining grid factor; error bars: "
-                      "sample std over seeds.")]
+    refs = []
+    for x in xs:
+        fig, (ax,) = new_figure(1, 1, panel_w=6.0, panel_h=3.8, extra_w=2.8)
+        if not _line_panel(ax, data, x, data.primary, show_legend=True):
+            continue
+        ax.set_title(f"{metric_label(data.primary).split(' (')[0]} vs {x.replace('_', ' ')}")
+        refs.append(sink.save(fig, f"accuracy_vs_{_slug(x)}",
+                              f"{metric_label(data.primary)} against {x.replace('_', ' ')}, one "
+                              "line per variant family; error bars: sample std over seeds."))
+    return refs
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)[:30]
 
 
 def cost_vs_depth(data: ReportData, sink: FigureSink) -> list[FigureRef]:
     """Cost metrics (FLOPs, parameters, speed) against the depth factor."""
-    x = choose_x_factor(data)
+    x = next(iter(x_factors(data)), None)
     present = {m for ms in data.metrics_by_run.values() for m in ms}
     metrics = [m for m in COST_METRICS if m in present and m != "fusion_params"][:4]
     if x is None or not metrics:

@@ -59,13 +59,20 @@ def snr_grids(data: ReportData) -> tuple[list[str], list[list[Any]], dict[str, n
     return mods, levels, grids, str(metric)
 
 
-def difference_grids(grids: Mapping[str, np.ndarray], baseline: str) -> dict[str, np.ndarray]:
-    """``grid[v] - grid[baseline]`` for every other variant (positive: ``v`` beats the baseline)."""
-    if baseline not in grids:
-        raise ValueError(
-            f"baseline variant {baseline!r} has no SNR grid; variants with one: {sorted(grids)}"
-        )
-    return {v: g - grids[baseline] for v, g in grids.items() if v != baseline}
+def difference_grids(
+    grids: Mapping[str, np.ndarray], baseline: str | Mapping[str, str]
+) -> dict[str, np.ndarray]:
+    """``grid[v] - grid[baseline of v]`` for every variant that is not its own baseline
+    (positive: ``v`` beats the baseline). ``baseline`` is one variant name, or
+    ``{variant: baseline variant}``; variants without a baseline are left out."""
+    pairs = ({v: baseline for v in grids} if isinstance(baseline, str)
+             else {v: b for v, b in baseline.items() if v in grids})
+    for b in set(pairs.values()):
+        if b not in grids:
+            raise ValueError(
+                f"baseline variant {b!r} has no SNR grid; variants with one: {sorted(grids)}"
+            )
+    return {v: grids[v] - grids[b] for v, b in pairs.items() if v != b}
 
 
 def _train_snr(config: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -144,13 +151,14 @@ def snr_heatmaps(data: ReportData, sink: FigureSink) -> list[FigureRef]:
         "red box = training SNR), cf. paper 000 Figure 1", label,
         cmap="viridis", vmin=float(finite.min()), vmax=float(finite.max()),
     )
-    if data.baseline in grids and len(grids) > 1:
-        diffs = difference_grids(grids, data.baseline)
+    pairs = {v: b for v, b in data.baseline_of.items() if v in grids and b in grids}
+    diffs = difference_grids(grids, pairs)
+    if diffs:
         finite = np.concatenate([d[np.isfinite(d)] for d in diffs.values()])
         lim = float(np.abs(finite).max()) if finite.size and np.abs(finite).max() > 0 else 1e-3
         refs += _panels(
             data, sink, diffs, mods, levels, "snr_grid_difference",
-            lambda v: f"{v}\n− {data.baseline}",
+            lambda v: f"{v}\n− {pairs[v]}",
             f"Difference in test {metric}: variant − baseline ({data.baseline}) over the SNR "
             "grid (blue: better than the baseline), cf. paper 000 Figure 1",
             f"{label} difference vs baseline",
@@ -185,8 +193,11 @@ def robustness_curves(data: ReportData, sink: FigureSink) -> list[FigureRef]:
             e = np.array([s.std or 0.0 for _, s in pts])
             a = seed_stat(auc.get((v, mod), {}))
             label = v + (f" (ROBUSTAUC {a.mean:+.3f})" if a is not None else "")
-            style = {"ls": "--", "color": "black"} if v == data.baseline else {"color": palette[v]}
-            ax.plot(x, y, marker="o", ms=3, label=label + (" [baseline]" if v == data.baseline else ""), **style)
+            is_base = v in data.baseline_variants
+            style = {"ls": "--", "color": palette[v] if len(data.baseline_variants) > 1 else "black"} \
+                if is_base else {"color": palette[v]}
+            ax.plot(x, y, marker="o", ms=3, label=label + (" [baseline]" if is_base else ""),
+                    **style)
             ax.fill_between(x, y - e, y + e, alpha=0.15, lw=0, color=style["color"])
         ax.set_xticks(range(len(levels)), [snr_label(s) for s in levels], rotation=45)
         ax.set_xlabel(f"SNR of {mod} (linear; orig = un-noised)" if mod != "all"
