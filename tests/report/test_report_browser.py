@@ -102,3 +102,23 @@ def test_a_broken_image_is_detected(rendered, tmp_path):
     probe = _probe(tmp_path, page)
     assert probe.status["data-images-failed"] == "1"
     assert sum(img.get("data-loaded") == "false" for img in probe.images) == 1
+
+
+def test_clicking_a_header_sorts_the_leaderboard(rendered, tmp_path):
+    # Click "test_accuracy" once (ascending, missing values last) from a script run after load.
+    out, runs = rendered
+    html = out["html"].read_text()
+    click = ("<script>window.addEventListener('load', function(){"
+             "var hs = Array.prototype.slice.call(document.querySelectorAll('#leaderboard th'));"
+             "hs.filter(function(h){return h.textContent === 'test_accuracy';})[0].click();"
+             "});</script></body>")
+    page = tmp_path / "sorted.html"
+    page.write_text(html.replace("</body>", click, 1))
+    dom = _run_chromium(tmp_path, "--dump-dom", page.resolve().as_uri()).stdout
+    body = re.search(r'<table id="leaderboard".*?<tbody>(.*?)</tbody>', dom, re.S).group(1)
+    keys = re.findall(r'<tr><td data-sort="[^"]*">\d+</td><td data-sort="[^"]*">[^<]*</td>'
+                      r'<td data-sort="[^"]*">[^<]*</td><td data-sort="([^"]*)"', body)
+    assert len(keys) == len({r["variant"] for r in runs})
+    values = [float(k) for k in keys if k]
+    assert values == sorted(values) and len(values) == len(keys) - 1
+    assert keys[-1] == ""  # the variant without finished runs sorts last

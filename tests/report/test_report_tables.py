@@ -188,3 +188,40 @@ def test_format_results_table_lists_every_variant():
     assert "late · tensor" in lines[-1] and "1 failed" in lines[-1]
     with pytest.raises(TypeError, match="results_table: expected"):
         results_table(42)
+
+
+def _quickstart_like():
+    # Paper 001 Figure 4: early / late / pro-fusion across hidden widths d, baseline "late".
+    runs = []
+    fams = {"early": {"depth": "early"}, "late": {"depth": "late"},
+            "pro-fusion": {"depth": "late", "progressive": "context_dim=16, steps=2"}}
+    for fam, factors in fams.items():
+        for d in (4, 8, 16):
+            for seed in (0, 1):
+                acc = {"early": 0.9, "late": 0.6, "pro-fusion": 0.85}[fam] + 0.005 * d + 0.01 * seed
+                runs.append({"run_id": f"{fam}{d}{seed}", "status": "done",
+                             "variant": f"{fam} · d={d}", "factors": {**factors, "d": d},
+                             "seed": seed, "metrics": {"test_accuracy": acc}})
+    study = {"name": "qs", "config": {"study": {"baseline": "late"}}}
+    return study, runs
+
+
+def test_fusion_part_baseline_pairs_variants_with_the_same_axis_value():
+    study, runs = _quickstart_like()
+    data = prepare(study, runs, [])
+    assert data.baseline == "late"
+    assert data.baseline_of["pro-fusion · d=8"] == "late · d=8"
+    assert data.baseline_of["early · d=16"] == "late · d=16"
+    assert data.baseline_of["late · d=4"] == "late · d=4"
+
+
+def test_swept_axis_lines_are_named_by_fusion_family():
+    from fuselab.report.fig_design import _series, x_factors
+
+    study, runs = _quickstart_like()
+    data = prepare(study, runs, [])
+    assert x_factors(data) == ["depth", "d"]
+    series = _series(data, "d")
+    assert set(series) == {"early", "late", "pro-fusion"}
+    assert series["pro-fusion"] == {4: "pro-fusion · d=4", 8: "pro-fusion · d=8",
+                                    16: "pro-fusion · d=16"}
