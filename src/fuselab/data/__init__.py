@@ -13,8 +13,10 @@ from fuselab.data.dataset import MultimodalDataset, check_has_modalities
 from fuselab.data.feature_cache import CachedEncoder, FeatureCache, encoder_key
 from fuselab.data.latent_z import build_latent_z
 from fuselab.data.lattice import build_lattice
+from fuselab.data.mosi import build_mosi
 from fuselab.data.noise import add_white_noise, snr_from_db
 from fuselab.data.registry import DATASETS, SPLITS, available, load, load_splits, register
+from fuselab.data.tensors import build_tensors
 from fuselab.data.vqa import WordTokenizer, build_vqa
 
 __all__ = [
@@ -30,6 +32,8 @@ __all__ = [
     "build_avmnist",
     "build_latent_z",
     "build_lattice",
+    "build_mosi",
+    "build_tensors",
     "build_vqa",
     "check_has_modalities",
     "encoder_key",
