@@ -92,8 +92,8 @@ def read_layout(path: Path, trust_pickle: bool) -> dict[str, dict[str, np.ndarra
     return out
 
 
-def _labels(y: np.ndarray, mode: str) -> tuple[torch.Tensor, str, int | None]:
-    y = torch.from_numpy(np.asarray(y, dtype=np.float32).reshape(len(y), -1)[:, 0])
+def _labels(raw: np.ndarray, mode: str) -> tuple[torch.Tensor, str, int | None]:
+    y = torch.from_numpy(np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)[:, 0].copy())
     if mode == "regression":
         return y, "regression", None
     if mode == "binary":
