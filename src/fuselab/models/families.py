@@ -8,6 +8,7 @@ from typing import Any
 from torch import nn
 
 from fuselab.models._check import known_keys
+from fuselab.models.clstm import build_clstm
 from fuselab.models.progressive import wrap_progressive
 from fuselab.models.registry import register_model
 from fuselab.models.staged import build_staged
@@ -36,3 +37,11 @@ def staged(
     if "progressive" in config:
         model = wrap_progressive(model, config["progressive"])
     return model
+
+
+@register_model("clstm")
+def clstm(
+    config: Mapping[str, Any], *, input_shapes: Mapping[str, tuple[int, ...]], num_outputs: int
+) -> nn.Module:
+    """The paper-000 multimodal C-LSTM with a selectable fusion layer."""
+    return build_clstm(config, input_shapes=input_shapes, num_outputs=num_outputs)

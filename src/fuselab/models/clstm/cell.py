@@ -1,0 +1,60 @@
+"""The convolutional LSTM cell of paper 000 (appendix A.1, Figure 5).
+
+LSTM gates computed by convolutions at every spatial position (shared weights, separate cell and
+hidden state per position). The first (merge) layer of the multimodal C-LSTM computes its gates
+from the image patch ``v``, the hidden-state patch ``h_{t-1}`` and the audio frame ``a_t``::
+
+    [i, f, g, o] = W_v * v + W_h * h_{t-1} + W_a a_t + b        (* = 3x3 convolution)
+    c_t = sigmoid(f) c_{t-1} + sigmoid(i) tanh(g)
+    h_t = sigmoid(o) tanh(c_t)
+
+The gate terms are kept separate because they change at different rates: ``W_v * v`` is computed
+once per sequence for a static image, ``W_a a_t`` (a frame vector, the same at every position) once
+per step as a ``(B, 4H, 1, 1)`` broadcast, and only ``W_h * h`` needs a convolution every step.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class ConvLSTMCell(nn.Module):
+    """One C-LSTM layer step on a ``(B, hidden, H, W)`` state grid.
+
+    Args:
+        in_channels: channels of the map input ``x`` (``v`` or the previous layer's ``h``); 0 = none.
+        hidden: units (channels of ``h`` and ``c``).
+        kernel: convolution kernel (same padding).
+        frame_dim: width of a per-step vector input ``a_t`` broadcast to every position; 0 = none.
+
+    Shapes: ``input_gates(x) -> (B, 4*hidden, H, W)``, ``frame_gates(a) -> (B, 4*hidden, 1, 1)``,
+    ``step(gates_in, h, c) -> (h, c)`` with ``h, c: (B, hidden, H, W)``.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, kernel: int = 3, frame_dim: int = 0) -> None:
+        super().__init__()
+        if in_channels <= 0 and frame_dim <= 0:
+            raise ValueError("ConvLSTMCell: needs a map input (in_channels > 0) or a frame input "
+                             f"(frame_dim > 0), got in_channels={in_channels}, frame_dim={frame_dim}")
+        self.hidden = hidden
+        self.conv_x = nn.Conv2d(in_channels, 4 * hidden, kernel, padding=kernel // 2) if in_channels else None
+        self.conv_h = nn.Conv2d(hidden, 4 * hidden, kernel, padding=kernel // 2, bias=False)
+        self.lin_a = nn.Linear(frame_dim, 4 * hidden, bias=self.conv_x is None) if frame_dim else None
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """``W_x * x + b``: ``(B, C, H, W) -> (B, 4*hidden, H, W)``."""
+        assert self.conv_x is not None
+        return self.conv_x(x)
+
+    def frame_gates(self, a: Tensor) -> Tensor:
+        """``W_a a_t``: ``(B, frame_dim) -> (B, 4*hidden, 1, 1)``, broadcast over positions."""
+        assert self.lin_a is not None
+        return self.lin_a(a)[:, :, None, None]
+
+    def step(self, gates_in: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+        """One time step given the input gate terms (map and/or frame, already summed)."""
+        gates = gates_in + self.conv_h(h)
+        i, f, g, o = gates.chunk(4, dim=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        h = o.sigmoid() * c.tanh()
+        return h, c

@@ -1,0 +1,90 @@
+"""The multimodal convolutional LSTM of paper 000 (appendix A.1-A.2) with a selectable fusion layer.
+
+* ``initial``: C-LSTM merge layer (gates from image patch, hidden state and audio frame) -> 2x2 max
+  pool -> second C-LSTM layer -> 2x2 max pool -> dense ``hidden`` ReLU -> dense ``num_outputs``.
+* ``second``: conv (``units``, ReLU, 2x2 max pool) on the image and an LSTM (``units``) on the audio
+  frames feed one C-LSTM layer (the LSTM output is its per-step frame input) -> pool -> dense.
+* ``visual-only`` / ``audio-only``: the ``initial`` model with the other modality's gate term
+  removed (paper 000 section 5.3, occluded modality); the image is still shown at every step.
+* ``fc``: see :mod:`fuselab.models.clstm.fc`.
+
+The image is presented at every step; time steps are the spectrogram frames. ``forward`` returns
+the dense head on the final layer's last state, ``step_logits`` on every step's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import Tensor, nn
+
+from fuselab.models.clstm.cell import ConvLSTMCell
+from fuselab.models.clstm.common import AUDIO, IMAGE, CLSTMBase, pool2, stack_or_last
+
+
+class InitialFusionCLSTM(CLSTMBase):
+    """``initial`` (and the unimodal variants): two stacked C-LSTM layers.
+
+    Shapes: ``{"image": (B, C, H, W), "audio": (B, C_a, F, T)} -> (B, num_outputs)``;
+    ``step_logits -> (B, ceil(T / time_pool), num_outputs)``.
+    """
+
+    def __init__(self, fusion_layer: str = "initial", **kwargs: Any) -> None:
+        self.uses = {"initial": (IMAGE, AUDIO), "visual-only": (IMAGE,),
+                     "audio-only": (AUDIO,)}.get(fusion_layer, (IMAGE, AUDIO))
+        super().__init__(fusion_layer, **kwargs)
+        self.cell1 = ConvLSTMCell(self.image_channels, self.units, self.kernel, self.frame_dim)
+        self.cell2 = ConvLSTMCell(self.units, self.units, self.kernel)
+        self.make_head(self.units * self.grid4[0] * self.grid4[1])
+
+    def fusion_modules(self) -> list[nn.Module]:
+        return [self.cell1] if self.fusion_layer == "initial" else []
+
+    def run(self, inputs: Mapping[str, Tensor], every_step: bool) -> Tensor:
+        x = self.prepare(inputs)
+        ref = x[self.uses[0]]
+        static = self.cell1.input_gates(x[IMAGE]) if IMAGE in x else None
+        frames = self.frames(x[AUDIO]) if AUDIO in x else None
+        h1, c1 = self.zeros_state(ref, self.grid)
+        h2, c2 = self.zeros_state(ref, self.grid2)
+        outs = []
+        for t in range(self.num_steps):
+            parts = [g for g in (static, None if frames is None else
+                                 self.cell1.frame_gates(frames[:, t])) if g is not None]
+            gates = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+            h1, c1 = self.cell1.step(gates, h1, c1)
+            h2, c2 = self.cell2.step(self.cell2.input_gates(pool2(h1)), h2, c2)
+            if every_step or t == self.num_steps - 1:
+                outs.append(self.dense(pool2(h2).flatten(1)))
+        return stack_or_last(outs, every_step)
+
+
+class SecondFusionCLSTM(CLSTMBase):
+    """``second``: separate conv and LSTM streams merged in a C-LSTM layer.
+
+    Shapes: as :class:`InitialFusionCLSTM`.
+    """
+
+    def __init__(self, fusion_layer: str = "second", **kwargs: Any) -> None:
+        super().__init__(fusion_layer, **kwargs)
+        k = self.kernel
+        self.conv = nn.Conv2d(self.image_channels, self.units, k, padding=k // 2)
+        self.lstm = nn.LSTM(self.frame_dim, self.units, batch_first=True)
+        self.cell = ConvLSTMCell(self.units, self.units, k, frame_dim=self.units)
+        self.make_head(self.units * self.grid4[0] * self.grid4[1])
+
+    def fusion_modules(self) -> list[nn.Module]:
+        return [self.cell]
+
+    def run(self, inputs: Mapping[str, Tensor], every_step: bool) -> Tensor:
+        x = self.prepare(inputs)
+        static = self.cell.input_gates(pool2(self.conv(x[IMAGE]).relu()))
+        seq, _ = self.lstm(self.frames(x[AUDIO]))
+        h, c = self.zeros_state(seq, self.grid2)
+        outs = []
+        for t in range(self.num_steps):
+            h, c = self.cell.step(static + self.cell.frame_gates(seq[:, t]), h, c)
+            if every_step or t == self.num_steps - 1:
+                outs.append(self.dense(pool2(h).flatten(1)))
+        return stack_or_last(outs, every_step)

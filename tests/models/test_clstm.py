@@ -1,0 +1,154 @@
+"""The paper-000 multimodal C-LSTM: cell equations, where each fusion layer mixes, step readout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import fuselab.models as fm
+from fuselab.models import ProgressiveFusion
+from fuselab.models.clstm import ConvLSTMCell, FCFusionCLSTM, InitialFusionCLSTM
+
+SHAPES = {"image": (1, 8, 8), "audio": (1, 6, 5)}
+SMALL = {"units": 4, "hidden": 6}
+
+
+def clstm(layer, **extra):
+    cfg = {"name": "clstm", "fusion_layer": layer, **SMALL, **extra}
+    return fm.build(cfg, input_shapes=SHAPES, num_outputs=3).eval()
+
+
+@pytest.fixture
+def x(gen):
+    return {m: torch.randn(2, *s, generator=gen) for m, s in SHAPES.items()}
+
+
+def test_cell_follows_the_lstm_gate_equations(gen):
+    cell = ConvLSTMCell(2, 3, kernel=3, frame_dim=5)
+    v = torch.randn(2, 2, 4, 4, generator=gen)
+    a = torch.randn(2, 5, generator=gen)
+    h0, c0 = torch.randn(2, 3, 4, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
+    h, c = cell.step(cell.input_gates(v) + cell.frame_gates(a), h0, c0)
+    gates = (F.conv2d(v, cell.conv_x.weight, cell.conv_x.bias, padding=1)
+             + F.conv2d(h0, cell.conv_h.weight, padding=1)
+             + (a @ cell.lin_a.weight.T)[:, :, None, None])
+    i, f, g, o = gates.chunk(4, dim=1)
+    c_ref = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    torch.testing.assert_close(c, c_ref)
+    torch.testing.assert_close(h, torch.sigmoid(o) * torch.tanh(c_ref))
+
+
+def test_initial_layer_mixes_image_patch_and_audio_frame_at_every_position(x):
+    model = clstm("initial")
+    cell = model.cell1
+    h0 = c0 = torch.zeros(2, 4, 8, 8)
+    gates = cell.input_gates(x["image"]) + cell.frame_gates(model.frames(x["audio"])[:, 0])
+    h1, _ = cell.step(gates, h0, c0)
+    # one image pixel changes the state only within the 3x3 kernel around it (shared local weights)
+    img = x["image"].clone()
+    img[:, :, 0, 0] += 1.0
+    h1b, _ = cell.step(cell.input_gates(img) + cell.frame_gates(model.frames(x["audio"])[:, 0]), h0, c0)
+    changed = (h1b - h1).abs().amax(dim=(0, 1)) > 0
+    assert changed[:2, :2].all() and not changed[2:, :].any() and not changed[:, 2:].any()
+    # the audio frame reaches every position
+    aud = x["audio"] + 1.0
+    h1c, _ = cell.step(cell.input_gates(x["image"]) + cell.frame_gates(model.frames(aud)[:, 0]), h0, c0)
+    assert ((h1c - h1).abs().amax(dim=(0, 1)) > 0).all()
+
+
+@pytest.mark.parametrize("layer", ["initial", "second", "fc", "visual-only", "audio-only"])
+def test_step_logits_are_causal_and_end_at_the_output(layer, x):
+    model = clstm(layer)
+    steps = model.step_logits(x)
+    assert steps.shape == (2, 5, 3)
+    torch.testing.assert_close(steps[:, -1], model(x))
+    later = dict(x, audio=x["audio"].clone())
+    later["audio"][..., -1] += 5.0  # the last frame only
+    other = model.step_logits(later)
+    torch.testing.assert_close(other[:, :-1], steps[:, :-1])
+    assert torch.equal(other[:, -1], steps[:, -1]) == (layer == "visual-only")
+
+
+def test_unimodal_variants_ignore_the_occluded_modality(x):
+    vis, aud = clstm("visual-only"), clstm("audio-only")
+    assert vis.modalities == ("image",) and aud.modalities == ("audio",)
+    assert torch.equal(vis(x), vis(dict(x, audio=torch.randn_like(x["audio"]))))
+    assert torch.equal(aud(x), aud(dict(x, image=torch.randn_like(x["image"]))))
+    assert vis.cell1.lin_a is None and aud.cell1.conv_x is None
+    assert sum(p.numel() for p in vis.fusion_parameters()) == 0
+    only = fm.build({"name": "clstm", "fusion_layer": "visual-only", "steps": 3, **SMALL},
+                    input_shapes={"image": (1, 8, 8)}, num_outputs=3)
+    assert only.step_logits({"image": x["image"]}).shape == (2, 3, 3)
+
+
+def test_fc_fusion_concatenates_the_streams(x):
+    model = clstm("fc")
+    assert isinstance(model, FCFusionCLSTM)
+    feats = model.unimodal_features(x)
+    assert feats["image"].shape == (2, 4 * 2 * 2) and feats["audio"].shape == (2, 4)
+    torch.testing.assert_close(model(x), model.dense(torch.cat([feats["image"], feats["audio"]], 1)))
+    other = dict(x, audio=torch.randn_like(x["audio"]))
+    assert torch.equal(model.unimodal_features(other)["image"], feats["image"])
+    assert [p.shape for p in model.fusion_parameters()] == [p.shape for p in model.fc1.parameters()]
+
+
+def test_parameter_counts_follow_the_appendix_architectures():
+    u, k, hid, out, frame = 4, 9, 6, 3, 6  # units, kernel area, dense width, classes, C*F
+    head = (u * 2 * 2) * hid + hid + hid * out + out  # 8x8 grid pooled twice -> 2x2
+    clstm_layer = 4 * u * u * k  # W_h: the recurrent 3x3 conv of a C-LSTM layer
+    initial = (4 * u * 1 * k + 4 * u) + clstm_layer + 4 * u * frame \
+        + (4 * u * u * k + 4 * u) + clstm_layer + head
+    lstm = 4 * u * (frame + u) + 8 * u  # torch LSTM: W_ih, W_hh, two biases
+    second = (u * 1 * k + u) + lstm + (4 * u * u * k + 4 * u) + clstm_layer + 4 * u * u + head
+    visual = (u * 1 * k + u) + (u * u * k + u)
+    fc = visual + lstm + (4 * u * (u + u) + 8 * u) + (u * 4 + u) * hid + hid + hid * out + out
+    sizes = {layer: clstm(layer).parameter_counts()["total"] for layer in ["initial", "second", "fc"]}
+    assert sizes == {"initial": initial, "second": second, "fc": fc}
+    assert isinstance(clstm("initial"), InitialFusionCLSTM)
+
+
+def test_time_pool_averages_frames(x):
+    model = clstm("initial", time_pool=2)
+    frames = model.frames(x["audio"])
+    assert frames.shape == (2, 3, 6)
+    torch.testing.assert_close(frames[:, 0], x["audio"][:, 0, :, :2].mean(-1))
+    torch.testing.assert_close(frames[:, 2], x["audio"][:, 0, :, 4])  # ceil mode: last frame alone
+    assert model.step_logits(x).shape == (2, 3, 3)
+
+
+@pytest.mark.parametrize("inject", ["add", "concat"])
+def test_progressive_fusion_around_fc(x, inject):
+    base = clstm("fc")
+    pro = ProgressiveFusion(base, steps=2, context_dim=3, inject=inject, zero_init=True).eval()
+    assert torch.equal(pro(x), base(x))
+    free = ProgressiveFusion(base, steps=2, context_dim=3, inject=inject).eval()
+    assert not torch.allclose(free(x), base(x))
+    assert len(free.step_features(x)) == 2
+    cfg = fm.build({"name": "clstm", "fusion_layer": "fc", **SMALL, "progressive": {"steps": 3}},
+                   input_shapes=SHAPES, num_outputs=3)
+    assert isinstance(cfg, ProgressiveFusion) and cfg(x).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("cfg", "shapes", "match"),
+    [
+        ({"fusion_layer": "third"}, SHAPES, r"model\.fusion_layer: expected one of \['audio-only', 'fc', 'initial', 'second', 'visual-only'\], got 'third'"),
+        ({"fusion_layer": "initial"}, {"image": (1, 8, 8)}, r"model\.fusion_layer: 'initial' needs input 'audio'"),
+        ({"layers": 2}, SHAPES, r"model: unknown key 'layers'; allowed"),
+        ({"units": 0}, SHAPES, r"model\.units: expected an int >= 1, got 0"),
+        ({"fusion_layer": "initial", "progressive": {"steps": 2}}, SHAPES, r"model\.progressive: .*allowed with fusion_layer \['fc'\], got 'initial'"),
+        ({"fusion_layer": "fc", "progressive": {"at": 1}}, SHAPES, r"progressive\.at: .*allowed: \['input', 0\], got 1"),
+        ({}, {"image": (1, 8, 8), "audio": (6, 5)}, r"input 'audio' must be a \(C, F, T\) spectrogram"),
+        ({"fusion_layer": "visual-only"}, {"image": (1, 8, 8)}, r"model\.steps: 'visual-only' without an 'audio' input needs"),
+    ],
+)
+def test_config_errors(cfg, shapes, match):
+    with pytest.raises(ValueError, match=match):
+        fm.build({"name": "clstm", **SMALL, **cfg}, input_shapes=shapes, num_outputs=3)
+
+
+def test_bad_input_names_the_modality(x):
+    model = clstm("second")
+    with pytest.raises(ValueError, match=r"modality 'audio': expected shape \(B, 1, 6, 5\), got \(2, 1, 6, 4\)"):
+        model(dict(x, audio=x["audio"][..., :4]))
