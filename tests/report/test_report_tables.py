@@ -86,7 +86,10 @@ def test_single_seed_has_no_std_and_formats_without_plus_minus():
     s = summarize([0.5])
     assert s is not None and s.std is None and s.n == 1
     assert fmt_stat(s, "test_accuracy") == "0.5"
-    assert fmt_stat(summarize([0.5, 0.7]), "test_accuracy") == "0.6 ± 0.14"
+    # The std's two significant digits fix the decimals of both numbers.
+    assert fmt_stat(summarize([0.5, 0.7]), "test_accuracy") == "0.60 ± 0.14"
+    assert fmt_stat(summarize([0.8, 0.83]), "test_accuracy") == "0.815 ± 0.021"
+    assert fmt_stat(summarize([3e5, 5e5]), "params") == "400k ± 141k"
     assert summarize([float("nan"), 1.0]).n == 1  # non-finite values are not averaged in
 
 
@@ -139,6 +142,7 @@ def test_missing_modality_and_emap_tables():
     data = prepare(study, runs, records)
     mm = missing_modality_table(data)
     assert mm is not None and mm.columns[1] == "full input"
+    assert mm.columns.count("full input") == 1  # the same for every removal mode
     assert "without audio (mean)" in mm.columns
     row = next(r for r in mm.rows if r[0].text == "late · gated")
     accs = _by_variant(runs, "test_accuracy")["late · gated"]

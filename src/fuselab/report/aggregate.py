@@ -184,7 +184,11 @@ def fmt_stat(stat: Stat | None, metric: str = "") -> str:
         return f"{fmt_number(stat.mean, metric)} ± {fmt_number(stat.std, metric)}"
     if abs(stat.mean) >= 1e3:
         return f"{stat.mean:,.0f} ± {stat.std:,.0f}"
-    return f"{stat.mean:.4g} ± {stat.std:.2g}"
+    if stat.std <= 0:
+        return f"{fmt_number(stat.mean, metric)} ± 0"
+    # Two significant digits of the std fix the decimals of both numbers (0.808 ± 0.015).
+    decimals = min(8, max(0, 1 - math.floor(math.log10(stat.std))))
+    return f"{stat.mean:.{decimals}f} ± {stat.std:.{decimals}f}"
 
 
 def group_values(

@@ -54,7 +54,7 @@ def msaf_attention(data: ReportData, sink: FigureSink) -> list[FigureRef]:
             ax.set_ylabel("class")
             ax.set_title(f"MSAF module {mod}")
             ax.grid(False)
-        fig.colorbar(im, ax=axes, label="attention (sum over channels)")
+        fig.colorbar(im, ax=axes, label="attention")
         fig.suptitle(v)
         refs.append(sink.save(fig, f"msaf_attention_{_slug(v)}",
                               f"{v}: MSAF attention summed per modality and averaged per class, one "
@@ -72,20 +72,22 @@ def clstm_activations(data: ReportData, sink: FigureSink) -> list[FigureRef]:
         mine = [r for r in recs if str(r["run_id"]) == str(run["run_id"])]
         sample = order_levels(r.get("sample") for r in mine)[0]
         mine = [r for r in mine if r.get("sample") == sample]
-        scenarios = sorted({(r.get("snr_audio"), r.get("snr_image")) for r in mine},
-                           key=lambda s: (snr_key(s[0]), snr_key(s[1])), reverse=True)
+        snr_keys = sorted({k for r in mine for k in r if k.startswith("snr_")})
+        scenarios = sorted({tuple(r.get(k) for k in snr_keys) for r in mine},
+                           key=lambda s: tuple(snr_key(x) for x in s), reverse=True)
         classes = order_levels(r.get("class") for r in mine)
         palette = colors(len(classes))
         ncols = min(4, len(scenarios))
         nrows = -(-len(scenarios) // ncols)
         fig, axes = new_figure(nrows, ncols, panel_w=3.2, panel_h=2.6, extra_w=1.0)
-        for n, (ax, (sa, si)) in enumerate(zip(axes, scenarios, strict=False)):
+        for n, (ax, scen) in enumerate(zip(axes, scenarios, strict=False)):
             for color, c in zip(palette, classes, strict=True):
-                pts = sorted((r["step"], r["value"]) for r in mine
-                             if r.get("class") == c and (r.get("snr_audio"), r.get("snr_image")) == (sa, si))
+                pts = sorted((r["step"], r["value"]) for r in mine if r.get("class") == c
+                             and tuple(r.get(k) for k in snr_keys) == scen)
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=color, label=str(c))
-            ax.set_title(f"audio SNR {snr_label(sa)}, image SNR {snr_label(si)}")
+            ax.set_title(", ".join(f"{k[4:]} SNR {snr_label(x)}"
+                                   for k, x in zip(snr_keys, scen, strict=True)) or "clean")
             ax.set_xlabel("time step")
             ax.set_ylabel("final-layer activation")
             if n == ncols - 1:

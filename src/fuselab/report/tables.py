@@ -152,6 +152,8 @@ def missing_modality_table(data: ReportData) -> Table | None:
     recs = [r for r in data.records_of("missing_modality") if r["metric"] == metric]
     if not recs:
         return None
+    # The full input does not depend on the removal mode: pool it into one column.
+    recs = [{**r, "mode": None} if r.get("modality") == "none" else r for r in recs]
     groups = group_values(recs, ("modality", "mode"), data.variant_by_run)
     conds = list(dict.fromkeys((k[1], k[2]) for k in groups))
     # The full input first, then the ablations grouped by mode.
