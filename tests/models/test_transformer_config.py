@@ -74,6 +74,8 @@ def test_omitted_modality_is_not_used():
         ({"fusion_spec": {"0": ["question"], "1": ["question"]}}, ValueError,
          ["fusion_spec", "'question'", "twice"]),
         ({"fusion_spec": {"0": "question"}}, TypeError, ["fusion_spec", "list"]),
+        ({"fusion_spec": {"1": ["question", "image"]}}, ValueError,
+         ["fusion_spec", "layer 0", "[1]"]),
         ({"pooling": "mean", "pooled": {"image": 17}}, ValueError,
          ["pooled.image", "17", "1 .. 16"]),
         ({"pooling": "mean", "pooled": {"image": 0}}, ValueError, ["pooled.image", ">= 1"]),

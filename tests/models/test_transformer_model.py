@@ -231,3 +231,22 @@ def test_bad_labels_and_generate_arguments(gen):
         model.generate(x, 0)
     extra = {**x, "audio": torch.randn(3, 4)}  # names the model does not use are ignored
     assert model.generate(extra, 2).shape == (3, 2)
+
+
+def test_allow_missing_drops_a_modality_exactly(gen):
+    """Without the image, the model is the question-only model with the same weights."""
+    both = build(fusion_spec={"0": ["question"], "1": ["image"]}, allow_missing=True).eval()
+    assert both.supports_missing_modalities and not build().supports_missing_modalities
+    text = build(fusion_spec={"0": ["question"]}).eval()
+    state = {k: v for k, v in both.state_dict().items() if not k.startswith("tokenizers.image.")}
+    state["type_embed.weight"] = state["type_embed.weight"][:1]  # question is type 0 in both
+    text.load_state_dict(state)
+    x = batch(gen)
+    labels = torch.randint(3, V, (3, 4), generator=gen)
+    torch.testing.assert_close(both({"question": x["question"]}, labels), text(x, labels))
+    assert not torch.allclose(both(x, labels), text(x, labels))
+    # dropping the layer-0 modality: the image enters at layer 1, layer 0 has nothing to do
+    mem, pad = both.encode({"image": x["image"]})
+    assert mem.shape == (3, 16, 16) and not pad.any()
+    with pytest.raises(ValueError, match="none of the model's modalities"):
+        both({"audio": torch.randn(3, 2)}, labels)

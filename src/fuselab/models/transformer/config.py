@@ -21,7 +21,7 @@ _KEYS = {
     "head", "num_layers", "d_model", "num_heads", "ff_dim", "dropout", "fusion_spec", "pooling",
     "pooled", "tokenizers", "patch_size", "vocab_size", "type_embeddings", "position_embeddings",
     "trunk", "t5", "freeze_trunk", "decoder", "decoder_layers", "vit", "vit_config", "freeze_vit",
-    "vit_cache",
+    "vit_cache", "allow_missing",
     "pad_id", "bos_id", "eos_id",
 }  # fmt: skip
 
@@ -55,6 +55,7 @@ class TokenFusionConfig:
     vit_config: dict[str, Any] = field(default_factory=dict)
     freeze_vit: bool = True
     vit_cache: str | None = None
+    allow_missing: bool = False
     pad_id: int = 0
     bos_id: int = 1
     eos_id: int = 2
@@ -142,6 +143,11 @@ def _fusion_spec(
                 )
             seen[m] = layer
         spec.setdefault(layer, []).extend(str(m) for m in names)
+    if 0 not in spec:
+        raise ValueError(
+            f"model.fusion_spec: layer 0 must name at least one modality (the encoder's first "
+            f"layer needs tokens), got layers {sorted(spec)}; allowed layers: 0 .. {num_layers - 1}"
+        )
     return dict(sorted(spec.items()))
 
 
@@ -201,6 +207,7 @@ def parse_config(
         vit_config=dict(c.get("vit_config") or {}),
         freeze_vit=_bool("freeze_vit", c.get("freeze_vit", True)),
         vit_cache=c.get("vit_cache"),
+        allow_missing=_bool("allow_missing", c.get("allow_missing", False)),
         pad_id=_int("pad_id", c.get("pad_id", 0), 0),
         bos_id=_int("bos_id", c.get("bos_id", 1), 0),
         eos_id=_int("eos_id", c.get("eos_id", 2), 0),

@@ -47,6 +47,8 @@ class TokenFusionTransformer(nn.Module):
         self.task = cfg.head
         self.fusion_spec = {k: list(v) for k, v in cfg.fusion_spec.items()}
         self.pad_id, self.bos_id, self.eos_id = cfg.pad_id, cfg.bos_id, cfg.eos_id
+        # read by fuselab.evaluate's missing-modality "drop" mode
+        self.supports_missing_modalities = cfg.allow_missing
         t5 = None
         if cfg.trunk == "t5":
             t5_cfg = None if cfg.t5 is not None else hf.t5_config(
@@ -169,15 +171,24 @@ class TokenFusionTransformer(nn.Module):
                 f"token_fusion: expected a dict of named modalities {list(self.modalities)}, "
                 f"got {type(inputs).__name__}"
             )
-        for m in self.modalities:
-            if m not in inputs:
-                raise ValueError(
-                    f"token_fusion: missing modality {m!r} (the model needs {list(self.modalities)}"
-                    f", got {sorted(inputs)})"
-                )
-        check_batch_sizes({m: inputs[m] for m in self.modalities}, "token_fusion")
+        present = [m for m in self.modalities if m in inputs]
+        missing = [m for m in self.modalities if m not in inputs]
+        if not present:
+            raise ValueError(
+                f"token_fusion: none of the model's modalities {list(self.modalities)} is in the "
+                f"inputs (got {sorted(inputs)})"
+            )
+        if missing and not self.supports_missing_modalities:
+            raise ValueError(
+                f"token_fusion: missing modality {missing[0]!r} (the model needs "
+                f"{list(self.modalities)}, got {sorted(inputs)}; allow_missing = true runs "
+                f"without it)"
+            )
+        check_batch_sizes({m: inputs[m] for m in present}, "token_fusion")
         out = {}
         for i, m in enumerate(self.modalities):
+            if m not in inputs:
+                continue
             tok, pad = self.tokenizers[m](inputs[m])
             tok, pad = self.pools[m](tok, pad)
             if self.type_embed is not None:
@@ -186,20 +197,24 @@ class TokenFusionTransformer(nn.Module):
         return out
 
     def encode(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Fused encoder output ``(B, n, d)`` and its padding mask ``(B, n)`` (``True`` = pad)."""
+        """Fused encoder output ``(B, n, d)`` and its padding mask ``(B, n)`` (``True`` = pad).
+
+        With ``allow_missing``, an absent modality contributes no tokens; layers before the first
+        present modality's fusion layer then have nothing to process and are skipped.
+        """
         toks = self.tokens(inputs)
         self.trunk.begin()
         h: Tensor | None = None
         pad: Tensor | None = None
         for i in range(self.cfg.num_layers):
-            joining = self.fusion_spec.get(i, [])
+            joining = [m for m in self.fusion_spec.get(i, []) if m in toks]
             if joining:
                 parts = ([h] if h is not None else []) + [toks[m][0] for m in joining]
                 masks = ([pad] if pad is not None else []) + [toks[m][1] for m in joining]
                 h, pad = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
-            assert h is not None and pad is not None  # fusion_spec always has a layer-0 entry
-            h = self.trunk.layer(i, h, _attendable(pad))
-        assert h is not None and pad is not None
+            if h is not None and pad is not None:
+                h = self.trunk.layer(i, h, _attendable(pad))
+        assert h is not None and pad is not None  # tokens() guarantees one present modality
         return self.trunk.finish(h), pad
 
     def forward(self, inputs: Mapping[str, Tensor], labels: Tensor | None = None) -> Tensor:
