@@ -83,3 +83,33 @@ class T5Decoder(nn.Module):
         ).last_hidden_state
         out: Tensor = self.lm_head(h * self.scale)
         return out
+
+
+def greedy_decode(
+    decoder: nn.Module,
+    memory: Tensor,
+    memory_pad: Tensor,
+    max_len: int,
+    *,
+    bos_id: int,
+    eos_id: int,
+    pad_id: int,
+) -> Tensor:
+    """Greedy answer ``(B, max_len)`` int64 from ``bos_id``, without it; ``pad_id`` after ``eos_id``.
+
+    The decoder is rerun on the whole prefix each step (answers are a few tokens; no KV cache).
+    """
+    b = memory.shape[0]
+    seq = torch.full((b, 1), bos_id, dtype=torch.long, device=memory.device)
+    done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+    for _ in range(max_len):
+        nxt = decoder(seq, memory, memory_pad)[:, -1].argmax(-1)
+        nxt = nxt.masked_fill(done, pad_id)
+        seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
+        done |= nxt == eos_id
+        if bool(done.all()):
+            break
+    out = seq[:, 1:]
+    if out.shape[1] < max_len:
+        out = torch.cat([out, out.new_full((b, max_len - out.shape[1]), pad_id)], dim=1)
+    return out

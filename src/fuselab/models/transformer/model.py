@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from fuselab.fusion.base import check_batch_sizes
 from fuselab.models.transformer import hf
 from fuselab.models.transformer.config import TokenFusionConfig
-from fuselab.models.transformer.decoder import T5Decoder, TorchDecoder
+from fuselab.models.transformer.decoder import T5Decoder, TorchDecoder, greedy_decode
 from fuselab.models.transformer.pooling import TokenPool
 from fuselab.models.transformer.tokenizers import (
     EmbeddingTokenizer,
@@ -248,22 +248,10 @@ class TokenFusionTransformer(nn.Module):
         self.eval()
         try:
             memory, pad = self.encode(inputs)
-            keys = _attendable(pad)
-            b = memory.shape[0]
-            seq = torch.full((b, 1), self.bos_id, dtype=torch.long, device=memory.device)
-            done = torch.zeros(b, dtype=torch.bool, device=memory.device)
-            for _ in range(max_len):
-                nxt = self.decoder(seq, memory, keys)[:, -1].argmax(-1)
-                nxt = nxt.masked_fill(done, self.pad_id)
-                seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
-                done |= nxt == self.eos_id
-                if bool(done.all()):
-                    break
-            out = seq[:, 1:]
-            if out.shape[1] < max_len:
-                fill = out.new_full((b, max_len - out.shape[1]), self.pad_id)
-                out = torch.cat([out, fill], dim=1)
-            return out
+            return greedy_decode(
+                self.decoder, memory, _attendable(pad), max_len,
+                bos_id=self.bos_id, eos_id=self.eos_id, pad_id=self.pad_id,
+            )  # fmt: skip
         finally:
             self.train(was_training)
 
