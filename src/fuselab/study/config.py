@@ -6,7 +6,8 @@ A study file has these tables (see docs/study.md for every key)::
     [data]       name, root, options = {...}            -> fuselab.data.load_splits
     [model]      base config                             -> fuselab.models.build
     [train]      base training config                    -> fuselab.train.TrainConfig
-    [[grid.fusion]]  one entry per fusion variant (shorthands, model/train overrides, label)
+    [[grid.fusion]]  one entry per fusion variant (shorthands, model/train/evaluate overrides,
+                     label); ``evaluate`` adds evaluations only this variant supports
     [grid]       train_snr = [...], axes = {...}         product axes over every variant
     [evaluate]   evaluation name -> true | {options}
     [execution]  threads_per_run, workers, max_retries, device, checkpoints, tensorboard, mlflow
@@ -41,7 +42,7 @@ SHORTHANDS: dict[str, tuple[str | None, str]] = {
     "progressive": ("progressive", "model.progressive"),
     "grad_blend": ("grad_blend", "train.grad_blend"),
 }
-_FUSION_RESERVED = ("label", "factors", "model", "train")
+_FUSION_RESERVED = ("label", "factors", "model", "train", "evaluate")
 _TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution")
 
 
@@ -64,6 +65,7 @@ class FusionVariant:
     factors: dict[str, Any]
     model: dict[str, Any]
     train: dict[str, Any]
+    evaluate: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ def _variant(value: Any, where: str) -> FusionVariant:
         factors=factors,
         model=c.table(v.get("model", {}), f"{where}.model"),
         train=c.table(v.get("train", {}), f"{where}.train"),
+        evaluate=_evaluate(v.get("evaluate", {}), f"{where}.evaluate"),
     )
 
 
@@ -254,13 +257,13 @@ def _snr(value: Any, where: str) -> dict[str, float]:
     return out
 
 
-def _evaluate(value: Any) -> dict[str, dict[str, Any]]:
-    e = c.table(value, "evaluate")
+def _evaluate(value: Any, where: str = "evaluate") -> dict[str, dict[str, Any]]:
+    e = c.table(value, where)
     out: dict[str, dict[str, Any]] = {}
     for name, opts in e.items():
         if opts is False:
             continue
-        out[name] = {} if opts is True else c.table(opts, f"evaluate.{name}")
+        out[name] = {} if opts is True else c.table(opts, f"{where}.{name}")
     return out
 
 

@@ -34,9 +34,9 @@ EVALUATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "missing_modality": ("missing_modalities", ("model", "ds", "train")),
     "emap": ("emap", ("model", "ds")),
     "cost": ("cost", ("model", "ds")),
-    "inspect_msaf": ("inspect_msaf", ("model", "ds")),
-    "inspect_clstm": ("inspect_clstm", ("model", "ds")),
-    "inspect_probe": ("inspect_probe", ("model", "ds", "train")),
+    "inspect_msaf": ("msaf_attention", ("model", "ds")),
+    "inspect_clstm": ("clstm_activations", ("model", "ds")),
+    "inspect_probe": ("linear_probes", ("model", "train", "test")),
     "robustness": ("", ()),  # cross-run: computed by the parent after all runs
 }
 CROSS_RUN = ("robustness",)
@@ -54,7 +54,7 @@ def resolve(name: str) -> Callable[..., Any]:
     import fuselab.evaluate as ev
 
     fn = getattr(ev, fn_name, None)
-    if fn is None:
+    if not callable(fn):
         raise ConfigError(f"evaluate.{name}", f"fuselab.evaluate.{fn_name} is not available in "
                                               "this fuselab version")
     return fn  # type: ignore[no-any-return]
@@ -94,7 +94,10 @@ def run_evaluation(name: str, opts: Mapping[str, Any], model: Any, splits: Split
         scores = fn(model, test, **kwargs)
         return [{"evaluation": "test", "metric": k, "value": float(v), "split": "test"}
                 for k, v in scores.items() if k != "loss"]
-    if "train" in EVALUATIONS[name][1]:
+    fixed = EVALUATIONS[name][1]
+    if fixed == ("model", "train", "test"):  # probes fit on train, score on test
+        return list(fn(model, splits["train"], test, **kwargs))
+    if "train" in fixed:
         kwargs["train"] = splits["train"]
     return list(fn(model, test, **kwargs))
 

@@ -20,6 +20,10 @@ RUNNER_TRAIN_KEYS = ("seed", "threads", "progress")
 _SPLIT_CACHE: dict[str, Any] = {}
 
 
+class EvaluationError(RuntimeError):
+    """An evaluation of a trained model failed (the message names the evaluation)."""
+
+
 def num_outputs(ds: Any) -> int:
     """Classes (classification), label width (regression) or vocabulary size (generation)."""
     if ds.task == "regression":
@@ -84,8 +88,12 @@ def execute_run(task: RunTask, checkpoint: Path | None, report: Reporter) -> Run
                      on_epoch=on_epoch)
         records: list[dict[str, Any]] = list(result.records())
         for name, opts in cfg["evaluate"].items():
-            if name not in CROSS_RUN:
+            if name in CROSS_RUN:
+                continue
+            try:
                 records += run_evaluation(name, opts, model, splits, tcfg.eval_batch_size)
+            except Exception as e:
+                raise EvaluationError(f"evaluate.{name} failed: {type(e).__name__}: {e}") from e
         metrics: dict[str, Any] = {
             f"val_{result.metric}": result.best.get(result.metric, float("nan")),
             "best_epoch": result.best_epoch,

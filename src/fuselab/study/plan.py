@@ -23,6 +23,12 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
     check_available(cfg.execution.tensorboard, cfg.execution.mlflow)
     for name, opts in cfg.evaluate.items():
         options(name, opts)
+    for v in cfg.fusion:
+        for name, opts in v.evaluate.items():
+            try:
+                options(name, opts)
+            except ConfigError as e:
+                raise ConfigError(f"{v.where}.{e.path}", str(e).split(": ", 1)[-1]) from None
     if "robustness" in cfg.evaluate:
         if "snr_curve" not in cfg.evaluate:
             raise ConfigError("evaluate.robustness", "needs evaluate.snr_curve (robustness is "
