@@ -66,7 +66,8 @@ def test_pretrained_t5_end_to_end_equals_t5_for_conditional_generation(gen, t5_d
     """Text-only fusion at layer 0 with no extra embeddings is exactly T5: encoder, masks,
     relative positions, the decoder and its scaled tied LM head."""
     model = build({"question": (6,)}, trunk="t5", t5=str(t5_dir), decoder="t5",
-                  decoder_layers=2, type_embeddings=False, position_embeddings=False).eval()
+                  decoder_layers=2, type_embeddings=False).eval()  # fmt: skip
+    assert model.tokenizers["question"].pos is None  # T5 text has relative positions only
     assert model.cfg.num_layers == 3 and model.cfg.d_model == 16  # read from the checkpoint
     ref = T5ForConditionalGeneration.from_pretrained(t5_dir).eval()
     q = question(gen)

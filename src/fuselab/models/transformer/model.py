@@ -110,6 +110,9 @@ class TokenFusionTransformer(nn.Module):
         if kind == "embedding":
             shared = self.trunk.shared if isinstance(self.trunk, T5Trunk) else None
             vocab = cfg.vocab_size if cfg.vocab_size is not None else 1
+            # T5 text positions come from its relative attention bias; absolute ones would only
+            # perturb a pretrained model's inputs.
+            pos = pos and shared is None
             return EmbeddingTokenizer(m, shape[0], vocab, cfg.d_model, cfg.pad_id, pos, shared)
         if kind == "patch":
             p = cfg.patch_size
