@@ -60,5 +60,5 @@ def test_rejects_files_that_are_not_checkpoints(tmp_path: Path) -> None:
     torch.save({"weights": torch.zeros(2)}, bad)
     with pytest.raises(CheckpointMismatchError, match="not a fuselab checkpoint"):
         load_checkpoint(bad)
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
         load_checkpoint(tmp_path / "missing.pt")

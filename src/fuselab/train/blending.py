@@ -93,13 +93,19 @@ class GradientBlender(nn.Module):
         self.heads = nn.ModuleDict({m: nn.Linear(d, num_outputs) for m, d in feature_dims.items()})
         names = [MULTIMODAL, *feature_dims]
         self.weights: dict[str, float] = {k: 1.0 / len(names) for k in names}
+        #: Set when ``model.predict(model.fuse(features))`` equals ``model(inputs)``: the fused
+        #: output then reuses the unimodal features instead of running the encoders again.
+        self.shared_forward = False
 
     def head_outputs(
         self, model: nn.Module, forward: Forward, inputs: dict[str, Tensor]
     ) -> dict[str, Tensor]:
         """``{"multimodal": forward(inputs), m: head_m(features_m)}``, each ``(B, num_outputs)``."""
-        out = {MULTIMODAL: forward(inputs)}
         feats = model.unimodal_features(inputs)  # type: ignore[operator]
+        if self.shared_forward:
+            out = {MULTIMODAL: model.predict(model.fuse(feats))}  # type: ignore[operator]
+        else:
+            out = {MULTIMODAL: forward(inputs)}
         for m, head in self.heads.items():
             if m not in feats:
                 raise ValueError(

@@ -19,9 +19,10 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 GRAD_BLEND_MODES = ("off", "offline", "online")
 REGRESSION_LOSSES = ("mse", "l1")
+PRECISIONS = ("float32", "bfloat16")
 #: Config keys that change how a run executes but not what it learns; a checkpoint written under
 #: different values of these is still "the same config" (see ``load_checkpoint``).
-RUNTIME_KEYS = ("progress", "threads", "compile", "eval_batch_size")
+RUNTIME_KEYS = ("progress", "threads", "compile", "eval_batch_size", "feature_cache", "channels_last")
 
 
 def _bad(key: str, expected: str, got: object) -> ValueError:
@@ -72,6 +73,10 @@ class TrainConfig:
         threads: ``torch.set_num_threads`` for the run (``None``: leave as is).
         compile: wrap the model in ``torch.compile`` for training and evaluation.
         channels_last: keep 4-D inputs and conv weights in channels-last memory format.
+        precision: ``"float32"`` or ``"bfloat16"`` (CPU autocast of forward and loss: faster
+            convolutions and matmuls on CPUs with AVX512-BF16/AMX; weights stay float32).
+        feature_cache: run a dataset's per-batch ``transform`` (e.g. spectrograms) once for
+            every split used without noise, instead of every epoch (same batches).
         train_snr: ``{modality: linear SNR}`` of white noise added to training batches (paper 000);
             empty = clean training.
         grad_blend: gradient blending: ``"off"``, ``"offline"`` (weights estimated once from a
@@ -103,6 +108,8 @@ class TrainConfig:
     threads: int | None = None
     compile: bool = False
     channels_last: bool = False
+    precision: str = "float32"
+    feature_cache: bool = True
     train_snr: dict[str, float | None] = field(default_factory=dict)
     grad_blend: str = "off"
     grad_blend_every: int = 1
@@ -131,7 +138,8 @@ class TrainConfig:
             raise _bad("metric", "a metric name such as 'auto', 'accuracy', 'mse', 'loss'", self.metric)
         _check_int("seed", self.seed, 0)
         _check_int("threads", self.threads, 1, allow_none=True)
-        for key in ("deterministic", "compile", "channels_last", "progress"):
+        _check_choice("precision", self.precision, PRECISIONS)
+        for key in ("deterministic", "compile", "channels_last", "feature_cache", "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise _bad(key, "true or false", getattr(self, key))
         if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):

@@ -46,9 +46,13 @@ def make_loss(task: str, regression_loss: str = "mse", pad_id: int | None = None
     return regression
 
 
-def forward(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor, task: str) -> Tensor:
+def forward(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor | None, task: str) -> Tensor:
     """``model(inputs, labels)`` for generation (teacher forcing), ``model(inputs)`` otherwise."""
-    return model(inputs, labels) if task == "generation" else model(inputs)
+    if task == "generation":
+        if labels is None:
+            raise ValueError("generation models need the labels for teacher forcing")
+        return model(inputs, labels)
+    return model(inputs)
 
 
 def check_output(outputs: Tensor, labels: Tensor, data: MultimodalDataset) -> None:

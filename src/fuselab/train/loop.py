@@ -151,9 +151,9 @@ def fit(
                     if new is not None and t.blender is not None:
                         t.blender.weights = new
                     before = after
-                if val is not None:
+                if t.val is not None:
                     scores = evaluate_split(
-                        model, val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
+                        model, t.val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
                         mosi=config.mosi_metrics, fwd=t._fwd, channels_last=config.channels_last,
                     )
                 else:

@@ -6,6 +6,7 @@ blending measurements. Batches are ``{modality: (B, *shape_m)}`` dicts from
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -25,6 +26,7 @@ from fuselab.train.evaluation import (
     model_inputs,
     needed_modalities,
 )
+from fuselab.train.features import cache_features
 from fuselab.train.optim import make_optimizer
 from fuselab.train.progress import Progress
 
@@ -36,15 +38,20 @@ class Trainer:
         self, model: nn.Module, train: MultimodalDataset, val: MultimodalDataset | None,
         config: TrainConfig, show: bool,
     ) -> None:
-        self.model, self.val, self.config = model, val, config
+        self.model, self.config = model, config
         self.task = train.task
         self.needed = needed_modalities(model, train)
         if val is not None:
             needed_modalities(model, val)
+        if config.feature_cache:
+            train = cache_features(train, config.train_snr)
+            val = cache_features(val) if val is not None else None
+        self.val = val
         self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
         if config.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+        self.bf16 = config.precision == "bfloat16"
         num_outputs = self._probe(train)
         self.blender: B.GradientBlender | None = None
         self.train = train
@@ -58,6 +65,7 @@ class Trainer:
                 train, config.grad_blend_holdout, config.seed + 2
             )
             params += list(self.blender.parameters())
+            self.blender.shared_forward = self._fuse_predict_matches(train)
         self.optimizer = make_optimizer(params, config)
         n, bs = len(self.train), config.batch_size
         # A final batch of one sample breaks BatchNorm in train mode; drop it instead.
@@ -74,8 +82,37 @@ class Trainer:
         self.busy_s = 0.0
         self.samples = 0
 
-    def _fwd(self, x: dict[str, Tensor], y: Tensor) -> Tensor:
-        return forward(self.net, x, y, self.task)
+    def autocast(self) -> contextlib.AbstractContextManager[None]:
+        """bfloat16 CPU autocast when ``precision = "bfloat16"``, else nothing."""
+        if self.bf16:
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _fwd(self, x: dict[str, Tensor], y: Tensor | None = None) -> Tensor:
+        with self.autocast():
+            out = forward(self.net, x, y, self.task)
+        return out.float() if self.bf16 else out
+
+    def _fuse_predict_matches(self, train: MultimodalDataset) -> bool:
+        """Whether ``predict(fuse(unimodal_features(x)))`` reproduces ``model(x)``: then blending
+        computes the encoders once per step instead of twice."""
+        m = self.model
+        if not (callable(getattr(m, "fuse", None)) and callable(getattr(m, "predict", None))):
+            return False
+        x, y = next(train.batches(min(len(train), 8)))
+        x = model_inputs(x, self.needed, self.config.channels_last)
+        was = m.training
+        m.eval()
+        try:
+            with torch.no_grad():
+                full = forward(m, x, y, self.task)
+                split = m.predict(m.fuse(m.unimodal_features(x)))  # type: ignore[operator]
+            return bool(split.shape == full.shape and torch.allclose(split, full, rtol=1e-5, atol=1e-6))
+        except Exception:
+            # Any model whose pieces do not compose this way keeps the two-pass path.
+            return False
+        finally:
+            m.train(was)
 
     def _probe(self, train: MultimodalDataset) -> int:
         """Check the output shape on one clean batch; returns the output width."""
@@ -91,7 +128,9 @@ class Trainer:
     def _loss(self, x: dict[str, Tensor], y: Tensor) -> Tensor:
         if self.blender is None:
             return self.loss_fn(self._fwd(x, y), y)
-        return self.blender.blend(self.blender.losses(self.model, lambda i: self._fwd(i, y), x, y, self.loss_fn))
+        with self.autocast():
+            losses = self.blender.losses(self.model, lambda i: self._fwd(i, y), x, y, self.loss_fn)
+        return self.blender.blend({k: v.float() for k, v in losses.items()})
 
     def train_epoch(self, epoch: int, sched_per_step: Any) -> tuple[float, int, int]:
         """One pass (or until ``max_steps``); returns (mean loss, samples, steps)."""
@@ -140,7 +179,8 @@ class Trainer:
                 (model_inputs(x, self.needed, self.config.channels_last), y)
                 for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
             )
-            out.append(self.blender.measure(self.model, lambda i: self.net(i), batches, self.loss_fn))
+            with self.autocast():
+                out.append(self.blender.measure(self.model, self._fwd, batches, self.loss_fn))
         return {k: (out[0][k], out[1][k]) for k in out[0]}
 
     def offline_weights(self, sched: Any) -> None:
