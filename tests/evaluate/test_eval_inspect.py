@@ -183,8 +183,12 @@ def test_linear_probes_per_step_and_modality() -> None:
 
 
 def test_fit_probe_folds_standardisation() -> None:
-    x = torch.randn(60, 3) * torch.tensor([100.0, 0.01, 1.0]) + 5
-    y = (x[:, 1] > x[:, 1].median()).long()
+    # separable along a feature 10^4 times smaller than another: needs the standardisation
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(60) % 2
+    x = torch.randn(60, 3, generator=g)
+    x[:, 1] = (2 * y - 1) * (1 + x[:, 1].abs())
+    x = x * torch.tensor([100.0, 0.01, 1.0]) + 5
     probe = ev.fit_probe(x, y, 2)
     assert float((probe(x).argmax(1) == y).float().mean()) == 1.0
 

@@ -7,38 +7,32 @@ paper 000's ten levels: the original plus 0.125 .. 2 in half-octave steps, order
 
 so the noisy part is equally spaced in ``log2(snr)`` (what robustness areas integrate over).
 
-Every cell is one clean pass of the test set through ``ds.batches(snr=..., noise_generator=...)``,
-noise vectorised per batch. Each cell's noise generator is re-seeded with ``seed``, so every model
-and every cell draws the same Gaussian samples (common random numbers): differences between cells
-and between models are not blurred by different noise draws. Same seed and batch size => same
-noise.
+Every cell is one pass of the test set through the model; noise comes from
+``ds.batches(snr=..., noise_generator=...)``, vectorised per batch, with one seeded stream per
+modality (see ``_cells``): every model and every cell sees the very same noise for a given
+(modality, SNR), so differences between cells and between models are not blurred by different noise
+draws. Same seed and batch size => same noise. Late-fusion models are factorised automatically
+(``2K`` encoder passes for a ``K x K`` grid instead of ``K^2``), with identical results.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from torch import nn
 
 from fuselab.data import MultimodalDataset
+from fuselab.evaluate._cells import evaluate_cells
 from fuselab.evaluate._common import (
-    MetricAccumulator,
     Record,
     check_batch_size,
     check_dataset,
-    check_output,
-    eval_mode,
-    model_device,
     model_modalities,
     record,
     resolve_metric,
-    restrict,
-    to_device,
 )
 
 #: Paper 000's test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
@@ -101,47 +95,9 @@ def _grid_modalities(
     return names
 
 
-def _cells_metric(
-    models: Mapping[str, nn.Module],
-    ds: MultimodalDataset,
-    cells: Sequence[dict[str, float | None]],
-    metric: str,
-    batch_size: int,
-    seed: int,
-    who: str,
-) -> dict[str, list[float]]:
-    """Metric of every model in every cell; all models see each cell's very same noisy batches."""
-    results: dict[str, list[float]] = {name: [] for name in models}
-    devices = {name: model_device(m) for name, m in models.items()}
-    needs = {name: model_modalities(m, ds) for name, m in models.items()}
-    with _eval_all(models):
-        for snr in cells:
-            gen = torch.Generator().manual_seed(seed)
-            accs = {name: MetricAccumulator(metric, ds.num_classes) for name in models}
-            for inputs, labels in ds.batches(batch_size, snr=snr, noise_generator=gen):
-                for name, model in models.items():
-                    x = to_device(restrict(inputs, needs[name]), devices[name])
-                    out = check_output(model(x), labels, ds, f"{who} (model {name!r})")
-                    accs[name].update(out, labels)
-            for name in models:
-                results[name].append(accs[name].compute())
-    return results
-
-
-@contextlib.contextmanager
-def _eval_all(models: Mapping[str, nn.Module]) -> Iterator[None]:
-    """Eval + inference mode for several models at once; restores their modes afterwards."""
-    with contextlib.ExitStack() as stack:
-        for m in models.values():
-            stack.enter_context(eval_mode(m))
-        yield
-
-
 def _full_snr(
     ds: MultimodalDataset, partial: Mapping[str, float | None]
 ) -> dict[str, float | None]:
-    # Every dataset modality gets an entry in declaration order, so a cell's noise draws do not
-    # depend on how the caller ordered the grid's modalities.
     return {m: partial.get(m) for m in ds.names}
 
 
@@ -154,6 +110,7 @@ def snr_grids(
     metric: str | None = None,
     batch_size: int = 512,
     seed: int = 0,
+    factorize: bool | None = None,
 ) -> dict[str, list[Record]]:
     """SNR grid of several models at once; every model sees identical noisy batches.
 
@@ -166,6 +123,9 @@ def snr_grids(
             default), ``mae``.
         batch_size: evaluation batch size (noise is drawn per batch: keep it fixed to compare).
         seed: seeds the noise of every cell.
+        factorize: evaluate late-fusion models from cached unimodal features (``None``: for
+            every model where that is exact, checked on the data; ``False``: never; ``True``:
+            required, ``ValueError`` naming the reason otherwise).
 
     Returns:
         ``{name: records}``, one record per cell: ``{"evaluation": "snr_grid", "metric": metric,
@@ -184,7 +144,16 @@ def snr_grids(
     grids = _per_modality_grids(snrs, names)
     pairs = list(itertools.product(*(grids[m] for m in names)))
     cells = [_full_snr(ds, dict(zip(names, p, strict=True))) for p in pairs]
-    values = _cells_metric(models, ds, cells, metric, batch_size, seed, "snr_grid")
+    values = evaluate_cells(
+        models,
+        ds,
+        cells,
+        metric,
+        batch_size=batch_size,
+        seed=seed,
+        who="snr_grid",
+        factorize=factorize,
+    )
     return {
         name: [
             record("snr_grid", metric, v, **{f"snr_{m}": s for m, s in zip(names, p, strict=True)})
@@ -203,6 +172,7 @@ def snr_grid(
     metric: str | None = None,
     batch_size: int = 512,
     seed: int = 0,
+    factorize: bool | None = None,
 ) -> list[Record]:
     """Metric of ``model`` in every ``(snr_a, snr_b)`` cell of the grid (see :func:`snr_grids`)."""
     return snr_grids(
@@ -213,6 +183,7 @@ def snr_grid(
         metric=metric,
         batch_size=batch_size,
         seed=seed,
+        factorize=factorize,
     )["model"]
 
 
@@ -238,6 +209,7 @@ def snr_curves(
     metric: str | None = None,
     batch_size: int = 512,
     seed: int = 0,
+    factorize: bool | None = None,
 ) -> list[Record]:
     """Metric vs SNR with one modality noised at a time (others original), and all together.
 
@@ -255,8 +227,15 @@ def snr_curves(
         curves += [(m, s, _full_snr(ds, {m: s})) for s in grid]
     if include_all and len(names) > 1:
         curves += [("all", s, _full_snr(ds, dict.fromkeys(names, s))) for s in grid]
-    vals = _cells_metric(
-        {"model": model}, ds, [c for _, _, c in curves], metric, batch_size, seed, "snr_curves"
+    vals = evaluate_cells(
+        {"model": model},
+        ds,
+        [c for _, _, c in curves],
+        metric,
+        batch_size=batch_size,
+        seed=seed,
+        who="snr_curves",
+        factorize=factorize,
     )["model"]
     return [
         record("snr_curve", metric, v, modality=m, snr=s)
