@@ -83,6 +83,13 @@ def _pairs(pairs: int | Mapping[str, int] | None, split: str, default: int) -> i
     return n
 
 
+def sorted_rows(rows: Tensor, n: int) -> Tensor:
+    """``rows`` (distinct, in ``range(n)``) in increasing order, in O(n) (a mask, not a sort)."""
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[rows] = True
+    return torch.nonzero(mask)[:, 0]
+
+
 def split_recordings(
     speakers: Sequence[str], seed: int, holdout: Sequence[str]
 ) -> dict[str, Tensor]:
@@ -104,7 +111,7 @@ def split_recordings(
         cut = partition(len(held_rows), split_generator(seed, "all", 3), (0.0, 0.5, 0.5))
         for s in ("val", "test"):
             parts[s] = torch.cat([parts[s], held_rows[cut[s]]])
-    return {s: parts[s].sort().values for s in SPLITS}
+    return {s: sorted_rows(parts[s], len(speakers)) for s in SPLITS}
 
 
 def pair_rows(
@@ -117,12 +124,13 @@ def pair_rows(
     y = image_labels[img]
     order = torch.argsort(wave_labels, stable=True)
     counts = torch.bincount(wave_labels, minlength=10)
-    for c in torch.unique(y).tolist():
-        if counts[c] == 0:
-            raise ValueError(
-                f"avmnist: split {split!r} has no recording of digit {c} (empty class); "
-                "hold out fewer speakers or add recordings"
-            )
+    needed = torch.bincount(y, minlength=10) > 0  # bincount, not unique: O(n), no sort
+    empty = torch.nonzero(needed & (counts == 0))[:, 0].tolist()
+    if empty:
+        raise ValueError(
+            f"avmnist: split {split!r} has no recording of digit {empty[0]} (empty class); "
+            "hold out fewer speakers or add recordings"
+        )
     start = torch.cumsum(counts, 0) - counts
     pick = (torch.rand(n, generator=g, dtype=torch.float64) * counts[y]).long()
     return img, order[start[y] + pick]
@@ -210,9 +218,9 @@ def build_avmnist(
 
     image_parts = partition(len(src["image_labels"]), split_generator(seed, "all", 1))
     wave_rows = split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split]
-    img_rows = image_parts[split].sort().values
-    images = src["images"][img_rows].unsqueeze(1).to(torch.float32) / 255.0
-    waves = src["waves"][wave_rows].to(torch.float32) / 32768.0
+    img_rows = sorted_rows(image_parts[split], len(src["image_labels"]))
+    images = src["images"][img_rows].unsqueeze(1).to(torch.float32).div_(255.0)
+    waves = src["waves"][wave_rows].to(torch.float32).div_(32768.0)
 
     clips = None
     if audio_noise == "esc50" or variant == "classic":

@@ -2,7 +2,8 @@
 
 ``cached_tensors(cache_dir, kind, config, build)`` returns ``build()``'s tensors, writing them once
 to ``<cache_dir>/<kind>-<sha256(config)[:20]>.safetensors`` (atomically, via a temporary file)
-and memory-mapping them on later calls. String lists travel in the safetensors metadata as JSON.
+and memory-mapping them (copy-on-write, so only the rows a split uses are ever read) on later
+calls. String lists travel in the safetensors metadata as JSON.
 """
 
 from __future__ import annotations
@@ -15,12 +16,49 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from safetensors import safe_open
+import numpy as np
+import torch
 from safetensors.torch import save_file
 from torch import Tensor
 
 CACHE_VERSION = 1
 Built = tuple[dict[str, Tensor], dict[str, Any]]
+_DTYPES = {
+    "U8": np.uint8,
+    "I8": np.int8,
+    "I16": np.int16,
+    "I32": np.int32,
+    "I64": np.int64,
+    "F16": np.float16,
+    "F32": np.float32,
+    "F64": np.float64,
+    "BOOL": np.bool_,
+}
+
+
+def mmap_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Memory-map a safetensors file: ``(tensors, metadata)``; ``ValueError`` if it is damaged."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        n = int.from_bytes(f.read(8), "little")
+        if n <= 0 or 8 + n > size:
+            raise ValueError(f"{path}: bad safetensors header length {n}")
+        header = json.loads(f.read(n))
+    meta = header.pop("__metadata__", None) or {}
+    base = 8 + n
+    out: dict[str, Tensor] = {}
+    for name, info in header.items():
+        start, stop = info["data_offsets"]
+        dtype = np.dtype(_DTYPES[info["dtype"]])
+        shape = tuple(info["shape"])
+        if base + stop > size or stop - start != int(np.prod(shape)) * dtype.itemsize:
+            raise ValueError(f"{path}: tensor {name!r} lies outside the file (truncated?)")
+        if stop == start:
+            out[name] = torch.from_numpy(np.zeros(shape, dtype=dtype))
+            continue
+        arr = np.memmap(path, dtype=dtype, mode="c", offset=base + start, shape=shape)
+        out[name] = torch.from_numpy(arr)
+    return out, meta
 
 
 def default_cache_dir() -> Path:
@@ -47,9 +85,7 @@ def cached_tensors(
     path = folder / f"{kind}-{config_key(config)}.safetensors"
     if path.is_file():
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open API)
+            tensors, meta = mmap_safetensors(path)
             return tensors, json.loads(meta.get("extras", "{}"))
         except Exception:  # a truncated/corrupt cache is just rebuilt, never trusted
             path.unlink(missing_ok=True)
