@@ -117,3 +117,19 @@ def test_classification_with_token_ids_needs_vocab_size():
 def test_unknown_family_and_missing_name_via_registry():
     with pytest.raises(ValueError, match="token_fusion"):
         models.build({"name": "token-fusion"}, input_shapes=SHAPES, num_outputs=3)
+
+
+def test_per_modality_patch_sizes_tokenize_spectrograms():
+    """AV-MNIST shapes: a 28x28 image in 4x4 patches, a 201-bin spectrogram in 67x4 patches."""
+    shapes = {"image": (1, 28, 28), "audio": (1, 201, 40)}
+    model = build(num_outputs=10, shapes=shapes, head="classification",
+                  patch_size={"image": 4, "audio": [67, 4]})  # fmt: skip
+    assert model.token_counts == {"image": 49, "audio": 30}
+    x = {"image": torch.randn(2, 1, 28, 28), "audio": torch.randn(2, 1, 201, 40)}
+    assert model(x).shape == (2, 10)
+    with pytest.raises(ValueError, match=r"model\.patch_size\.audio.*'audio'.*divisors of 201"):
+        build(shapes=shapes, head="classification", patch_size={"image": 4, "audio": [5, 4]})
+    with pytest.raises(ValueError, match=r"model\.patch_size: patch \(4, 4\).*'audio'"):
+        build(shapes=shapes, head="classification")
+    with pytest.raises(TypeError, match=r"model\.patch_size.*\[height, width\]"):
+        build(shapes=shapes, head="classification", patch_size=[1, 2, 3])

@@ -11,8 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuselab.models.transformer._checks import (
+    TOKENIZERS,
+    bool_value,
+    choice,
+    default_tokenizer,
+    fusion_spec,
+    int_value,
+    modality_name,
+    patch_sizes,
+)
+
 POOLINGS = ("none", "mean", "max", "attention")
-TOKENIZERS = ("embedding", "patch", "linear", "vit")
 TRUNKS = ("torch", "t5")
 DECODERS = ("torch", "t5")
 HEADS = ("generation", "classification")
@@ -42,7 +52,7 @@ class TokenFusionConfig:
     pooling: dict[str, str] = field(default_factory=dict)
     pooled: dict[str, int] = field(default_factory=dict)
     tokenizers: dict[str, str] = field(default_factory=dict)
-    patch_size: int = 4
+    patch_size: dict[str, tuple[int, int]] = field(default_factory=dict)
     vocab_size: int | None = None
     type_embeddings: bool = True
     position_embeddings: bool = True
@@ -73,95 +83,6 @@ class TokenFusionConfig:
         raise KeyError(modality)
 
 
-def _int(key: str, value: Any, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"model.{key}: expected an int, got {value!r} ({type(value).__name__})")
-    if low is not None and value < low:
-        raise ValueError(f"model.{key}: must be >= {low}, got {value}")
-    return value
-
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"model.{key}: expected true or false, got {value!r}")
-    return value
-
-
-def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"model.{key}: unknown value {value!r}; allowed: {list(allowed)}")
-    return str(value)
-
-
-def _modality(key: str, name: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> str:
-    if name not in input_shapes:
-        raise ValueError(
-            f"model.{key}: unknown modality {name!r}; allowed (from input_shapes): "
-            f"{sorted(input_shapes)}"
-        )
-    return str(name)
-
-
-def _fusion_spec(
-    raw: Any, num_layers: int, input_shapes: Mapping[str, tuple[int, ...]]
-) -> dict[int, list[str]]:
-    if raw is None:
-        return {0: list(input_shapes)}
-    if not isinstance(raw, Mapping) or not raw:
-        raise TypeError(
-            f"model.fusion_spec: expected a non-empty table layer -> list of modalities, "
-            f"e.g. {{'0': ['question'], '2': ['image']}}, got {raw!r}"
-        )
-    spec: dict[int, list[str]] = {}
-    seen: dict[str, int] = {}
-    for key, names in raw.items():
-        try:
-            layer = int(key) if not isinstance(key, bool) else None
-        except (TypeError, ValueError):
-            layer = None
-        if layer is None or str(key).strip() != str(layer):
-            raise ValueError(
-                f"model.fusion_spec: layer key {key!r} is not an integer; allowed: 0 .. "
-                f"{num_layers - 1}"
-            )
-        if not 0 <= layer < num_layers:
-            raise ValueError(
-                f"model.fusion_spec: layer {layer} is outside the encoder (num_layers = "
-                f"{num_layers}); allowed layers: 0 .. {num_layers - 1}"
-            )
-        if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
-            raise TypeError(
-                f"model.fusion_spec[{key!r}]: expected a non-empty list of modality names, "
-                f"got {names!r}"
-            )
-        for m in names:
-            _modality(f"fusion_spec[{key!r}]", m, input_shapes)
-            if m in seen:
-                raise ValueError(
-                    f"model.fusion_spec: modality {m!r} is fused twice (layers {seen[m]} and "
-                    f"{layer}); each modality joins the sequence once"
-                )
-            seen[m] = layer
-        spec.setdefault(layer, []).extend(str(m) for m in names)
-    if 0 not in spec:
-        raise ValueError(
-            f"model.fusion_spec: layer 0 must name at least one modality (the encoder's first "
-            f"layer needs tokens), got layers {sorted(spec)}; allowed layers: 0 .. {num_layers - 1}"
-        )
-    return dict(sorted(spec.items()))
-
-
-def _default_tokenizer(name: str, shape: tuple[int, ...]) -> str:
-    by_rank = {1: "embedding", 2: "linear", 3: "patch"}
-    if len(shape) not in by_rank:
-        raise ValueError(
-            f"model.tokenizers: modality {name!r} has per-sample shape {shape}; no default "
-            f"tokenizer for rank {len(shape)} (allowed ranks: 1 token ids, 2 feature sequence, "
-            f"3 image); name one of {list(TOKENIZERS)}"
-        )
-    return by_rank[len(shape)]
-
-
 def parse_config(
     config: Mapping[str, Any],
     *,
@@ -179,38 +100,37 @@ def parse_config(
         raise ValueError("token_fusion: input_shapes must name at least one modality")
     shapes = {str(m): tuple(int(s) for s in v) for m, v in input_shapes.items()}
     c = dict(config)
-    num_layers = _int("num_layers", c.get("num_layers", 4), 1)
-    d_model = _int("d_model", c.get("d_model", 64), 1)
-    num_heads = _int("num_heads", c.get("num_heads", 4), 1)
+    num_layers = int_value("num_layers", c.get("num_layers", 4), 1)
+    d_model = int_value("d_model", c.get("d_model", 64), 1)
+    num_heads = int_value("num_heads", c.get("num_heads", 4), 1)
     dropout = c.get("dropout", 0.1)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ValueError(f"model.dropout: expected a float in [0, 1), got {dropout!r}")
     cfg = TokenFusionConfig(
         input_shapes=shapes,
-        num_outputs=_int("num_outputs", num_outputs, 1),
-        head=_choice("head", c.get("head", "generation"), HEADS),
+        num_outputs=int_value("num_outputs", num_outputs, 1),
+        head=choice("head", c.get("head", "generation"), HEADS),
         num_layers=num_layers,
         d_model=d_model,
         num_heads=num_heads,
-        ff_dim=_int("ff_dim", c.get("ff_dim", 4 * d_model), 1),
+        ff_dim=int_value("ff_dim", c.get("ff_dim", 4 * d_model), 1),
         dropout=float(dropout),
-        fusion_spec=_fusion_spec(c.get("fusion_spec"), num_layers, shapes),
-        patch_size=_int("patch_size", c.get("patch_size", 4), 1),
-        type_embeddings=_bool("type_embeddings", c.get("type_embeddings", True)),
-        position_embeddings=_bool("position_embeddings", c.get("position_embeddings", True)),
-        trunk=_choice("trunk", c.get("trunk", "torch"), TRUNKS),
+        fusion_spec=fusion_spec(c.get("fusion_spec"), num_layers, shapes),
+        type_embeddings=bool_value("type_embeddings", c.get("type_embeddings", True)),
+        position_embeddings=bool_value("position_embeddings", c.get("position_embeddings", True)),
+        trunk=choice("trunk", c.get("trunk", "torch"), TRUNKS),
         t5=c.get("t5"),
-        freeze_trunk=_bool("freeze_trunk", c.get("freeze_trunk", False)),
-        decoder=_choice("decoder", c.get("decoder", "torch"), DECODERS),
-        decoder_layers=_int("decoder_layers", c.get("decoder_layers", 2), 1),
+        freeze_trunk=bool_value("freeze_trunk", c.get("freeze_trunk", False)),
+        decoder=choice("decoder", c.get("decoder", "torch"), DECODERS),
+        decoder_layers=int_value("decoder_layers", c.get("decoder_layers", 2), 1),
         vit=c.get("vit"),
         vit_config=dict(c.get("vit_config") or {}),
-        freeze_vit=_bool("freeze_vit", c.get("freeze_vit", True)),
+        freeze_vit=bool_value("freeze_vit", c.get("freeze_vit", True)),
         vit_cache=c.get("vit_cache"),
-        allow_missing=_bool("allow_missing", c.get("allow_missing", False)),
-        pad_id=_int("pad_id", c.get("pad_id", 0), 0),
-        bos_id=_int("bos_id", c.get("bos_id", 1), 0),
-        eos_id=_int("eos_id", c.get("eos_id", 2), 0),
+        allow_missing=bool_value("allow_missing", c.get("allow_missing", False)),
+        pad_id=int_value("pad_id", c.get("pad_id", 0), 0),
+        bos_id=int_value("bos_id", c.get("bos_id", 1), 0),
+        eos_id=int_value("eos_id", c.get("eos_id", 2), 0),
     )
     if d_model % num_heads:
         raise ValueError(
@@ -225,10 +145,10 @@ def parse_config(
 
     raw_tok = c.get("tokenizers") or {}
     for m, t in raw_tok.items():
-        _modality("tokenizers", m, shapes)
-        _choice(f"tokenizers.{m}", t, TOKENIZERS)
+        modality_name("tokenizers", m, shapes)
+        choice(f"tokenizers.{m}", t, TOKENIZERS)
     cfg.tokenizers = {
-        m: str(raw_tok.get(m) or _default_tokenizer(m, shapes[m])) for m in cfg.modalities
+        m: str(raw_tok.get(m) or default_tokenizer(m, shapes[m])) for m in cfg.modalities
     }
 
     if cfg.vit_cache is not None and "vit" not in cfg.tokenizers.values():
@@ -237,15 +157,24 @@ def parse_config(
             f"(tokenizers: {cfg.tokenizers})"
         )
 
+    for m, kind in cfg.tokenizers.items():
+        ranks = {"embedding": (1,), "patch": (3,), "linear": (1, 2), "vit": (3,)}[kind]
+        if len(shapes[m]) not in ranks:
+            raise ValueError(
+                f"model.tokenizers.{m}: tokenizer {kind!r} needs per-sample rank {ranks}, but "
+                f"modality {m!r} has shape {shapes[m]}"
+            )
+    cfg.patch_size = patch_sizes(c.get("patch_size", 4), cfg.tokenizers, shapes)
+
     raw_pool = c.get("pooling", "none")
     if isinstance(raw_pool, str):
-        _choice("pooling", raw_pool, POOLINGS)
+        choice("pooling", raw_pool, POOLINGS)
         pool_of = dict.fromkeys(cfg.modalities, raw_pool)
     elif isinstance(raw_pool, Mapping):
         pool_of = dict.fromkeys(cfg.modalities, "none")
         for m, p in raw_pool.items():
-            _modality("pooling", m, shapes)
-            pool_of[str(m)] = _choice(f"pooling.{m}", p, POOLINGS)
+            modality_name("pooling", m, shapes)
+            pool_of[str(m)] = choice(f"pooling.{m}", p, POOLINGS)
     else:
         raise TypeError(
             f"model.pooling: expected one of {list(POOLINGS)} or a table modality -> pooling, "
@@ -257,8 +186,8 @@ def parse_config(
             f"model.pooled: expected a table modality -> token count, got {raw_pooled!r}"
         )
     for m, n in raw_pooled.items():
-        _modality("pooled", m, shapes)
-        cfg.pooled[str(m)] = _int(f"pooled.{m}", n, 1)
+        modality_name("pooled", m, shapes)
+        cfg.pooled[str(m)] = int_value(f"pooled.{m}", n, 1)
     # A global pooling string applies only to the modalities given a length in `pooled`.
     cfg.pooling = {
         m: (p if isinstance(raw_pool, Mapping) or m in cfg.pooled else "none")
@@ -279,7 +208,7 @@ def parse_config(
 
     vocab = c.get("vocab_size")
     if vocab is not None:
-        cfg.vocab_size = _int("vocab_size", vocab, 1)
+        cfg.vocab_size = int_value("vocab_size", vocab, 1)
     elif cfg.head == "generation":
         cfg.vocab_size = cfg.num_outputs
     needs_vocab = [m for m, t in cfg.tokenizers.items() if t == "embedding"]

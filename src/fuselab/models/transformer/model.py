@@ -100,12 +100,6 @@ class TokenFusionTransformer(nn.Module):
 
     def _tokenizer(self, m: str) -> Tokenizer:
         cfg, kind, shape = self.cfg, self.cfg.tokenizers[m], self.cfg.input_shapes[m]
-        ranks = {"embedding": (1,), "patch": (3,), "linear": (1, 2), "vit": (3,)}[kind]
-        if len(shape) not in ranks:
-            raise ValueError(
-                f"model.tokenizers.{m}: tokenizer {kind!r} needs per-sample rank {ranks}, but "
-                f"modality {m!r} has shape {shape}"
-            )
         pos = cfg.position_embeddings
         if kind == "embedding":
             shared = self.trunk.shared if isinstance(self.trunk, T5Trunk) else None
@@ -115,13 +109,7 @@ class TokenFusionTransformer(nn.Module):
             pos = pos and shared is None
             return EmbeddingTokenizer(m, shape[0], vocab, cfg.d_model, cfg.pad_id, pos, shared)
         if kind == "patch":
-            p = cfg.patch_size
-            if shape[1] % p or shape[2] % p:
-                raise ValueError(
-                    f"model.patch_size: {p} must divide the height and width of modality {m!r} "
-                    f"(shape {shape}); allowed: divisors of {shape[1]} and {shape[2]}"
-                )
-            return PatchTokenizer(m, shape, p, cfg.d_model, pos)
+            return PatchTokenizer(m, shape, cfg.patch_size[m], cfg.d_model, pos)
         if kind == "linear":
             return LinearTokenizer(m, shape, cfg.d_model, pos)
         if cfg.vit_cache is not None and self._cache is None:

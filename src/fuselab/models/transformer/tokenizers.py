@@ -2,8 +2,8 @@
 
 * :class:`EmbeddingTokenizer`: integer token ids ``(B, L)`` (``L <=`` declared length); ids equal
   to ``pad_id`` are padding.
-* :class:`PatchTokenizer`: images ``(B, C, H, W)`` -> ``(H/p)(W/p)`` patch tokens (ViT-style conv
-  patch embedding).
+* :class:`PatchTokenizer`: images / spectrograms ``(B, C, H, W)`` -> ``(H/ph)(W/pw)`` patch tokens
+  (ViT-style conv patch embedding).
 * :class:`LinearTokenizer`: feature sequences ``(B, T, D)`` (``T <=`` declared) or vectors
   ``(B, D)`` (one token) -> linear projection.
 * :class:`ViTTokenizer`: images through a ``transformers.ViTModel`` (CLS token dropped, as the
@@ -77,13 +77,13 @@ class EmbeddingTokenizer(Tokenizer):
 
 
 class PatchTokenizer(Tokenizer):
-    """Images ``(B, C, H, W)`` -> ``(B, (H/p)(W/p), d)`` via a stride-``p`` convolution."""
+    """Images ``(B, C, H, W)`` -> ``(B, (H/ph)(W/pw), d)`` via a stride-``patch`` convolution."""
 
     def __init__(
-        self, name: str, shape: tuple[int, ...], patch: int, dim: int, positions: bool
+        self, name: str, shape: tuple[int, ...], patch: tuple[int, int], dim: int, positions: bool
     ) -> None:
         c, h, w = shape
-        super().__init__(name, (h // patch) * (w // patch), dim, positions)
+        super().__init__(name, (h // patch[0]) * (w // patch[1]), dim, positions)
         self.shape = tuple(shape)
         self.proj = nn.Conv2d(c, dim, kernel_size=patch, stride=patch)
 
