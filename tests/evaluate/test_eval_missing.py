@@ -82,6 +82,11 @@ def test_noisy_missing_modality_evaluation() -> None:
     clean = _table(ev.missing_modalities(SignModel(), ds, modes=("zero",)))
     noisy = _table(ev.missing_modalities(SignModel(), ds, modes=("zero",), snr={"audio": 0.25}))
     assert clean[("none", "none")] == 1.0 and noisy[("none", "none")] < 0.8
+    # same noise as the grid cell (audio 0.25, image original) for the same seed and batch size
+    grid = ev.snr_grid(SignModel(), ds, {"audio": [0.25], "image": [None]}, factorize=False)
+    assert noisy[("none", "none")] == grid[0]["value"]
+    with pytest.raises(ValueError, match=r"snr\['audio'\]"):
+        ev.missing_modalities(SignModel(), ds, modes=("zero",), snr={"audio": -1.0})
 
 
 def test_bad_input() -> None:

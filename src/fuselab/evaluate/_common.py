@@ -8,7 +8,7 @@ reduces the predictions to tidy records ``{"evaluation", "metric", "value", **co
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -169,31 +169,6 @@ class MetricAccumulator:
             present = support > 0
             return float(f1[present].mean()) if bool(present.any()) else float("nan")
         return self.err / self.count if self.count else float("nan")
-
-
-def evaluate_metric(
-    model: nn.Module,
-    ds: MultimodalDataset,
-    metric: str,
-    *,
-    batch_size: int,
-    snr: Mapping[str, float | None] | None = None,
-    noise_generator: torch.Generator | None = None,
-    edit: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
-    who: str = "evaluate",
-) -> float:
-    """One pass of ``ds`` (optionally noised at ``snr``, inputs changed by ``edit``) -> metric."""
-    names = model_modalities(model, ds)
-    device = model_device(model)
-    acc = MetricAccumulator(metric, ds.num_classes)
-    with eval_mode(model):
-        for inputs, labels in ds.batches(batch_size, snr=snr, noise_generator=noise_generator):
-            x = restrict(inputs, names)
-            if edit is not None:
-                x = edit(x)
-            out = check_output(model(to_device(x, device)), labels, ds, who)
-            acc.update(out, labels)
-    return acc.compute()
 
 
 def record(evaluation: str, metric: str, value: float, **condition: Condition) -> Record:

@@ -18,18 +18,21 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
+from fuselab.evaluate._cells import noisy_batches
 from fuselab.evaluate._common import (
+    MetricAccumulator,
     Record,
     check_batch_size,
     check_dataset,
+    check_output,
     eval_mode,
-    evaluate_metric,
     model_device,
     record,
     resolve_metric,
     restrict,
     to_device,
 )
+from fuselab.evaluate.snr import check_snr_value
 
 MODES = ("zero", "mean", "drop")
 
@@ -85,7 +88,7 @@ def missing_modalities(
         means: ``{m: (*shape_m)}`` replacement inputs for the ``mean`` mode.
         modes: any of ``zero``, ``mean``, ``drop``.
         snr: optional test noise on the inputs before removal (paper 000 tests its unimodal
-            models across SNRs), seeded by ``seed``.
+            models across SNRs), seeded by ``seed`` exactly as in :func:`snr_grid`.
 
     Returns:
         ``{"evaluation": "missing_modality", "metric", "value", "modality", "mode"}`` records;
@@ -112,18 +115,22 @@ def missing_modalities(
                     f"means[{m!r}]: expected shape {shapes[m]}, got {tuple(means[m].shape)}"
                 )
 
+    if snr is not None:
+        for m, v in snr.items():
+            if m not in ds.names:
+                raise ValueError(f"snr: dataset {ds.name!r} has no modality {m!r}")
+            check_snr_value(v, f"snr[{m!r}]")
+    device = model_device(model)
+
     def run(edit: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None) -> float:
-        gen = torch.Generator().manual_seed(seed)
-        return evaluate_metric(
-            model,
-            ds,
-            metric,
-            batch_size=batch_size,
-            snr=snr,
-            noise_generator=gen,
-            edit=edit,
-            who="missing_modalities",
-        )
+        acc = MetricAccumulator(metric, ds.num_classes)
+        with eval_mode(model):
+            for inputs, labels in noisy_batches(ds, snr or {}, batch_size, seed):
+                x = restrict(inputs, names)
+                x = edit(x) if edit is not None else x
+                out = check_output(model(to_device(x, device)), labels, ds, "missing_modalities")
+                acc.update(out, labels)
+        return acc.compute()
 
     out = [record("missing_modality", metric, run(None), modality="none", mode="none")]
     for m in names:
