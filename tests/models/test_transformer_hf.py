@@ -8,6 +8,7 @@ from transformers import T5Config, T5EncoderModel, T5ForConditionalGeneration, V
 
 import fuselab.models as models
 from fuselab.models.transformer import TokenFusionTransformer
+from fuselab.models.transformer.decoder import T5Decoder
 
 
 @pytest.fixture(autouse=True)
@@ -126,7 +127,9 @@ def test_frozen_pretrained_trunk_gets_no_gradients(gen, t5_dir):
     q = question(gen)
     model({"question": q}, torch.randint(2, V, (3, 2), generator=gen)).sum().backward()
     assert all(p.grad is None for p in model.trunk.parameters())
-    assert model.decoder.out.weight.grad is not None
+    assert isinstance(model.decoder, T5Decoder)  # a pretrained T5 brings its decoder by default
+    assert len(model.decoder.stack.block) == 1
+    assert model.decoder.stack.block[0].layer[0].SelfAttention.q.weight.grad is not None
 
 
 def test_t5_config_mismatch_and_bad_path_are_build_errors(t5_dir, tmp_path):

@@ -121,7 +121,9 @@ def parse_config(
         trunk=choice("trunk", c.get("trunk", "torch"), TRUNKS),
         t5=c.get("t5"),
         freeze_trunk=bool_value("freeze_trunk", c.get("freeze_trunk", False)),
-        decoder=choice("decoder", c.get("decoder", "torch"), DECODERS),
+        decoder=choice(
+            "decoder", c.get("decoder", "t5" if c.get("t5") is not None else "torch"), DECODERS
+        ),
         decoder_layers=int_value("decoder_layers", c.get("decoder_layers", 2), 1),
         vit=c.get("vit"),
         vit_config=dict(c.get("vit_config") or {}),
