@@ -88,6 +88,7 @@ def test_tables_one_row_per_variant_and_per_run(report):
     # The best variant (highest mean accuracy) is rank 1 in both formats.
     assert re.search(r"<td data-sort=\"1\">1</td><td data-sort=\"early · gated\"", html)
     assert "| 1 | early · gated |" in report["md"].read_text()
+    assert "Best variant by test_accuracy: early · gated (0." in html
 
 
 def test_missing_evaluations_are_omitted_and_stale_figures_removed(tmp_path):

@@ -162,6 +162,8 @@ def test_level_order_depth_words_then_numbers():
     assert order_levels(["late", "decision", "stage-2", "early", "stage-1"]) == [
         "early", "stage-1", "stage-2", "late", "decision"]
     assert order_levels([64, 8, 32]) == [8, 32, 64]
+    assert order_levels(["late", 2, "decision", "early", "mid+late"]) == [
+        "early", 2, "mid+late", "late", "decision"]
     assert order_levels(["mean", "max", "attention"]) == ["mean", "max", "attention"]
 
 

@@ -126,6 +126,8 @@ def order_metrics(names: Iterable[str], primary: str | None) -> list[str]:
 
 def _depth_key(text: str) -> tuple[int, float, str]:
     low = text.lower()
+    if re.fullmatch(r"\d+", low):  # a bare stage index ("after stage 2")
+        return (_DEPTH_WORDS.index("stage"), float(low), low)
     for rank, word in enumerate(_DEPTH_WORDS):
         if low.startswith(word):
             num = re.search(r"\d+(\.\d+)?", low)

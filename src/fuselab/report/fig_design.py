@@ -22,6 +22,9 @@ from fuselab.report.context import ReportData
 from fuselab.report.document import FigureRef
 from fuselab.report.plotting import FigureSink, colors, legend_outside, metric_label, new_figure
 
+#: Count-like metrics shown with k/M/G tick labels (not latencies or memory: "200m ms" misleads).
+_COUNTS = ("params", "fusion_params", "flops_per_sample", "throughput_b256", "train_samples_per_s")
+
 
 def _done_variants(data: ReportData) -> list[str]:
     done = set(data.variant_by_run.values())
@@ -79,7 +82,7 @@ def _line_label(variant: str, factors: dict[str, Any], x: str) -> str:
     parts = [p for p in variant.split(" · ") if p.strip() not in drop]
     if len(parts) < len(variant.split(" · ")):
         return " · ".join(parts) or "all"
-    return " · ".join(f"{val}" for k, val in factors.items() if k != x) or "all"
+    return variant  # the x value is not spelled in the name (e.g. "pro-fusion · d=4")
 
 
 def _series(data: ReportData, x: str) -> dict[str, dict[Any, str]]:
@@ -124,7 +127,7 @@ def _line_panel(ax: Any, data: ReportData, x: str, metric: str, show_legend: boo
     ax.set_xticks(range(len(xs)), [str(v) for v in xs], rotation=30 if len(xs) > 5 else 0)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(metric_label(metric))
-    if metric in COST_METRICS:
+    if metric in _COUNTS:
         ax.yaxis.set_major_formatter(EngFormatter(sep=""))
     if show_legend:
         legend_outside(ax.figure, ax)
@@ -160,9 +163,13 @@ def cost_vs_depth(data: ReportData, sink: FigureSink) -> list[FigureRef]:
     metrics = [m for m in COST_METRICS if m in present and m != "fusion_params"][:4]
     if x is None or not metrics:
         return []
-    fig, axes = new_figure(1, len(metrics), panel_w=3.6, panel_h=3.4, extra_w=2.5)
-    for i, (ax, m) in enumerate(zip(axes, metrics, strict=True)):
-        _line_panel(ax, data, x, m, show_legend=i == len(metrics) - 1)
+    ncols = 2 if len(metrics) > 2 else len(metrics)
+    nrows = -(-len(metrics) // ncols)
+    fig, axes = new_figure(nrows, ncols, panel_w=3.8, panel_h=3.2, extra_w=2.8)
+    for ax in axes[len(metrics):]:
+        ax.set_visible(False)
+    for i, (ax, m) in enumerate(zip(axes, metrics, strict=False)):
+        _line_panel(ax, data, x, m, show_legend=i == ncols - 1)
         ax.set_title(metric_label(m).split(" (")[0])
     return [sink.save(fig, "cost_vs_depth", f"Cost against {x.replace('_', ' ')} (cf. thesis 004 "
                       "Figures 17-18): later fusion shortens the fused part of the network.")]
@@ -188,7 +195,7 @@ def accuracy_vs_cost(data: ReportData, sink: FigureSink) -> list[FigureRef]:
             xs.append(sx.mean)
         if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
             ax.set_xscale("log")
-        else:
+        elif cost in _COUNTS:
             ax.xaxis.set_major_formatter(EngFormatter(sep=""))
         ax.set_xlabel(metric_label(cost) + (" (log scale)" if ax.get_xscale() == "log" else ""))
         ax.set_ylabel(metric_label(data.primary))

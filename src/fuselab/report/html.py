@@ -22,6 +22,7 @@ nav a{margin-right:14px;color:#1f3a5f;text-decoration:none} nav a:hover{text-dec
 main{padding:8px 32px 40px 32px;max-width:1500px}
 section{background:#fff;border:1px solid #dde3ea;border-radius:6px;margin:18px 0;padding:6px 20px 16px}
 h2{color:#1f3a5f;border-bottom:1px solid #dde3ea;padding-bottom:4px}
+.table-wrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;margin:8px 0;max-width:100%}
 th,td{border:1px solid #d5dbe1;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#eef2f6;position:relative;white-space:nowrap}
@@ -100,8 +101,8 @@ def _table_html(t: Table) -> str:
             cells.append(f'<td data-sort="{key}"{klass}>{escape(cell.text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     caption = f"<caption>{escape(t.caption)}</caption>" if t.caption else ""
-    return (f'<table id="{escape(t.id)}"{cls}>{caption}<thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(rows)}</tbody></table>')
+    return (f'<div class="table-wrap"><table id="{escape(t.id)}"{cls}>{caption}<thead><tr>{head}'
+            f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 
 def _img_html(path: Path, caption: str) -> str:

@@ -11,12 +11,14 @@ from collections import Counter
 from collections.abc import Callable
 
 from fuselab.report import fig_design, fig_inspect, fig_noise
+from fuselab.report.aggregate import Stat, fmt_stat
 from fuselab.report.context import ReportData
 from fuselab.report.document import Cell, FigureRef, Section, Table
 from fuselab.report.plotting import FigureSink
 from fuselab.report.tables import (
     emap_table,
     failed_table,
+    leaderboard_rows,
     leaderboard_table,
     missing_modality_table,
     robustness_table,
@@ -34,10 +36,22 @@ def _summary_text(data: ReportData) -> str:
         f"Primary metric: {data.primary or 'none (no finished run has a test metric)'}.",
         f"Baseline for differences: {data.baseline or 'none'} ({data.baseline_note}).",
     ]
+    best = _best(data)
+    if best:
+        parts.insert(1, best)
     created = data.study.get("created_at")
     if created:
         parts.insert(0, f"Study created {created}.")
     return " ".join(parts)
+
+
+def _best(data: ReportData) -> str:
+    rows = leaderboard_rows(data)
+    if not rows or data.primary is None or rows[0].get(data.primary) is None:
+        return ""
+    top = rows[0]
+    stat = Stat(top[data.primary], top.get(f"{data.primary}_std"), top["done"])
+    return f"Best variant by {data.primary}: {top['variant']} ({fmt_stat(stat, data.primary)})."
 
 
 def build_sections(data: ReportData, sink: FigureSink, *, strict: bool = False) -> list[Section]:
