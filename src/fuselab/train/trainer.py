@@ -52,6 +52,8 @@ class Trainer:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
         self.bf16 = config.precision == "bfloat16"
+        first = next(iter(model.parameters()), None)
+        self.device = first.device if first is not None else torch.device("cpu")
         num_outputs = self._probe(train)
         self.blender: B.GradientBlender | None = None
         self.train = train
@@ -74,7 +76,8 @@ class Trainer:
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
-        self.noise_gen = torch.Generator().manual_seed(config.seed + 1)
+        # Noise is drawn where the data lives (a CPU generator cannot fill a CUDA tensor).
+        self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         trial = config.grad_blend_every * self.steps_per_epoch if config.grad_blend == "offline" else 0
         self.bar = Progress(self.total_steps + trial, show)
         self.step = 0
@@ -85,7 +88,7 @@ class Trainer:
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """bfloat16 CPU autocast when ``precision = "bfloat16"``, else nothing."""
         if self.bf16:
-            return torch.autocast("cpu", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _fwd(self, x: dict[str, Tensor], y: Tensor | None = None) -> Tensor:
@@ -174,7 +177,7 @@ class Trainer:
         snr = self.config.train_snr or None
         out: list[dict[str, float]] = []
         for ds in (self.probe, self.holdout):
-            gen = torch.Generator().manual_seed(self.config.seed + 3)
+            gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 3)
             batches = (
                 (model_inputs(x, self.needed, self.config.channels_last), y)
                 for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
