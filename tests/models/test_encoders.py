@@ -100,3 +100,12 @@ def test_registered_types():
 def test_config_errors_name_the_key(cfg, shape, match):
     with pytest.raises(ValueError, match=match):
         build_encoder(cfg, shape, where="enc")
+
+
+def test_transformer_reads_out_the_token_mean(gen):
+    enc = build_encoder({"type": "transformer", "d_model": 8, "heads": 2, "layers": 1}, (4, 3),
+                        where="e").eval()
+    x = torch.randn(2, 4, 3, generator=gen)
+    tokens = enc.run(x, 0, enc.depth)
+    assert tokens.shape == (2, 4, 8)  # (T, D) input: one token per step
+    torch.testing.assert_close(enc(x), tokens.mean(dim=1))

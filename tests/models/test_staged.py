@@ -132,3 +132,30 @@ def test_bad_inputs_name_the_modality(encoders, shapes, batch):
         model(dict(batch, image=batch["image"][..., :11]))
     with pytest.raises(TypeError, match="expected a dict of named modalities"):
         model([batch["image"], batch["audio"]])
+
+
+def test_msaf_points_couple_the_branches_at_their_stages(encoders, shapes, batch):
+    if "msaf" not in fusion.available():
+        pytest.skip("msaf operator not registered in fuselab.fusion yet")
+    plan = [
+        {"at": {"image": "conv2", "audio": "conv3"}, "operator": "msaf", "options": {"reduction": 1}},
+        {"at": "late", "operator": "msaf", "options": {"reduction": 1}},
+        {"at": "late", "operator": "concat"},
+    ]
+    model = build(encoders, plan, shapes)
+    assert [p.stages for p in model.plan] == [{"image": 2, "audio": 3}, {"image": 4, "audio": 6}]
+    assert model.fm_ops[0].op.in_channels == {"image": 4, "audio": 8}
+    assert model.fm_ops[1].op.in_channels == {"image": 16, "audio": 64}
+    other = dict(batch, audio=torch.randn_like(batch["audio"]))
+    # unlike plain late fusion, the image features now depend on the audio input
+    assert not torch.allclose(model.unimodal_features(batch)["image"],
+                              model.unimodal_features(other)["image"])
+    # and the first point sits between conv2 and conv3 of the image branch
+    img2 = model.encoders["image"].run(batch["image"], 0, 2)
+    aud3 = model.encoders["audio"].run(batch["audio"], 0, 3)
+    out = model.fm_ops[0]({"image": img2, "audio": aud3})
+    torch.testing.assert_close(model.branches(batch)["image"],
+                               model.fm_ops[1]({"image": model.encoders["image"].run(out["image"], 2, 4),
+                                                "audio": model.encoders["audio"].run(out["audio"], 3, 6)})["image"])
+    counts = model.parameter_counts()
+    assert counts["fusion"] == sum(p.numel() for p in model.fm_ops.parameters())

@@ -83,7 +83,7 @@ class EncoderLayerStage(Stage):
 @register_encoder(
     "transformer",
     {"d_model": 32, "layers": 2, "heads": 4, "ff_dim": 0, "dropout": 0.0, "patch": 4,
-     "tokens": "frames"},
+     "tokens": "frames", "readout": "mean"},
     sequence_inputs=True,
 )
 def transformer(cfg: dict[str, Any], where: str) -> list[StageSpec]:
