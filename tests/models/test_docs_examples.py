@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 import torch
 
 import fuselab.models as fm
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "models.md"
 AVMNIST = {"image": (1, 28, 28), "audio": (1, 201, 4)}
@@ -21,7 +22,8 @@ def examples() -> list[dict]:
     assert len(blocks) >= 10, "docs/models.md lost its examples"
     parsed = [tomllib.loads(b) for b in blocks]
     base = next(p["model"] for p in parsed if "model" in p)  # the LF baseline comes first
-    return [p["model"] if "model" in p else {**base, **p} for p in parsed]
+    # fragments (e.g. just ``fusion = [...]``) replace keys of the baseline
+    return [p.get("model") or {**base, **p} for p in parsed]
 
 
 @pytest.mark.parametrize("config", examples(), ids=lambda c: f"{c['name']}-{c.get('fusion_layer', c.get('fusion', [{}])[-1].get('at'))}")
