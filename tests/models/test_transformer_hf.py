@@ -142,6 +142,12 @@ def test_t5_config_mismatch_and_bad_path_are_build_errors(t5_dir, tmp_path):
         build({"question": (6,)}, t5=str(t5_dir), decoder="t5", decoder_layers=3)
     with pytest.raises(ValueError, match=r"model\.t5"):
         build({"question": (6,)}, t5=str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match=r"model\.t5: .*32 tokens.*40"):
+        build({"question": (6,)}, num_outputs=40, t5=str(t5_dir))
+    # a padded LM head (more rows than the tokenizer's vocabulary) is cut to num_outputs
+    small = build({"question": (6,)}, num_outputs=30, t5=str(t5_dir), decoder_layers=1)
+    q = torch.randint(2, 30, (2, 6))
+    assert small({"question": q}, torch.randint(2, 30, (2, 3))).shape == (2, 3, 30)
 
 
 def test_vit_tokenizer_loaded_by_path_frozen(gen, vit_dir):

@@ -65,13 +65,18 @@ class TorchDecoder(nn.Module):
 
 
 class T5Decoder(nn.Module):
-    """A T5 decoder stack + LM head (``scale``: T5's ``d_model**-0.5`` for tied embeddings)."""
+    """A T5 decoder stack + LM head (``scale``: T5's ``d_model**-0.5`` for tied embeddings).
 
-    def __init__(self, stack: nn.Module, lm_head: nn.Module, scale: float) -> None:
+    Logits are cut to ``vocab_size``: T5 checkpoints pad their LM head (32128 rows for a
+    32100-token tokenizer) and ids past the tokenizer are never targets.
+    """
+
+    def __init__(self, stack: nn.Module, lm_head: nn.Module, scale: float, vocab_size: int) -> None:
         super().__init__()
         self.stack = stack
         self.lm_head = lm_head
         self.scale = scale
+        self.vocab_size = vocab_size
 
     def forward(self, dec_ids: Tensor, memory: Tensor, memory_pad: Tensor) -> Tensor:
         """``(B, T)`` ids, ``(B, n, d)`` memory, ``(B, n)`` bool -> ``(B, T, V)`` logits."""
@@ -81,7 +86,7 @@ class T5Decoder(nn.Module):
             encoder_attention_mask=(~memory_pad).long(),
             use_cache=False,
         ).last_hidden_state
-        out: Tensor = self.lm_head(h * self.scale)
+        out: Tensor = self.lm_head(h * self.scale)[..., : self.vocab_size]
         return out
 
 

@@ -53,7 +53,7 @@ def t5_encoder(path_or_name: str | None, config: T5Config | None) -> T5EncoderMo
 
 def t5_decoder(
     path_or_name: str | None, config: T5Config | None, num_layers: int
-) -> tuple[nn.Module, nn.Module, float]:
+) -> tuple[nn.Module, nn.Linear, float]:
     """``(decoder T5Stack, lm_head, output scale)`` with the first ``num_layers`` blocks.
 
     The scale is ``d_model ** -0.5`` for tied word embeddings (T5 v1.0 scales the decoder output

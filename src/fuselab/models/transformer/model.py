@@ -90,7 +90,13 @@ class TokenFusionTransformer(nn.Module):
                     num_heads=cfg.num_heads, ff_dim=cfg.ff_dim, dropout=cfg.dropout,
                 )  # fmt: skip
                 stack, head, scale = hf.t5_decoder(cfg.t5, dec_cfg, cfg.decoder_layers)
-                self.decoder = T5Decoder(stack, head, scale)
+                rows = head.out_features
+                if rows < cfg.num_outputs:
+                    raise ValueError(
+                        f"model.t5: the pretrained T5's LM head has {rows} tokens but the task's "
+                        f"vocabulary (num_outputs) has {cfg.num_outputs}; tokenize with its tokenizer"
+                    )
+                self.decoder = T5Decoder(stack, head, scale, vocab_size=cfg.num_outputs)
             else:
                 self.decoder = TorchDecoder(
                     cfg.num_outputs, d, cfg.decoder_layers, cfg.num_heads, cfg.ff_dim, cfg.dropout
