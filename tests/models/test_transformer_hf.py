@@ -190,7 +190,6 @@ def test_fine_tuned_random_vit_gets_gradients(gen):
 
 
 def test_frozen_vit_outputs_go_through_the_feature_cache(gen, vit_dir, tmp_path):
-    pytest.importorskip("fuselab.data.feature_cache")
     shapes = {"question": (6,), "image": (3, 16, 16)}
     kw = dict(d_model=16, num_heads=2, num_layers=2, decoder_layers=1, vit=str(vit_dir),
               tokenizers={"image": "vit"}, fusion_spec={"0": ["question"], "1": ["image"]})

@@ -19,8 +19,6 @@ def _one_thread():
 
 
 def vqa_splits(train: int = 192, **options):
-    if "vqa" not in data.available():
-        pytest.skip("the synthetic 'vqa' dataset is not registered yet")
     return data.load_splits("vqa", sizes={"train": train, "val": 64, "test": 8}, image_size=16,
                             **options)  # fmt: skip
 
