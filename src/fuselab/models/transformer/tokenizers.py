@@ -192,8 +192,7 @@ class ViTTokenizer(Tokenizer):
             if self.frozen:
                 self.vit.eval()  # a frozen feature extractor never uses dropout
             if self.cache is not None:
-                ids = [hashlib.blake2b(img.numpy().tobytes(), digest_size=16).hexdigest()
-                       for img in x.detach().cpu().contiguous()]  # fmt: skip
+                ids = [image_id(img) for img in x.detach().cpu().contiguous()]
                 hidden = self.cache.encode(self.patch_tokens, x, ids, key=self.cache_key())
                 hidden = hidden.to(x.dtype)
             else:
@@ -201,6 +200,13 @@ class ViTTokenizer(Tokenizer):
         tokens = self.proj(hidden)
         mask = torch.zeros(tokens.shape[:2], dtype=torch.bool, device=x.device)
         return tokens, mask
+
+
+def image_id(img: Tensor) -> str:
+    """Content id of one image for the feature cache: blake2b of its dtype, shape and bytes."""
+    h = hashlib.blake2b(f"{img.dtype}{tuple(img.shape)}".encode(), digest_size=16)
+    h.update(img.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _forget_key(module: Any, _incompatible: Any) -> None:
