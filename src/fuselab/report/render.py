@@ -81,7 +81,8 @@ def build_report(study_dir_or_store: Any, out_dir: str | Path | None = None) -> 
         target = study_dir_or_store
         if not _looks_like_url(str(target)) and not Path(target).is_dir():
             raise FileNotFoundError(f"study directory {str(target)!r} does not exist")
-        store = opened = open_store(target)
+        # Read-only: building a report must never write to (or lock) the results database.
+        store = opened = open_store(target, readonly=True)
         default_out = None if _looks_like_url(str(target)) else Path(target)
     else:
         raise TypeError(
@@ -111,7 +112,7 @@ def results_table(store_or_runs: Any) -> list[dict[str, Any]]:
     if isinstance(store_or_runs, (str, Path)):
         from fuselab.study.store import open_store
 
-        store = open_store(store_or_runs)
+        store = open_store(store_or_runs, readonly=True)
         try:
             return results_table(store)
         finally:
