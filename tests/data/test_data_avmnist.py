@@ -170,3 +170,20 @@ def test_classic_variant_removes_75_percent_of_pca_energy(shared_data, cache):
     assert classic.source_ids == clean.source_ids
     assert not torch.equal(classic.modalities["audio"], clean.modalities["audio"])
     assert classic.shapes == clean.shapes
+
+
+def test_esc50_audio_noise_keeps_padding_and_hits_the_snr(shared_data, cache):
+    ds = fd.load(
+        "avmnist", root=shared_data, cache_dir=cache, split="test", pairs=32, audio_noise="esc50"
+    )
+    wave_ = ds.materialize("audio")
+    noisy = ds.noise_fn(wave_, 0.25, torch.Generator().manual_seed(0), "audio")
+    mask = valid_mask(wave_).bool()
+    assert torch.equal(noisy[~mask], wave_[~mask])
+    noise = noisy - wave_
+    snr = torch.stack(
+        [wave_[i][mask[i]].pow(2).mean() / noise[i][mask[i]].pow(2).mean() for i in range(32)]
+    )
+    assert torch.allclose(snr, torch.full_like(snr, 0.25), rtol=1e-3)
+    silent = ds.noise_fn(torch.zeros(2, wave_.shape[1]), 0.5, None, "audio")
+    assert not silent.any()  # zero signal power: zero noise

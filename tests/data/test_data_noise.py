@@ -62,3 +62,13 @@ def test_clip_noise_hits_the_requested_snr_on_the_valid_part(gen):
     assert torch.allclose(_snr(x[:, 200:], y[:, 200:]), torch.full((6,), 0.25), rtol=1e-4)
     with pytest.raises(ValueError, match="finite positive"):
         add_clip_noise(x, -2.0, clips, gen)
+
+
+def test_silent_clip_segments_are_redrawn(gen):
+    clips = torch.randn(4, 2000)
+    clips[:3] = 0  # mostly digital silence, as at the end of many ESC-50 clips
+    x = torch.randn(16, 500)
+    y = add_clip_noise(x, 2.0, clips, gen)
+    assert torch.allclose(_snr(x, y), torch.full((16,), 2.0), rtol=1e-4)
+    with pytest.raises(ValueError, match="silent"):
+        add_clip_noise(x, 2.0, torch.zeros(2, 2000), gen)

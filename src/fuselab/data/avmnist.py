@@ -63,11 +63,38 @@ class AVMNISTNoise:
     ) -> Tensor:
         if name != "audio":
             return add_white_noise(x, snr, generator)
-        mask = valid_mask(x)
+        check_snr(snr, "snr")
+        # Recordings are front-padded, so every valid sample lies in the last columns from the
+        # earliest onset in the batch: noise is drawn for that window only, not the padding.
+        nonzero = x != 0
+        length = x.shape[-1]
+        first = torch.where(
+            nonzero.any(dim=-1),
+            nonzero.to(torch.uint8).argmax(dim=-1),
+            torch.full_like(x[:, 0], length, dtype=torch.long),
+        )
+        start = int(first.min()) if x.shape[0] else length
+        if start >= length:
+            return x.clone()  # no valid sample: zero signal power means zero noise
         if self.audio_noise == "esc50":
             assert self.clips is not None
-            return add_clip_noise(x, snr, self.clips, generator, mask)
-        return add_white_noise(x, snr, generator, mask=mask)
+            pos = torch.arange(start, length, device=x.device)[None, :]
+            mask = (pos >= first[:, None]).to(x.dtype)
+            noisy = add_clip_noise(x[:, start:], snr, self.clips, generator, mask)
+            return torch.cat([x[:, :start], noisy], dim=1)
+        # White noise, fused: padding is exactly zero, so sum(x^2) over the row is the sum over
+        # its valid part; the same per-sample power rule as add_white_noise(..., mask=valid).
+        valid = (length - first).clamp_min(1).to(x.dtype)
+        scale = torch.sqrt(x.pow(2).sum(dim=-1) / valid / float(snr))
+        noise = torch.randn(
+            x.shape[0], length - start, generator=generator, dtype=x.dtype, device=x.device
+        )
+        noise.masked_fill_(
+            torch.arange(start, length, device=x.device)[None, :] < first[:, None], 0.0
+        )
+        out = x.clone()
+        out[:, start:].addcmul_(noise, scale[:, None])
+        return out
 
 
 def _pairs(pairs: int | Mapping[str, int] | None, split: str, default: int) -> int:

@@ -64,13 +64,29 @@ def add_clip_noise(
         return x
     if clips.shape[1] < length:
         clips = clips.repeat(1, -(-length // clips.shape[1]))
-    which = torch.randint(0, clips.shape[0], (b,), generator=generator)
-    start = (torch.rand(b, generator=generator) * (clips.shape[1] - length + 1)).long()
-    pos = start[:, None] + torch.arange(length)[None, :]
-    noise = clips.to(x.dtype)[which[:, None], pos].to(x.device)
     m = torch.ones_like(x) if mask is None else mask
     count = m.sum(dim=1, keepdim=True).clamp_min(1)
     p_signal = (x.pow(2) * m).sum(dim=1, keepdim=True) / count
-    noise = noise * m
-    p_noise = noise.pow(2).sum(dim=1, keepdim=True) / count
+    source = clips.to(x.dtype)
+    noise = torch.zeros_like(x)
+    p_noise = torch.zeros_like(p_signal)
+    # Many ESC-50 clips end in digital silence: a segment that is (nearly) silent over a row's
+    # valid part cannot be scaled to the SNR, so it is redrawn.
+    todo = torch.arange(b)
+    for _ in range(20):
+        which = torch.randint(0, source.shape[0], (len(todo),), generator=generator)
+        start = (torch.rand(len(todo), generator=generator) * (source.shape[1] - length + 1)).long()
+        seg = (
+            source[which[:, None], start[:, None] + torch.arange(length)[None, :]].to(x.device)
+            * m[todo]
+        )
+        power = seg.pow(2).sum(dim=1, keepdim=True) / count[todo]
+        noise[todo], p_noise[todo] = seg, power
+        todo = todo[(power[:, 0] < 1e-7) & (p_signal[todo, 0] > 0)]
+        if len(todo) == 0:
+            break
+    else:
+        raise ValueError(
+            "add_clip_noise: could not find non-silent noise segments; are the clips silent?"
+        )
     return x + noise * torch.sqrt(p_signal / (ratio * p_noise.clamp_min(1e-12)))
