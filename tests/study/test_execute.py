@@ -100,3 +100,18 @@ def test_unknown_evaluation_option_is_rejected(tmp_path: Path) -> None:
     cfg = load_config(p)
     with pytest.raises(ConfigError, match=r"evaluate.snr_curve.snrz: unknown option"):
         check_plan(cfg, expand(cfg))
+
+
+def test_failing_evaluation_fails_the_run_naming_it(tmp_path: Path) -> None:
+    p = _cfg(tmp_path, "late2", 'depth = "late"\nop = "sum"')
+    p.write_text(p.read_text().replace(
+        "robustness = true", 'robustness = true\nmissing_modality = { modes = ["bogus"] }'))
+    # the up-front check tries every evaluation once on a few samples and refuses the study ...
+    with pytest.raises(ConfigError, match=r"-> evaluate.missing_modality: fails on this model"):
+        run_study(p, tmp_path / "study", workers=0, progress=False)
+    # ... and without it, the runs fail after training with the evaluation named
+    s = run_study(p, tmp_path / "study", workers=0, progress=False, check=False)
+    assert s.failed == 2
+    for run in open_store(tmp_path / "study", readonly=True).runs():
+        assert "evaluate.missing_modality failed: ValueError" in run["error"]
+        assert "bogus" in run["error"] and run["checkpoint_path"] is None

@@ -2,8 +2,10 @@
 
 Structural validation happens in :mod:`fuselab.study.config`; here every distinct piece of the
 expanded grid is tried for real: each data config is loaded, each training config is built as a
-``TrainConfig``, each evaluation's options are checked against its signature, and every distinct
-model config is built and run forward on two training samples. A problem is reported with the
+``TrainConfig``, each evaluation's options are checked against its signature, every distinct
+model config is built and run forward on two training samples, and every evaluation of that run
+is tried once on a few samples with the untrained model (cheap options such as one timing repeat),
+so an evaluation the model does not support fails here, not after training. A problem is reported with the
 ``[[grid.fusion]]`` entry (or table) it comes from, so nothing fails an hour into a study.
 """
 
@@ -56,10 +58,36 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
         except (KeyError, TypeError, ValueError, FileNotFoundError) as e:
             raise ConfigError("data", f"cannot load dataset {cfg.data.name!r}: "
                                       f"{str(e).strip(chr(34))}") from None
-        _try_model(spec, splits["train"], num_outputs(splits["train"]))
+        model = _try_model(spec, splits["train"], num_outputs(splits["train"]))
+        _try_evaluations(spec, model, splits)
 
 
-def _try_model(spec: RunSpec, train: Any, n_out: int) -> None:
+#: Option overrides that keep the dry run of an evaluation cheap (applied where accepted).
+_DRY = {"repeats": 1, "warmup": 0, "throughput_batch": 4, "train_batch": 4, "flops_batch": 1,
+        "max_samples": 4, "reference": 2, "max_train": 8, "max_test": 8, "batch_size": 8}
+
+
+def _try_evaluations(spec: RunSpec, model: Any, splits: dict[str, Any]) -> None:
+    """Run every evaluation of ``spec`` once on a few samples with the untrained model."""
+    import inspect
+
+    from fuselab.study.evaluations import CROSS_RUN, resolve, run_evaluation
+
+    tiny = {k: ds.subset(list(range(min(len(ds), 8 if k != "train" else 16))))
+            for k, ds in splits.items()}
+    for name, opts in spec.config["evaluate"].items():
+        if name in CROSS_RUN:
+            continue
+        accepted = inspect.signature(resolve(name)).parameters
+        dry = {**opts, **{k: v for k, v in _DRY.items() if k in accepted}}
+        try:
+            run_evaluation(name, dry, model, tiny, 8)
+        except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ConfigError(f"{spec.where} ({spec.variant!r}) -> evaluate.{name}",
+                              f"fails on this model: {type(e).__name__}: {e}") from None
+
+
+def _try_model(spec: RunSpec, train: Any, n_out: int) -> Any:
     import torch
 
     from fuselab import models
@@ -80,3 +108,4 @@ def _try_model(spec: RunSpec, train: Any, n_out: int) -> None:
     except (RuntimeError, TypeError, ValueError) as e:
         raise ConfigError(f"{spec.where} ({spec.variant!r}) -> model",
                           f"forward pass on 2 training samples failed: {e}") from None
+    return model

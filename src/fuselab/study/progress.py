@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from fuselab.study.worker import Outcome
@@ -28,15 +29,18 @@ class StudyProgress:
         names: ``{run_id: variant · seed}`` for display.
         enabled: ``False`` prints nothing (library use, tests).
         stream: where to write (default ``sys.stderr``).
+        clock: seconds counter for the ETA (a fake one in tests).
     """
 
     def __init__(self, total: int, names: dict[str, str], *, enabled: bool = True,
-                 stream: TextIO | None = None, workers: int = 1) -> None:
+                 stream: TextIO | None = None, workers: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.names, self.enabled = total, names, enabled
         self.stream = stream or sys.stderr
         self.workers = max(1, workers)
         self.done = self.failed = 0
-        self.start = time.monotonic()
+        self.clock = clock
+        self.start = clock()
         self._rich: Any = None
         self._tasks: dict[str, Any] = {}
         if enabled and self.stream.isatty():
@@ -58,7 +62,7 @@ class StudyProgress:
         finished = self.done + self.failed
         if not finished:
             return None
-        return (time.monotonic() - self.start) / finished * self.remaining
+        return (self.clock() - self.start) / finished * self.remaining
 
     def summary(self) -> str:
         eta = self.eta_s()

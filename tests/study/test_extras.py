@@ -1,0 +1,67 @@
+"""Per-variant evaluations, progress/ETA, database URLs through the runner, optional loggers."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from conftest import write_fake
+from fake_runs import ok_run
+
+from fuselab.study import ConfigError, Outcome, expand, open_store, parse_config, run_study
+from fuselab.study.progress import StudyProgress
+from fuselab.study.tracking import check_available
+
+
+def test_variant_evaluations_merge_into_that_variant_only() -> None:
+    cfg = parse_config({
+        "study": {"name": "s"}, "data": {"name": "d"}, "model": {"name": "m"},
+        "evaluate": {"test": True, "snr_curve": {"snrs": [1]}},
+        "grid": {"fusion": [{"label": "a"},
+                            {"label": "b", "evaluate": {"inspect_probe": True,
+                                                        "snr_curve": {"seed": 3}}}]},
+    })
+    a, b = expand(cfg)
+    assert a.config["evaluate"] == {"test": {}, "snr_curve": {"snrs": [1]}}
+    assert b.config["evaluate"] == {"test": {}, "snr_curve": {"snrs": [1], "seed": 3},
+                                    "inspect_probe": {}}
+
+
+def test_progress_counts_and_eta() -> None:
+    ticks = iter([100.0, 110.0, 110.0, 130.0, 130.0])
+    stream = io.StringIO()
+    bar = StudyProgress(4, {"r1": "late · seed 0"}, stream=stream,
+                        clock=lambda: next(ticks))  # starts at t = 100
+    assert bar.eta_s() is None  # nothing finished: no estimate yet (and no clock read)
+    bar.finished(Outcome("r1", "done", {"test_accuracy": 0.5}, duration_s=9.0))  # t = 110
+    line = stream.getvalue()
+    assert "[1 done, 0 failed, 3 remaining, ETA 30s] r1 late · seed 0: test_accuracy=0.5" in line
+    bar.finished(Outcome("r2", "failed", error="boom"))
+    assert bar.summary().startswith("1 done, 1 failed, 2 remaining")
+    assert "FAILED: boom" in stream.getvalue()
+
+
+def test_database_url_study_dir_points_to_it(tmp_path: Path) -> None:
+    pytest.importorskip("sqlalchemy")
+    url = f"sqlite:///{tmp_path / 'server.db'}"
+    cfg = write_fake(tmp_path / "fake.toml")
+    s = run_study(cfg, tmp_path / "study", run_fn=ok_run, check=False, workers=0,
+                  progress=False, db_url=url)
+    assert s.done == 4
+    assert not (tmp_path / "study" / "results.sqlite").exists()
+    assert (tmp_path / "study" / "store.json").is_file()
+    runs = open_store(tmp_path / "study").runs()  # follows store.json to the database
+    assert len(runs) == 4 and {r["status"] for r in runs} == {"done"}
+
+
+def test_missing_logger_packages_fail_up_front() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        with pytest.raises(ConfigError, match="execution.tensorboard: needs the 'tensorboard'"):
+            check_available(tensorboard=True, mlflow=False)
+    if importlib.util.find_spec("mlflow") is None:
+        with pytest.raises(ConfigError, match="execution.mlflow: needs the 'mlflow'"):
+            check_available(tensorboard=False, mlflow=True)
+    check_available(tensorboard=False, mlflow=False)
