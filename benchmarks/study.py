@@ -15,9 +15,10 @@ import argparse
 import json
 import statistics
 import tempfile
-import tomllib
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from fuselab.study import open_store, parse_config, run_study
 

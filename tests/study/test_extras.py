@@ -6,9 +6,9 @@ import io
 from pathlib import Path
 
 import pytest
-from conftest import write_fake
 from fake_runs import ok_run
 
+from conftest import write_fake
 from fuselab.study import ConfigError, Outcome, expand, open_store, parse_config, run_study
 from fuselab.study.progress import StudyProgress
 from fuselab.study.tracking import check_available
@@ -59,9 +59,9 @@ def test_missing_logger_packages_fail_up_front() -> None:
     import importlib.util
 
     if importlib.util.find_spec("tensorboard") is None:
-        with pytest.raises(ConfigError, match="execution.tensorboard: needs the 'tensorboard'"):
+        with pytest.raises(ConfigError, match=r"execution.tensorboard: needs the 'tensorboard'"):
             check_available(tensorboard=True, mlflow=False)
     if importlib.util.find_spec("mlflow") is None:
-        with pytest.raises(ConfigError, match="execution.mlflow: needs the 'mlflow'"):
+        with pytest.raises(ConfigError, match=r"execution.mlflow: needs the 'mlflow'"):
             check_available(tensorboard=False, mlflow=True)
     check_available(tensorboard=False, mlflow=False)
