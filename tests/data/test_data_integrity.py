@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import pickle
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,19 @@ def test_fake_root_builds(root, tmp_path):
     ds = _load(root, tmp_path, manifest=manifest, verify=True)
     assert ds.modalities["image"].shape == (80, 1, 28, 28) and ds.shapes["audio"][:2] == (1, 201)
     assert [int(n[0]) for n in ds.source_ids["audio"]] == ds.labels.tolist()
+
+
+def test_built_dataset_pickles_for_worker_processes(root, tmp_path):
+    make_root(root)
+    ds = _load(root, tmp_path, pairs=12)
+    clone = pickle.loads(pickle.dumps(ds))
+    g1, g2 = (torch.Generator().manual_seed(4) for _ in range(2))
+    (a, ya), (b, yb) = (
+        next(ds.batches(12, snr={"audio": 1.0}, noise_generator=g1)),
+        next(clone.batches(12, snr={"audio": 1.0}, noise_generator=g2)),
+    )
+    assert torch.equal(a["audio"], b["audio"]) and torch.equal(ya, yb)
+    assert clone.source_ids == ds.source_ids
 
 
 def test_truncated_idx_names_the_file(root, tmp_path):
