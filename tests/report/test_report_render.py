@@ -145,3 +145,15 @@ def test_build_report_from_a_store_object(tmp_path):
         build_report(tmp_path / "no-such-study")
     with pytest.raises(TypeError, match="expected a study directory"):
         build_report(3.5)
+
+
+def test_a_study_without_finished_runs_still_renders(tmp_path):
+    res = render({"name": "empty", "config": {}}, [], [], tmp_path / "empty", strict=True)
+    html = res["html"].read_text()
+    assert "0 runs (none) over 0 variants" in html and not list(res["figures"].glob("*.png"))
+    pending = [{"run_id": f"p{i}", "status": "pending", "variant": "late · concat", "seed": i}
+               for i in range(2)]
+    res = render({"name": "p"}, pending, [], tmp_path / "pending", strict=True)
+    html = res["html"].read_text()
+    assert "2 runs (2 pending) over 1 variants" in html
+    assert 'id="runs"' in html and 'id="leaderboard"' in html  # 0/2 done, listed

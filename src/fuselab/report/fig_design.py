@@ -122,7 +122,9 @@ def _line_panel(ax: Any, data: ReportData, x: str, metric: str, show_legend: boo
         px = [p for p, _ in pts]
         py = [s.mean for _, s in pts]
         err = [s.std or 0.0 for _, s in pts]
-        ax.errorbar(px, py, yerr=err, marker="o", capsize=3, color=color, label=label)
+        # A grid with one family needs no legend entry called "all".
+        ax.errorbar(px, py, yerr=err, marker="o", capsize=3, color=color,
+                    label=None if label == "all" else label)
         drawn = True
     ax.set_xticks(range(len(xs)), [str(v) for v in xs], rotation=30 if len(xs) > 5 else 0)
     ax.set_xlabel(x.replace("_", " "))

@@ -24,7 +24,8 @@ section{background:#fff;border:1px solid #dde3ea;border-radius:6px;margin:18px 0
 h2{color:#1f3a5f;border-bottom:1px solid #dde3ea;padding-bottom:4px}
 .table-wrap{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-size:13px;margin:8px 0;max-width:100%}
-th,td{border:1px solid #d5dbe1;padding:4px 8px;text-align:right;vertical-align:top}
+th,td{border:1px solid #d5dbe1;padding:4px 8px;text-align:right;vertical-align:top;
+white-space:nowrap}
 th{background:#eef2f6;position:relative;white-space:nowrap}
 td:nth-child(-n+2),th:nth-child(-n+2){text-align:left} td:nth-child(2){white-space:nowrap}
 table.sortable th{cursor:pointer} table.sortable th::after{content:' \\2195';color:#99a}
