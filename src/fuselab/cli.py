@@ -57,6 +57,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         )
     except (ConfigError, StudyDirError, StoreError, FileNotFoundError) as e:
         return _fail(str(e))
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; continue with --resume", file=sys.stderr)
+        return 130
     print(f"study {summary.study_dir}: {summary.done} done, {summary.failed} failed of "
           f"{summary.total} runs ({summary.skipped} already finished) in {summary.wall_s:.1f}s")
     for w in summary.warnings:

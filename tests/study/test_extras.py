@@ -65,3 +65,24 @@ def test_missing_logger_packages_fail_up_front() -> None:
         with pytest.raises(ConfigError, match=r"execution.mlflow: needs the 'mlflow'"):
             check_available(tensorboard=False, mlflow=True)
     check_available(tensorboard=False, mlflow=False)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rich_display_shows_epochs_and_finished_runs() -> None:
+    stream = _Tty()
+    bar = StudyProgress(2, {"r1": "late · seed 0", "r2": "early · seed 0"}, stream=stream)
+    bar.event({"kind": "start", "run_id": "r1"})
+    bar.event({"kind": "epoch", "run_id": "r1", "epoch": 1, "epochs": 3,
+               "metrics": {"train_loss": 0.25}})
+    assert "r1" in bar._tasks
+    bar.finished(Outcome("r1", "done", {"test_accuracy": 0.75}, duration_s=2.0))
+    assert "r1" not in bar._tasks  # its per-run bar is gone once it finished
+    bar.close()
+    import re
+
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", stream.getvalue())
+    assert "test_accuracy=0.75" in out and "1 done, 0 failed, 1 remaining" in out
