@@ -174,7 +174,7 @@ def cost_vs_depth(data: ReportData, sink: FigureSink) -> list[FigureRef]:
         _line_panel(ax, data, x, m, show_legend=i == ncols - 1)
         ax.set_title(metric_label(m).split(" (")[0])
     return [sink.save(fig, "cost_vs_depth", f"Cost against {x.replace('_', ' ')} (cf. thesis 004 "
-                      "Figures 17-18): later fusion shortens the fused part of the network.")]
+                      "Figures 17-18), mean ± sample std over seeds.")]
 
 
 def accuracy_vs_cost(data: ReportData, sink: FigureSink) -> list[FigureRef]:

@@ -101,7 +101,8 @@ def _table_html(t: Table) -> str:
                 klass = f' class="status-{escape(cell.text)}"'
             cells.append(f'<td data-sort="{key}"{klass}>{escape(cell.text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    caption = f"<caption>{escape(t.caption)}</caption>" if t.caption else ""
+    text = (t.caption + " Click a column header to sort.").strip() if t.sortable else t.caption
+    caption = f"<caption>{escape(text)}</caption>" if text else ""
     return (f'<div class="table-wrap"><table id="{escape(t.id)}"{cls}>{caption}<thead><tr>{head}'
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 

@@ -97,7 +97,7 @@ def leaderboard_table(data: ReportData) -> Table:
         "leaderboard",
         columns,
         body,
-        caption=f"Mean ± sample std over seeds of finished runs; {best}. Click a column to sort.",
+        caption=f"Mean ± sample std over seeds of finished runs; {best}.",
     )
 
 
