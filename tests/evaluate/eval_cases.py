@@ -111,6 +111,38 @@ class MLP(nn.Module):
         return self.net(torch.cat([inputs[m] for m in self.modalities], 1))
 
 
+class Late(nn.Module):
+    """``P(F(G_audio(x_a), G_image(x_i)))`` with call counters; ``couple`` mixes the features."""
+
+    modalities = ("audio", "image")
+
+    def __init__(self, couple: bool = False) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.g = nn.ModuleDict({"audio": nn.Linear(4, 6), "image": nn.Linear(3, 6)})
+        self.head = nn.Sequential(nn.ReLU(), nn.Linear(12, 2))
+        self.couple = couple
+        self.encoder_calls = 0
+        self.forward_calls = 0
+
+    def unimodal_features(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
+        self.encoder_calls += 1
+        f = {m: torch.tanh(self.g[m](inputs[m])) for m in self.modalities}
+        if self.couple:  # a cross-modal recalibration (like MSAF) before the late merge
+            f["audio"] = f["audio"] * torch.sigmoid(f["image"])
+        return f
+
+    def fuse(self, features: dict[str, Tensor]) -> Tensor:
+        return torch.cat([features["audio"], features["image"]], 1)
+
+    def predict(self, fused: Tensor) -> Tensor:
+        return self.head(fused)
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        self.forward_calls += 1
+        return self.predict(self.fuse(self.unimodal_features(inputs)))
+
+
 def train_classifier(model: nn.Module, ds: MultimodalDataset, epochs: int = 60) -> nn.Module:
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)

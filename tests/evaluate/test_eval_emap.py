@@ -7,6 +7,7 @@ import torch
 from eval_cases import (
     MLP,
     AdditiveModel,
+    Late,
     MultiplicativeModel,
     XorModel,
     additive_dataset,
@@ -51,6 +52,20 @@ def test_matches_brute_force_definition_on_non_additive_model() -> None:
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
     with torch.no_grad():
         assert not torch.allclose(got, model({"a": a, "b": b}), atol=1e-3)
+
+
+def test_factorised_emap_equals_direct_emap() -> None:
+    g = torch.Generator().manual_seed(4)
+    x = {"audio": torch.randn(30, 4, generator=g), "image": torch.randn(30, 3, generator=g)}
+    model = Late(couple=False)
+    direct = ev.emap_logits(model, x, batch_size=50, factorize=False)
+    assert model.forward_calls > 30  # every pair went through the whole model
+    model.encoder_calls = model.forward_calls = 0
+    fast = ev.emap_logits(model, x, batch_size=50, factorize=True)
+    torch.testing.assert_close(fast, direct, atol=1e-5, rtol=1e-5)
+    assert model.forward_calls <= 2 and model.encoder_calls <= 10  # checks + one feature pass
+    with pytest.raises(ValueError, match="factorize=True but the model cannot be"):
+        ev.emap_logits(Late(couple=True), x, factorize=True)
 
 
 def test_hand_built_xor_drops_to_chance() -> None:

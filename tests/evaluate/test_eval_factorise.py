@@ -3,46 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import torch
-from eval_cases import sign_dataset, train_classifier
-from torch import Tensor, nn
+from eval_cases import Late, sign_dataset, train_classifier
+from torch import nn
 
 import fuselab.evaluate as ev
 from fuselab.evaluate._cells import _check_factorisable, why_not_factorisable
 
 GRID = [None, 1.0, 0.5, 0.25]
-
-
-class Late(nn.Module):
-    """``P(F(G_audio(x_a), G_image(x_i)))`` with call counters; ``couple`` mixes the features."""
-
-    modalities = ("audio", "image")
-
-    def __init__(self, couple: bool = False) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.g = nn.ModuleDict({"audio": nn.Linear(4, 6), "image": nn.Linear(3, 6)})
-        self.head = nn.Sequential(nn.ReLU(), nn.Linear(12, 2))
-        self.couple = couple
-        self.encoder_calls = 0
-        self.forward_calls = 0
-
-    def unimodal_features(self, inputs: dict[str, Tensor]) -> dict[str, Tensor]:
-        self.encoder_calls += 1
-        f = {m: torch.tanh(self.g[m](inputs[m])) for m in self.modalities}
-        if self.couple:  # a cross-modal recalibration (like MSAF) before the late merge
-            f["audio"] = f["audio"] * torch.sigmoid(f["image"])
-        return f
-
-    def fuse(self, features: dict[str, Tensor]) -> Tensor:
-        return torch.cat([features["audio"], features["image"]], 1)
-
-    def predict(self, fused: Tensor) -> Tensor:
-        return self.head(fused)
-
-    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
-        self.forward_calls += 1
-        return self.predict(self.fuse(self.unimodal_features(inputs)))
 
 
 def _trained(couple: bool = False) -> Late:

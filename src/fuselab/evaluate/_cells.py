@@ -94,8 +94,16 @@ _PROBE_ERRORS = (RuntimeError, ValueError, TypeError, IndexError, KeyError)
 
 
 def _check_factorisable(model: nn.Module, ds: MultimodalDataset) -> tuple[str | None, bool]:
+    """:func:`check_factorisable` on the first 16 clean samples of ``ds``."""
+    names = model_modalities(model, ds)
+    x, _ = next(ds.batches(min(len(ds), 16)))
+    return check_factorisable(model, to_device(restrict(x, names), model_device(model)))
+
+
+def check_factorisable(model: nn.Module, x: Mapping[str, Tensor]) -> tuple[str | None, bool]:
     """``(reason it cannot be factorised or None, whether features run one modality at a time)``.
 
+    ``x``: a few model-ready samples ``{m: (n, *shape_m)}``, ``n >= 2``, on the model's device.
     "One modality at a time": ``unimodal_features`` accepts the other modalities as a single
     stub sample and still returns the full batch for the modality of interest, so a noisy pass
     of one modality runs only that modality's encoder.
@@ -103,12 +111,10 @@ def _check_factorisable(model: nn.Module, ds: MultimodalDataset) -> tuple[str | 
     for attr in ("unimodal_features", "fuse", "predict"):
         if not callable(getattr(model, attr, None)):
             return f"it has no {attr}() method", False
-    names = model_modalities(model, ds)
-    n = min(len(ds), 16)
-    if n < 2:
-        return "the dataset has fewer than 2 samples to check feature independence", False
-    x, _ = next(ds.batches(n))
-    x = to_device(restrict(x, names), model_device(model))
+    x = dict(x)
+    names = tuple(x)
+    if next(iter(x.values())).shape[0] < 2:
+        return "fewer than 2 samples to check feature independence", False
 
     def close(a: Tensor, b: Tensor) -> bool:
         return a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5)
