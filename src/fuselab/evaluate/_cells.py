@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import (
@@ -149,12 +150,15 @@ def _factorised(
     batch_size: int,
     seed: int,
     who: str,
+    bar: tqdm,
 ) -> dict[str, list[float]]:
     passes: list[tuple[str, float]] = []
     for cell in cells:
         for m, s in cell.items():
             if s is not None and (m, s) not in passes:
                 passes.append((m, s))
+    bar.total = (bar.total or 0) + 1 + len(passes)
+    bar.refresh()
     needs = {name: model_modalities(model, ds) for name, model in models.items()}
     devices = {name: model_device(model) for name, model in models.items()}
     # feats[name][(m, s)] = (N, D_m) features of modality m at SNR s (s None: clean)
@@ -169,6 +173,7 @@ def _factorised(
             stubs.setdefault(name, {m: v[:1] for m, v in x.items()})
             parts[name].append(model.unimodal_features(x))  # type: ignore[operator]
     labels = torch.cat(ys)
+    bar.update(1)
     for name in models:
         for m in needs[name]:
             feats[name][(m, None)] = torch.cat([p[m] for p in parts[name]])
@@ -190,6 +195,7 @@ def _factorised(
                 chunks[name].append(model.unimodal_features(x)[m])  # type: ignore[operator]
         for name in users:
             feats[name][(m, s)] = torch.cat(chunks[name])
+        bar.update(1)
     results: dict[str, list[float]] = {name: [] for name in models}
     for cell in cells:
         for name, model in models.items():
@@ -212,7 +218,10 @@ def _direct(
     batch_size: int,
     seed: int,
     who: str,
+    bar: tqdm,
 ) -> dict[str, list[float]]:
+    bar.total = (bar.total or 0) + len(cells)
+    bar.refresh()
     results: dict[str, list[float]] = {name: [] for name in models}
     needs = {name: model_modalities(model, ds) for name, model in models.items()}
     devices = {name: model_device(model) for name, model in models.items()}
@@ -225,6 +234,7 @@ def _direct(
                 accs[name].update(out, labels)
         for name in models:
             results[name].append(accs[name].compute())
+        bar.update(1)
     return results
 
 
@@ -238,8 +248,12 @@ def evaluate_cells(
     seed: int,
     who: str,
     factorize: bool | None = None,
+    progress: bool = False,
 ) -> dict[str, list[float]]:
-    """Metric of every model in every cell (``factorize``: None = where possible, True, False)."""
+    """Metric of every model in every cell (``factorize``: None = where possible, True, False).
+
+    ``progress`` shows a tqdm bar over the test-set passes (cells, or feature passes).
+    """
     fast: dict[str, nn.Module] = {}
     slow: dict[str, nn.Module] = {}
     narrow: dict[str, bool] = {}
@@ -255,9 +269,9 @@ def evaluate_cells(
             )
         (fast if reason is None else slow)[name] = model
     results: dict[str, list[float]] = {}
-    with _eval_all(models):
+    with _eval_all(models), tqdm(desc=who, unit="pass", disable=not progress, leave=False) as bar:
         if fast:
-            results.update(_factorised(fast, narrow, ds, cells, metric, batch_size, seed, who))
+            results.update(_factorised(fast, narrow, ds, cells, metric, batch_size, seed, who, bar))
         if slow:
-            results.update(_direct(slow, ds, cells, metric, batch_size, seed, who))
+            results.update(_direct(slow, ds, cells, metric, batch_size, seed, who, bar))
     return {name: results[name] for name in models}

@@ -111,6 +111,7 @@ def snr_grids(
     batch_size: int = 512,
     seed: int = 0,
     factorize: bool | None = None,
+    progress: bool = False,
 ) -> dict[str, list[Record]]:
     """SNR grid of several models at once; every model sees identical noisy batches.
 
@@ -126,6 +127,7 @@ def snr_grids(
         factorize: evaluate late-fusion models from cached unimodal features (``None``: for
             every model where that is exact, checked on the data; ``False``: never; ``True``:
             required, ``ValueError`` naming the reason otherwise).
+        progress: show a progress bar over the test-set passes.
 
     Returns:
         ``{name: records}``, one record per cell: ``{"evaluation": "snr_grid", "metric": metric,
@@ -153,6 +155,7 @@ def snr_grids(
         seed=seed,
         who="snr_grid",
         factorize=factorize,
+        progress=progress,
     )
     return {
         name: [
@@ -173,6 +176,7 @@ def snr_grid(
     batch_size: int = 512,
     seed: int = 0,
     factorize: bool | None = None,
+    progress: bool = False,
 ) -> list[Record]:
     """Metric of ``model`` in every ``(snr_a, snr_b)`` cell of the grid (see :func:`snr_grids`)."""
     return snr_grids(
@@ -184,6 +188,7 @@ def snr_grid(
         batch_size=batch_size,
         seed=seed,
         factorize=factorize,
+        progress=progress,
     )["model"]
 
 
@@ -210,6 +215,7 @@ def snr_curves(
     batch_size: int = 512,
     seed: int = 0,
     factorize: bool | None = None,
+    progress: bool = False,
 ) -> list[Record]:
     """Metric vs SNR with one modality noised at a time (others original), and all together.
 
@@ -236,6 +242,7 @@ def snr_curves(
         seed=seed,
         who="snr_curves",
         factorize=factorize,
+        progress=progress,
     )["model"]
     return [
         record("snr_curve", metric, v, modality=m, snr=s)
