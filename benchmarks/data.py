@@ -113,7 +113,7 @@ def feature_cache_ratio(ds, samples: int, tmp: Path) -> dict[str, float]:
         "epoch_first_cached_s": first,
         "epoch_cached_s": with_cache,
         "speedup": no_cache / with_cache,
-        "encoder_calls_after_first_epoch": cache.cache.stats["misses"] - samples,
+        "encoder_rows_after_first_epoch": cache.cache.stats["misses"] - samples,
     }
 
 
