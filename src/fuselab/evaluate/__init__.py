@@ -19,6 +19,7 @@ Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``) and a
 from fuselab.evaluate._common import METRICS, higher_is_better
 from fuselab.evaluate.cost import cost, count_params, flops_per_sample
 from fuselab.evaluate.emap import emap, emap_logits
+from fuselab.evaluate.grid_records import curves_from_grid, difference_grid
 from fuselab.evaluate.inspect_clstm import clstm_activations
 from fuselab.evaluate.inspect_msaf import find_attention_modules, msaf_attention
 from fuselab.evaluate.missing import MODES, missing_modalities, training_means
@@ -33,8 +34,6 @@ from fuselab.evaluate.robustness import (
 from fuselab.evaluate.snr import (
     DEFAULT_SNRS,
     check_grid,
-    curves_from_grid,
-    difference_grid,
     snr_curves,
     snr_grid,
     snr_grids,
