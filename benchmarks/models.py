@@ -6,7 +6,11 @@ rounds (interleaved, so machine load hits them alike); the figure is the median 
 each model is reported as a ratio to its family's late-fusion baseline measured in the same run
 (LeNet late concat; C-LSTM ``fc``; Pro-Fusion: the LeNet late model it wraps). Pro-Fusion's cost
 should grow linearly in R (paper 001 appendix Figure 9b): a least-squares line through the R=1..4
-times is reported with its largest relative residual.
+times (and through the FLOPs) is reported with its largest relative residual. FLOPs of one training
+step (``torch.utils.flop_counter``, forward + backward) are machine-independent, so their ratios
+hold even when the timings are disturbed by other load. The flop counter does not see the fused
+LSTM/GRU kernels, so recurrent layers are added analytically: ``3 x 2 x gates x H (I + H) x B x T``
+per layer (forward, and backward counted as twice the forward).
 
     python benchmarks/models.py                      # paper sizes (slow on CPU)
     python benchmarks/models.py --quick              # reduced sizes, proves the script works
@@ -24,6 +28,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import fuselab.models as fm
 
@@ -70,6 +75,29 @@ def train_step(model: nn.Module, x: dict[str, torch.Tensor], y: torch.Tensor) ->
     return step
 
 
+def rnn_train_flops(model: nn.Module, run: Callable[[], None]) -> float:
+    """Analytic training FLOPs of the ``nn.LSTM`` / ``nn.GRU`` layers during ``run()``."""
+    total = 0.0
+
+    def hook(mod: nn.Module, inputs: tuple[torch.Tensor, ...], _out: Any) -> None:
+        nonlocal total
+        assert isinstance(mod, nn.RNNBase) and mod.batch_first
+        b, t = inputs[0].shape[:2]
+        gates = 4 if isinstance(mod, nn.LSTM) else 3
+        for layer in range(mod.num_layers):
+            i = mod.input_size if layer == 0 else mod.hidden_size
+            total += 3 * 2 * gates * mod.hidden_size * (i + mod.hidden_size) * b * t
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.LSTM, nn.GRU))]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
 def time_family(
     configs: dict[str, dict[str, Any]], shapes: dict[str, tuple[int, ...]], batch: int,
     repeats: int, warmup: int, seed: int,
@@ -85,7 +113,10 @@ def time_family(
         counts = model.parameter_counts()  # type: ignore[operator]
         rows[name] = {"params": counts["total"], "fusion_params": counts["fusion"], "times": []}
         steps[name] = train_step(model, x, y)
-        for _ in range(warmup):
+        with FlopCounterMode(display=False) as counter:
+            rnn = rnn_train_flops(model, steps[name])  # doubles as the first warm-up step
+        rows[name]["train_gflops"] = (counter.get_total_flops() + rnn) / 1e9
+        for _ in range(warmup - 1):
             steps[name]()
     for _ in range(repeats):
         for name, step in steps.items():
@@ -100,18 +131,21 @@ def time_family(
 def with_ratios(rows: dict[str, dict[str, Any]], baseline: str, family: str) -> list[dict[str, Any]]:
     ref = rows[baseline]
     return [{"family": family, "variant": name, **row, "baseline": baseline,
-             "time_ratio": row["step_ms"] / ref["step_ms"], "param_ratio": row["params"] / ref["params"]}
+             "time_ratio": row["step_ms"] / ref["step_ms"],
+             "flops_ratio": row["train_gflops"] / ref["train_gflops"],
+             "param_ratio": row["params"] / ref["params"]}
             for name, row in rows.items()]
 
 
-def linearity(steps: list[int], ms: list[float]) -> dict[str, float]:
-    """Least-squares ``ms = a + b R``; the largest residual relative to the measured time."""
+def linearity(steps: list[int], cost: list[float]) -> dict[str, float]:
+    """Least-squares ``cost = a + b R``; the largest residual relative to the measured cost."""
     n = len(steps)
-    mx, my = sum(steps) / n, sum(ms) / n
-    b = sum((r - mx) * (t - my) for r, t in zip(steps, ms, strict=True)) / sum((r - mx) ** 2 for r in steps)
+    mx, my = sum(steps) / n, sum(cost) / n
+    pairs = list(zip(steps, cost, strict=True))
+    b = sum((r - mx) * (t - my) for r, t in pairs) / sum((r - mx) ** 2 for r in steps)
     a = my - b * mx
-    worst = max(abs(t - (a + b * r)) / t for r, t in zip(steps, ms, strict=True))
-    return {"intercept_ms": a, "slope_ms_per_step": b, "max_rel_residual": worst}
+    worst = max(abs(t - (a + b * r)) / t for r, t in pairs)
+    return {"intercept": a, "slope": b, "max_rel_residual": worst}
 
 
 def main() -> None:
@@ -123,16 +157,15 @@ def main() -> None:
     ap.add_argument("--clstm-hidden", type=int, default=128)
     ap.add_argument("--time-pool", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--warmup", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=1, help="warm-up steps (>= 1: the FLOP count)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true",
-                    help="reduced sizes: 40 frames, C-LSTM 8 units / time_pool 8, 3 repeats")
+                    help="reduced sizes: C-LSTM 8 units / 32 dense / time_pool 8, 3 repeats")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "models.json")
     args = ap.parse_args()
     if args.quick:
-        args.frames, args.clstm_units, args.clstm_hidden = 40, 8, 32
-        args.time_pool, args.repeats = 8, 3
+        args.clstm_units, args.clstm_hidden, args.time_pool, args.repeats = 8, 32, 8, 3
     torch.set_num_threads(args.threads)
     shapes = {"image": (1, 28, 28), "audio": (1, 201, args.frames)}
     common = dict(shapes=shapes, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
@@ -144,23 +177,28 @@ def main() -> None:
     pro = {"late": lenet["late"]}
     for r in (1, 2, 3, 4):
         pro[f"profusion-R{r}"] = {**lenet["late"], "progressive": {"steps": r, "context_dim": 64}}
+    pro["profusion-R2-add"] = {**lenet["late"], "progressive": {"steps": 2, "inject": "add"}}
     pro_rows = with_ratios(time_family(pro, **common), "late", "profusion")  # type: ignore[arg-type]
     results += pro_rows
-    fit = linearity([1, 2, 3, 4], [row["step_ms"] for row in pro_rows[1:]])
+    fit = linearity([1, 2, 3, 4], [row["step_ms"] for row in pro_rows[1:5]])
+    flops_fit = linearity([1, 2, 3, 4], [row["train_gflops"] for row in pro_rows[1:5]])
 
     print(f"training step (fwd+bwd+Adam), batch {args.batch}, audio (1, 201, {args.frames}), "
           f"{args.threads} threads, median of {args.repeats}")
-    print(f"{'family':<10} {'variant':<15} {'params':>9} {'fusion':>8} {'step ms':>9} "
-          f"{'x time':>7} {'x params':>9}")
+    print(f"{'family':<10} {'variant':<17} {'params':>9} {'fusion':>7} {'GFLOP':>8} {'step ms':>9} "
+          f"{'x time':>7} {'x flops':>8} {'x params':>9}")
     for row in results:
-        print(f"{row['family']:<10} {row['variant']:<15} {row['params']:>9} "
-              f"{row['fusion_params']:>8} {row['step_ms']:>9.1f} {row['time_ratio']:>7.2f} "
-              f"{row['param_ratio']:>9.3f}")
-    print(f"Pro-Fusion step time ~ {fit['intercept_ms']:.1f} ms + {fit['slope_ms_per_step']:.1f} "
-          f"ms x R; largest relative residual {fit['max_rel_residual']:.1%}")
+        print(f"{row['family']:<10} {row['variant']:<17} {row['params']:>9} "
+              f"{row['fusion_params']:>7} {row['train_gflops']:>8.2f} {row['step_ms']:>9.1f} "
+              f"{row['time_ratio']:>7.2f} {row['flops_ratio']:>8.2f} {row['param_ratio']:>9.3f}")
+    print(f"Pro-Fusion (R=1..4) step time ~ {fit['intercept']:.1f} + {fit['slope']:.1f} x R ms "
+          f"(largest relative residual {fit['max_rel_residual']:.1%}); GFLOP ~ "
+          f"{flops_fit['intercept']:.2f} + {flops_fit['slope']:.2f} x R "
+          f"(largest relative residual {flops_fit['max_rel_residual']:.1%})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               "torch": torch.__version__, "results": results, "profusion_linear_fit": fit}
+               "torch": torch.__version__, "results": results, "profusion_linear_fit_ms": fit,
+               "profusion_linear_fit_gflops": flops_fit}
     args.out.write_text(json.dumps(payload, indent=2))
     print(f"wrote {args.out}")
 
