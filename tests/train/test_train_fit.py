@@ -165,3 +165,19 @@ def test_progress_bar_and_quiet_mode(capfd: pytest.CaptureFixture[str], splits: 
     assert capfd.readouterr().err == ""
     fit(tiny_model(), train, val, FAST.replace(epochs=1, progress=True), progress=True)
     assert "train" in capfd.readouterr().err
+
+
+def test_run_settings_apply_during_fit_and_are_restored(splits: tuple) -> None:
+    train, val = splits
+    seen = []
+
+    def probe(row: dict) -> None:
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()))
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
+              torch.utils.deterministic.fill_uninitialized_memory, torch.random.get_rng_state())
+    fit(tiny_model(), train, val, FAST.replace(epochs=1, threads=1), on_epoch=probe)
+    assert seen == [(True, 1)]
+    after = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
+             torch.utils.deterministic.fill_uninitialized_memory, torch.random.get_rng_state())
+    assert after[:3] == before[:3] and torch.equal(after[3], before[3])
