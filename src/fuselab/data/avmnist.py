@@ -44,7 +44,7 @@ from fuselab.data.avmnist_sources import FSDD_RATE, load_esc50, load_sources
 from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.download import Fetcher
 from fuselab.data.esc50 import add_clip_noise
-from fuselab.data.noise import add_white_noise, check_snr
+from fuselab.data.noise import add_white_noise, check_snr, randn_for
 from fuselab.data.registry import register
 from fuselab.data.sources import packaged_manifest, parse_manifest
 from fuselab.data.splits import SPLITS, check_split, partition, split_generator
@@ -86,9 +86,7 @@ class AVMNISTNoise:
         # its valid part; the same per-sample power rule as add_white_noise(..., mask=valid).
         valid = (length - first).clamp_min(1).to(x.dtype)
         scale = torch.sqrt(x.pow(2).sum(dim=-1) / valid / float(snr))
-        noise = torch.randn(
-            x.shape[0], length - start, generator=generator, dtype=x.dtype, device=x.device
-        )
+        noise = randn_for(x, (x.shape[0], length - start), generator)
         noise.masked_fill_(
             torch.arange(start, length, device=x.device)[None, :] < first[:, None], 0.0
         )

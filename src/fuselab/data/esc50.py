@@ -67,19 +67,21 @@ def add_clip_noise(
     m = torch.ones_like(x) if mask is None else mask
     count = m.sum(dim=1, keepdim=True).clamp_min(1)
     p_signal = (x.pow(2) * m).sum(dim=1, keepdim=True) / count
-    source = clips.to(x.dtype)
+    source = clips.to(dtype=x.dtype, device="cpu")
     noise = torch.zeros_like(x)
     p_noise = torch.zeros_like(p_signal)
     # Many ESC-50 clips end in digital silence: a segment that is (nearly) silent over a row's
     # valid part cannot be scaled to the SNR, so it is redrawn.
-    todo = torch.arange(b)
+    todo = torch.arange(b, device=x.device)
+    rng_device = generator.device if generator is not None else torch.device("cpu")
     for _ in range(20):
-        which = torch.randint(0, source.shape[0], (len(todo),), generator=generator)
-        start = (torch.rand(len(todo), generator=generator) * (source.shape[1] - length + 1)).long()
-        seg = (
-            source[which[:, None], start[:, None] + torch.arange(length)[None, :]].to(x.device)
-            * m[todo]
+        k = len(todo)
+        which = torch.randint(0, source.shape[0], (k,), generator=generator, device=rng_device)
+        start = torch.rand(k, generator=generator, device=rng_device) * (
+            source.shape[1] - length + 1
         )
+        pos = start.long().cpu()[:, None] + torch.arange(length)[None, :]
+        seg = source[which.cpu()[:, None], pos].to(x.device) * m[todo]
         power = seg.pow(2).sum(dim=1, keepdim=True) / count[todo]
         noise[todo], p_noise[todo] = seg, power
         todo = todo[(power[:, 0] < 1e-7) & (p_signal[todo, 0] > 0)]

@@ -26,6 +26,16 @@ def check_snr(snr: float, what: str = "snr") -> float:
     return value
 
 
+def randn_for(x: Tensor, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Standard normal ``shape`` in ``x``'s dtype on ``x``'s device, drawn from ``generator``.
+
+    Drawn on the generator's own device and moved, so a CPU generator can seed noise for a GPU
+    batch (the same generator state then gives the same noise on every device).
+    """
+    device = generator.device if generator is not None else x.device
+    return torch.randn(shape, generator=generator, dtype=x.dtype, device=device).to(x.device)
+
+
 def add_white_noise(
     x: Tensor,
     snr: float | None = None,
@@ -65,7 +75,7 @@ def add_white_noise(
             )
         count = mask.sum(dim=dims, keepdim=True).clamp_min(1)
         power = (x.pow(2) * mask).sum(dim=dims, keepdim=True) / count
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+    noise = randn_for(x, tuple(x.shape), generator)
     if mask is not None:
         noise = noise * mask
     return x + noise * torch.sqrt(power / ratio)
