@@ -8,7 +8,8 @@ Registered datasets: ``"avmnist"``, ``"lattice"``, ``"latent_z"``, ``"vqa"``, ``
 ``"tensors"`` (see docs/data.md for every option).
 """
 
-from fuselab.data.avmnist import AVMNISTNoise, build_avmnist
+from fuselab.data.avmnist import build_avmnist
+from fuselab.data.avmnist_noise import AVMNISTNoise
 from fuselab.data.dataset import MultimodalDataset, check_has_modalities
 from fuselab.data.feature_cache import CachedEncoder, FeatureCache, encoder_key
 from fuselab.data.latent_z import build_latent_z

@@ -32,7 +32,6 @@ each recording is mixed once, deterministically, with an ESC-50 segment at linea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,59 +39,17 @@ import torch
 from torch import Tensor
 
 from fuselab.data.audio import AudioFeatures, valid_mask
+from fuselab.data.avmnist_noise import AVMNISTNoise
+from fuselab.data.avmnist_pairing import pair_rows, sorted_rows, split_recordings
 from fuselab.data.avmnist_sources import FSDD_RATE, load_esc50, load_sources
 from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.download import Fetcher
 from fuselab.data.esc50 import add_clip_noise
-from fuselab.data.noise import add_white_noise, check_snr, randn_for
+from fuselab.data.noise import check_snr
 from fuselab.data.registry import register
 from fuselab.data.sources import packaged_manifest, parse_manifest
-from fuselab.data.splits import SPLITS, check_split, partition, split_generator
+from fuselab.data.splits import check_split, partition, split_generator
 from fuselab.data.tensorfile import cached_tensors, default_cache_dir
-
-
-@dataclass
-class AVMNISTNoise:
-    """``noise_fn`` of AV-MNIST: masked white (or ESC-50) noise on audio, white noise on images."""
-
-    audio_noise: str = "white"
-    clips: Tensor | None = None
-
-    def __call__(
-        self, x: Tensor, snr: float, generator: torch.Generator | None, name: str
-    ) -> Tensor:
-        if name != "audio":
-            return add_white_noise(x, snr, generator)
-        check_snr(snr, "snr")
-        # Recordings are front-padded, so every valid sample lies in the last columns from the
-        # earliest onset in the batch: noise is drawn for that window only, not the padding.
-        nonzero = x != 0
-        length = x.shape[-1]
-        first = torch.where(
-            nonzero.any(dim=-1),
-            nonzero.to(torch.uint8).argmax(dim=-1),
-            torch.full_like(x[:, 0], length, dtype=torch.long),
-        )
-        start = int(first.min()) if x.shape[0] else length
-        if start >= length:
-            return x.clone()  # no valid sample: zero signal power means zero noise
-        if self.audio_noise == "esc50":
-            assert self.clips is not None
-            pos = torch.arange(start, length, device=x.device)[None, :]
-            mask = (pos >= first[:, None]).to(x.dtype)
-            noisy = add_clip_noise(x[:, start:], snr, self.clips, generator, mask)
-            return torch.cat([x[:, :start], noisy], dim=1)
-        # White noise, fused: padding is exactly zero, so sum(x^2) over the row is the sum over
-        # its valid part; the same per-sample power rule as add_white_noise(..., mask=valid).
-        valid = (length - first).clamp_min(1).to(x.dtype)
-        scale = torch.sqrt(x.pow(2).sum(dim=-1) / valid / float(snr))
-        noise = randn_for(x, (x.shape[0], length - start), generator)
-        noise.masked_fill_(
-            torch.arange(start, length, device=x.device)[None, :] < first[:, None], 0.0
-        )
-        out = x.clone()
-        out[:, start:].addcmul_(noise, scale[:, None])
-        return out
 
 
 def _pairs(pairs: int | Mapping[str, int] | None, split: str, default: int) -> int:
@@ -106,59 +63,6 @@ def _pairs(pairs: int | Mapping[str, int] | None, split: str, default: int) -> i
     if n <= 0:
         raise ValueError(f"avmnist: option 'pairs' must be positive for split {split!r}, got {n}")
     return n
-
-
-def sorted_rows(rows: Tensor, n: int) -> Tensor:
-    """``rows`` (distinct, in ``range(n)``) in increasing order, in O(n) (a mask, not a sort)."""
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[rows] = True
-    return torch.nonzero(mask)[:, 0]
-
-
-def split_recordings(
-    speakers: Sequence[str], seed: int, holdout: Sequence[str]
-) -> dict[str, Tensor]:
-    """Recording rows per split: 8:1:1 of the kept speakers, held-out speakers to val/test only."""
-    known = sorted(set(speakers))
-    bad = [s for s in holdout if s not in known]
-    if bad:
-        raise ValueError(
-            f"avmnist: option 'holdout_speakers' names unknown speaker(s) {bad}; known: {known}"
-        )
-    held = torch.tensor([s in holdout for s in speakers], dtype=torch.bool)
-    kept_rows = torch.nonzero(~held)[:, 0]
-    parts = {
-        k: kept_rows[v]
-        for k, v in partition(len(kept_rows), split_generator(seed, "all", 2)).items()
-    }
-    if holdout:
-        held_rows = torch.nonzero(held)[:, 0]
-        cut = partition(len(held_rows), split_generator(seed, "all", 3), (0.0, 0.5, 0.5))
-        for s in ("val", "test"):
-            parts[s] = torch.cat([parts[s], held_rows[cut[s]]])
-    return {s: sorted_rows(parts[s], len(speakers)) for s in SPLITS}
-
-
-def pair_rows(
-    image_labels: Tensor, wave_labels: Tensor, n: int, g: torch.Generator, split: str
-) -> tuple[Tensor, Tensor]:
-    """``n`` pairs ``(image row, recording row)`` of equal label (rows local to the split)."""
-    m = len(image_labels)
-    reps = -(-n // m)
-    img = torch.cat([torch.randperm(m, generator=g) for _ in range(reps)])[:n]
-    y = image_labels[img]
-    order = torch.argsort(wave_labels, stable=True)
-    counts = torch.bincount(wave_labels, minlength=10)
-    needed = torch.bincount(y, minlength=10) > 0  # bincount, not unique: O(n), no sort
-    empty = torch.nonzero(needed & (counts == 0))[:, 0].tolist()
-    if empty:
-        raise ValueError(
-            f"avmnist: split {split!r} has no recording of digit {empty[0]} (empty class); "
-            "hold out fewer speakers or add recordings"
-        )
-    start = torch.cumsum(counts, 0) - counts
-    pick = (torch.rand(n, generator=g, dtype=torch.float64) * counts[y]).long()
-    return img, order[start[y] + pick]
 
 
 def _pca_basis(images: Tensor, energy: float) -> tuple[Tensor, Tensor]:
