@@ -106,3 +106,33 @@ def test_external_tokenizer_is_used():
 def test_shape_words_are_in_the_vocabulary():
     vocab = fd.WordTokenizer().vocab
     assert all(w in vocab for w in [*SHAPES, *COLOURS, *NUMBERS, "yes", "no", "?"])
+
+
+def test_named_tokenizer_goes_through_autotokenizer(monkeypatch):
+    import sys
+    import types
+
+    loaded = []
+
+    class Tok:
+        pad_token_id, eos_token_id = 0, 1
+
+        def encode(self, text, add_special_tokens=True):
+            return [2 + len(w) for w in text.split()]
+
+        def __len__(self):
+            return 40
+
+    def from_pretrained(name):
+        if name == "missing":
+            raise OSError("not a folder with a tokenizer")
+        loaded.append(name)
+        return Tok()
+
+    fake = types.ModuleType("transformers")
+    fake.AutoTokenizer = types.SimpleNamespace(from_pretrained=from_pretrained)
+    monkeypatch.setitem(sys.modules, "transformers", fake)
+    ds = fd.load("vqa", split="val", sizes=10, tokenizer="models/t5-small")
+    assert loaded == ["models/t5-small"] and ds.num_classes == 40
+    with pytest.raises(ValueError, match="option 'tokenizer' = 'missing'"):
+        fd.load("vqa", split="val", sizes=10, tokenizer="missing")

@@ -22,7 +22,8 @@ scene number, so results can be split by type after ``subset``. ``meta["scenes"]
 ``(shape, colour, x, y)`` per object for the dataset as built (not updated by ``subset``).
 The tokenizer is word-level, built from the templates (deterministic ids); pass ``tokenizer=``
 any object with ``encode(text, add_special_tokens=False)``, ``pad_token_id``, ``eos_token_id`` and ``len()`` (e.g. a
-T5 tokenizer from ``transformers``) to use its ids instead.
+T5 tokenizer from ``transformers``), or a name/folder for ``AutoTokenizer.from_pretrained``,
+to use its ids instead.
 """
 
 from __future__ import annotations
@@ -149,6 +150,20 @@ def render(
     return (masks[:, :, None].float() * col[..., None, None]).sum(1).clamp(0, 1)
 
 
+def load_hf_tokenizer(name: str) -> Any:
+    """``transformers.AutoTokenizer.from_pretrained(name)``; ``ValueError`` naming the option."""
+    try:
+        from transformers import AutoTokenizer  # optional: only for a named tokenizer
+
+        return AutoTokenizer.from_pretrained(name)
+    except (ImportError, OSError, ValueError) as e:
+        raise ValueError(
+            f"vqa: option 'tokenizer' = {name!r} could not be loaded with "
+            f"transformers.AutoTokenizer ({e}); give a saved tokenizer's folder (e.g. of t5-small) "
+            "or leave it unset for the word-level tokenizer"
+        ) from e
+
+
 def _pad(seqs: list[list[int]], pad: int) -> Tensor:
     out = torch.full((len(seqs), max(len(s) for s in seqs)), pad, dtype=torch.int64)
     for i, s in enumerate(seqs):
@@ -172,7 +187,8 @@ def build_vqa(
 
     Options: ``sizes``, ``image_size`` (>= 12), ``max_shapes`` (1..4), ``question_types``
     (a subset of ``("colour", "count", "relation", "corners")``, drawn uniformly),
-    ``tokenizer`` (default: word-level over the templates), ``seed``.
+    ``tokenizer`` (default: word-level over the templates; an object, or a name/folder loaded
+    with ``transformers.AutoTokenizer``), ``seed``.
     """
     n = split_size(sizes, split, DEFAULT_SIZES, "vqa")
     bad = [q for q in question_types if q not in QUESTION_TYPES]
@@ -204,7 +220,12 @@ def build_vqa(
         * image_size
         / 32
     )
-    tok = tokenizer if tokenizer is not None else WordTokenizer()
+    if tokenizer is None:
+        tok = WordTokenizer()
+    elif isinstance(tokenizer, (str, Path)):
+        tok = load_hf_tokenizer(str(tokenizer))
+    else:
+        tok = tokenizer
     pad, eos = int(tok.pad_token_id), int(tok.eos_token_id)
     bos = getattr(tok, "bos_token_id", None)
     encoded: dict[str, list[int]] = {}
