@@ -181,3 +181,9 @@ def test_run_settings_apply_during_fit_and_are_restored(splits: tuple) -> None:
     after = (torch.are_deterministic_algorithms_enabled(), torch.get_num_threads(),
              torch.utils.deterministic.fill_uninitialized_memory, torch.random.get_rng_state())
     assert after[:3] == before[:3] and torch.equal(after[3], before[3])
+
+
+def test_mosi_metric_on_non_mosi_labels_is_a_clear_error() -> None:
+    train, val = make_regression(64, 0, scale=10.0), make_regression(32, 1, scale=10.0)
+    with pytest.raises(ValueError, match=r"'metric': 'acc2' is not reported.*\['loss', 'mae', 'mse', 'pearson_r'\]"):
+        fit(tiny_model({"a": 3, "b": 4}, out=1), train, val, FAST.replace(metric="acc2", epochs=1))

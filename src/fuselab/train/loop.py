@@ -169,6 +169,11 @@ def fit(
                 row["samples_per_s"] = (t.samples - samples0) / max(t.busy_s - busy0, 1e-9)
                 row["epoch_time_s"] = time.perf_counter() - epoch_start
                 history.append(row)
+                if metric not in scores:
+                    raise ValueError(
+                        f"train config 'metric': {metric!r} is not reported for this data "
+                        f"(e.g. acc2/acc7/f1 need MOSI-style labels); reported: {sorted(scores)}"
+                    )
                 value = scores[metric]
                 if _better(value, best_value, maximize) or best_state is None:
                     if not math.isnan(value):
