@@ -128,3 +128,22 @@ def test_several_reader_processes(tmp_path):
     for p in procs:
         p.join(timeout=60)
     assert results == [float(feats.sum())] * 3
+
+
+def test_threads_share_one_cache(tmp_path, data):
+    from concurrent.futures import ThreadPoolExecutor
+
+    x, ids = data
+    enc, cache = Counting(), FeatureCache(tmp_path / "f.sqlite")
+    key = encoder_key(enc)
+    expected = cache.encode(enc, x, ids, key=key)
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(
+            pool.map(
+                lambda s: cache.encode(enc, x[s : s + 10], ids[s : s + 10], key=key),
+                range(0, 40, 10),
+            )
+        )
+    assert torch.equal(torch.cat(outs), expected) and enc.rows == 40
+    cache.close()
+    assert cache.count() == 40  # reconnects after close

@@ -14,7 +14,7 @@ new key and the old entries are simply never read (``prune`` removes them). Ever
 blake2b checksum of its bytes; an entry that fails it (or whose size disagrees with its shape and
 dtype) is deleted and recomputed, never used. Tensors are stored as raw bytes with their dtype
 and shape (no pickle). SQLite's WAL journal lets several reader processes (data-loader workers,
-Ray tasks) read while one writes; each process opens its own connection (a cache object can be
+Ray tasks) read while one writes; each process and thread opens its own connection (a cache object can be
 pickled or forked and reconnects in the child).
 """
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -87,30 +88,36 @@ class FeatureCache:
         self.path = Path(path)
         self.timeout = timeout
         self.stats = {"hits": 0, "misses": 0, "corrupt": 0}
-        self._conn: sqlite3.Connection | None = None
-        self._pid = -1
+        # one connection per (process, thread): sqlite3 connections may not cross either
+        self._conns: dict[tuple[int, int], sqlite3.Connection] = {}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db()
 
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():
+        who = (os.getpid(), threading.get_ident())
+        conn = self._conns.get(who)
+        if conn is None:
             conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+            self._conns[who] = conn
+        return conn
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_conn"], state["_pid"] = None, -1
+        state["_conns"] = {}
         return state
 
     def close(self) -> None:
-        """Close this process's connection (reopened on next use)."""
-        if self._conn is not None and self._pid == os.getpid():
-            self._conn.close()
-        self._conn = None
+        """Close this process's connections (reopened on next use)."""
+        pid = os.getpid()
+        for who in [w for w in self._conns if w[0] == pid]:
+            conn = self._conns.pop(who)
+            if who[1] == threading.get_ident():
+                conn.close()
+            # another thread's connection cannot be closed from here; dropping it lets it be
+            # collected when that thread no longer uses it
 
     def __enter__(self) -> FeatureCache:
         return self
