@@ -84,11 +84,17 @@ def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> N
 
 
 def test_up_front_check_names_the_grid_entry(tmp_path: Path) -> None:
-    cfg = load_config(_cfg(tmp_path, "bad", 'op = "no_such_op"'))
+    cfg = load_config(_cfg(tmp_path, "bad", 'op = ["sum", "no_such_op"]'))
     with pytest.raises(ConfigError) as info:
         check_plan(cfg, expand(cfg))
-    assert info.value.path.startswith("grid.fusion[1]")
-    assert "no_such_op" in str(info.value)
+    assert info.value.path == "grid.fusion[1].op[1]"
+    assert "unknown fusion operator 'no_such_op'; allowed: [" in str(info.value)
+    assert "'concat'" in str(info.value)
+    cfg = load_config(_cfg(tmp_path, "bad", 'depth = "middle"'))
+    with pytest.raises(ConfigError) as info:
+        check_plan(cfg, expand(cfg))
+    assert info.value.path == "grid.fusion[1] ('bad') -> model"
+    assert "middle" in str(info.value)
     cfg = load_config(_cfg(tmp_path, "bad", 'train = { optimizer = "rmsprop" }'))
     with pytest.raises(ConfigError, match=r"grid.fusion\[1\] -> train.*optimizer"):
         check_plan(cfg, expand(cfg))

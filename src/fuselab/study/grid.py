@@ -141,7 +141,12 @@ def _resolve(
         c.set_path(resolved, path, copy.deepcopy(value))
         if factor is not None:
             factors[factor] = _factor_value(value)
-    parts = [variant.label] if variant.label else [_fmt(v) for v in factors.values()]
+    if variant.label:
+        # a labelled entry that expands to several points names them by what varies
+        parts = [variant.label] + [_fmt(v) for k, v in point.items()
+                                   if len(variant.shorthands[k]) > 1]
+    else:
+        parts = [_fmt(v) for v in factors.values()]
     if not factors:
         factors["fusion"] = variant.label
     for axis, i in zip(cfg.axes, axis_idx, strict=True):

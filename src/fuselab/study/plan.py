@@ -25,6 +25,7 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
     check_available(cfg.execution.tensorboard, cfg.execution.mlflow)
     for name, opts in cfg.evaluate.items():
         options(name, opts)
+    _check_operators(cfg)
     for v in cfg.fusion:
         for name, opts in v.evaluate.items():
             try:
@@ -60,6 +61,19 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
                                       f"{str(e).strip(chr(34))}") from None
         model = _try_model(spec, splits["train"], num_outputs(splits["train"]))
         _try_evaluations(spec, model, splits)
+
+
+def _check_operators(cfg: StudyConfig) -> None:
+    """``op`` shorthands name registered fusion operators (error at ``grid.fusion[i].op[j]``)."""
+    from fuselab import fusion
+
+    known = fusion.available()
+    for v in cfg.fusion:
+        ops = v.shorthands.get("op", [])
+        for j, op in enumerate(ops):
+            if op not in known:
+                where = f"{v.where}.op" + (f"[{j}]" if len(ops) > 1 else "")
+                raise ConfigError(where, f"unknown fusion operator {op!r}; allowed: {known}")
 
 
 #: Option overrides that keep the dry run of an evaluation cheap (applied where accepted).
