@@ -161,7 +161,7 @@ def build_avmnist(
             cache,
             "avmnist-pca",
             {
-                "sources": extras["names"][:3],
+                "sources": extras.get("source_key", extras["names"][:3]),
                 "seed": seed,
                 "n": len(src["image_labels"]),
                 "energy": classic_energy_kept,

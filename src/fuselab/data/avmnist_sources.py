@@ -24,7 +24,7 @@ from fuselab.data.audio import pad_front
 from fuselab.data.download import Fetcher, ensure_files
 from fuselab.data.esc50 import esc50_files, load_clips
 from fuselab.data.sources import read_idx, read_wav, verify_file
-from fuselab.data.tensorfile import Built, cached_tensors
+from fuselab.data.tensorfile import Built, cached_tensors, config_key
 
 FSDD_RATE = 8000
 MNIST_FILES = (
@@ -122,7 +122,7 @@ def load_sources(
             "wave_labels": torch.tensor(labels, dtype=torch.int64),
             "wave_lengths": lengths,
         }
-        return tensors, {"names": names, "speakers": speakers}
+        return tensors, {"names": names, "speakers": speakers, "source_key": config_key(config)}
 
     return cached_tensors(cache_dir, "avmnist-sources", config, build)
 
