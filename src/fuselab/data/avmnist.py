@@ -82,6 +82,39 @@ def _pca_basis(images: Tensor, energy: float) -> tuple[Tensor, Tensor]:
     return mean.to(torch.float32), evecs[:, :k].to(torch.float32).contiguous()
 
 
+def _classic(
+    src: dict[str, Tensor],
+    extras: dict[str, Any],
+    train_rows: Tensor,
+    img_rows: Tensor,
+    wave_rows: Tensor,
+    clips: Tensor,
+    cache: Path,
+    *,
+    seed: int,
+    energy: float,
+    snr: float,
+) -> tuple[Tensor, Tensor]:
+    """The classic corruption of the split's images ``(M, 1, 28, 28)`` and waveforms ``(R, L)``."""
+    check_snr(snr, "avmnist option 'classic_snr'")
+    key = {"sources": extras.get("source_key", extras["names"][:3]), "seed": seed,
+           "energy": energy, "train_rows": int(train_rows.sum())}  # fmt: skip
+
+    def fit() -> tuple[dict[str, Tensor], dict[str, Any]]:
+        mean, basis = _pca_basis(src["images"][train_rows], energy)
+        return {"mean": mean, "basis": basis}, {}
+
+    pca, _ = cached_tensors(cache, "avmnist-pca", key, fit)
+    flat = src["images"][img_rows].reshape(len(img_rows), -1).to(torch.float32).div_(255.0)
+    flat -= pca["mean"]
+    images = (flat @ pca["basis"]) @ pca["basis"].T + pca["mean"]
+    # every recording gets one fixed mix, drawn for all of them at once so that a recording's
+    # mix does not depend on which split is being built
+    waves = src["waves"].to(torch.float32).div_(32768.0)
+    mixed = add_clip_noise(waves, snr, clips, split_generator(seed, "all", 4), valid_mask(waves))
+    return images.clamp_(0, 1).reshape(-1, 1, 28, 28), mixed[wave_rows]
+
+
 @register("avmnist")
 def build_avmnist(
     split: str,
@@ -155,43 +188,11 @@ def build_avmnist(
     if audio_noise == "esc50" or variant == "classic":
         clips = load_esc50(data_root, cache, sums, **io)
     if variant == "classic":
-        check_snr(classic_snr, "avmnist option 'classic_snr'")
-        train_rows = image_parts["train"]
-        pca, _ = cached_tensors(
-            cache,
-            "avmnist-pca",
-            {
-                "sources": extras.get("source_key", extras["names"][:3]),
-                "seed": seed,
-                "n": len(src["image_labels"]),
-                "energy": classic_energy_kept,
-                "rows": int(train_rows.sum()),
-            },
-            lambda: (
-                dict(
-                    zip(
-                        ("mean", "basis"),
-                        _pca_basis(src["images"][train_rows], classic_energy_kept),
-                        strict=True,
-                    )
-                ),
-                {},
-            ),
-        )
-        flat = images.reshape(len(images), -1) - pca["mean"]
-        images = (
-            ((flat @ pca["basis"]) @ pca["basis"].T + pca["mean"]).clamp(0, 1).reshape(images.shape)
-        )
         assert clips is not None
-        g_mix = split_generator(seed, "all", 4)
-        mixed = add_clip_noise(
-            src["waves"].to(torch.float32) / 32768.0,
-            classic_snr,
-            clips,
-            g_mix,
-            valid_mask(src["waves"].to(torch.float32)),
-        )
-        waves = mixed[wave_rows]
+        images, waves = _classic(
+            src, extras, image_parts["train"], img_rows, wave_rows, clips, cache,
+            seed=seed, energy=classic_energy_kept, snr=classic_snr,
+        )  # fmt: skip
 
     n = _pairs(pairs, split, len(img_rows))
     img, rec = pair_rows(
