@@ -36,25 +36,30 @@ def msaf_attention(data: ReportData, sink: FigureSink) -> list[FigureRef]:
         modules = order_levels(k[1] for k in keys)
         classes = order_levels(k[2] for k in keys)
         mods = order_levels(k[3] for k in keys)
-        fig, axes = new_figure(1, len(modules), panel_w=2.2 + 0.5 * len(mods),
-                               panel_h=1.6 + 0.28 * len(classes), extra_w=1.0)
+        fig, axes = new_figure(1, len(modules), panel_w=2.8 + 0.5 * len(mods),
+                               panel_h=1.6 + 0.28 * len(classes))
         grids = np.full((len(modules), len(classes), len(mods)), np.nan)
         for a, mod in enumerate(modules):
             for i, c in enumerate(classes):
                 for j, m in enumerate(mods):
                     stat = seed_stat(groups.get((v, mod, c, m), {}))
                     grids[a, i, j] = stat.mean if stat else np.nan
-        vmin, vmax = float(np.nanmin(grids)), float(np.nanmax(grids))
-        im: Any = None
         for a, (ax, mod) in enumerate(zip(axes, modules, strict=True)):
-            im = ax.imshow(grids[a], aspect="auto", cmap="magma", vmin=vmin, vmax=vmax)
+            # One scale per module: sums over a module's channels differ in size between modules.
+            im = ax.imshow(grids[a], aspect="auto", cmap="magma")
+            fig.colorbar(im, ax=ax, label="attention")
+            if grids[a].size <= 40:
+                for (i, j), val in np.ndenumerate(grids[a]):
+                    if np.isfinite(val):
+                        ax.text(j, i, f"{val:.3g}", ha="center", va="center", fontsize=7,
+                                color="black",
+                                bbox={"fc": "white", "alpha": 0.6, "lw": 0, "pad": 0.5})
             ax.set_xticks(range(len(mods)), [str(m) for m in mods])
             ax.set_yticks(range(len(classes)), [str(c) for c in classes])
             ax.set_xlabel("modality")
             ax.set_ylabel("class")
             ax.set_title(f"MSAF module {mod}")
             ax.grid(False)
-        fig.colorbar(im, ax=axes, label="attention")
         fig.suptitle(v)
         refs.append(sink.save(fig, f"msaf_attention_{_slug(v)}",
                               f"{v}: MSAF attention summed per modality and averaged per class, one "
