@@ -104,3 +104,11 @@ def test_bad_input() -> None:
         )
     with pytest.raises(ValueError, match="needs modality 'audio'"):
         ev.missing_modalities(SignModel(), ds.select(["image"]), modes=("zero",))
+
+
+def test_training_means_on_a_subsample() -> None:
+    train = _image_dataset(20, 0.4)
+    full = ev.training_means(train, ["image"])
+    assert torch.equal(ev.training_means(train, ["image"], max_samples=20)["image"], full["image"])
+    one = ev.training_means(train, ["image"], max_samples=1, seed=5)["image"]
+    assert any(torch.equal(one, row) for row in train.modalities["image"])

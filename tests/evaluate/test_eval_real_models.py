@@ -55,10 +55,17 @@ def test_msaf_model_attention_and_no_factorisation() -> None:
             {"at": "late", "operator": "concat"},
         ]
     )
-    assert "depend on the other modalities" in str(_check_factorisable(model, ds)[0])
     modules = ev.find_attention_modules(model)
     assert len(modules) == 1
     (name, op), *_ = modules.items()
+    # a freshly initialised MSAF can be input-independent (all join ReLUs dead: then the model
+    # *is* factorisable); positive weights on the positive post-ReLU maps keep the joint
+    # representation alive, so the cross-modal recalibration is real
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in op.parameters():
+            p.copy_(0.1 + torch.rand(p.shape, generator=g))
+    assert "depend on the other modalities" in str(_check_factorisable(model, ds)[0])
     recs = ev.msaf_attention(model, ds)
     assert {(r["module"], r["modality"]) for r in recs} == {(name, "image"), (name, "audio")}
     assert {r["class"] for r in recs} == {0, 1, 2, 3}

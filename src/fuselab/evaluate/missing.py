@@ -38,12 +38,24 @@ MODES = ("zero", "mean", "drop")
 
 
 def training_means(
-    train: MultimodalDataset, modalities: Sequence[str], *, batch_size: int = 512
+    train: MultimodalDataset,
+    modalities: Sequence[str],
+    *,
+    batch_size: int = 512,
+    max_samples: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Tensor]:
-    """Per-element mean of each modality's clean model-ready input over ``train``: ``(*shape_m)``."""
+    """Per-element mean of each modality's clean model-ready input over ``train``: ``(*shape_m)``.
+
+    ``max_samples``: average over that many random training samples only (a mean needs far fewer
+    than a 56k-pair split, whose every batch would otherwise be featurised).
+    """
+    if max_samples is not None and max_samples < len(train):
+        gen = torch.Generator().manual_seed(seed)
+        train = train.subset(torch.randperm(len(train), generator=gen)[:max_samples].sort().values)
     sums: dict[str, Tensor] = {}
     n = 0
-    for inputs, _ in train.batches(batch_size):
+    for inputs, _ in train.select(list(modalities)).batches(batch_size):
         for m in modalities:
             s = inputs[m].double().sum(0)
             sums[m] = s if m not in sums else sums[m] + s
@@ -78,6 +90,7 @@ def missing_modalities(
     metric: str | None = None,
     batch_size: int = 512,
     seed: int = 0,
+    mean_samples: int | None = 5000,
 ) -> list[Record]:
     """Task metric with each modality zeroed / mean-replaced / dropped, plus the full input.
 
@@ -86,6 +99,8 @@ def missing_modalities(
         ds: test set.
         train: training set for the ``mean`` mode (or pass precomputed ``means``).
         means: ``{m: (*shape_m)}`` replacement inputs for the ``mean`` mode.
+        mean_samples: the training mean is taken over this many random training samples
+            (``None``: all).
         modes: any of ``zero``, ``mean``, ``drop``.
         snr: optional test noise on the inputs before removal (paper 000 tests its unimodal
             models across SNRs), seeded by ``seed`` exactly as in :func:`snr_grid`.
@@ -104,7 +119,9 @@ def missing_modalities(
         if train is None:
             raise ValueError("missing_modalities: mode 'mean' needs train= (or means=)")
         check_dataset(model, train, "missing_modalities (train)")
-        means = training_means(train, names, batch_size=batch_size)
+        means = training_means(
+            train, names, batch_size=batch_size, max_samples=mean_samples, seed=seed
+        )
     shapes = ds.shapes
     if means is not None and "mean" in modes:
         for m in names:
