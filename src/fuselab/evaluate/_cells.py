@@ -10,7 +10,8 @@ seeded stream per modality: modality ``m`` at SNR ``s`` is the ``m``-only noisy 
   model pass; the dataset's ``transform`` must act per modality (AV-MNIST's does).
 
 Late-fusion models ``P(F(G_1(x_1), G_2(x_2)))`` (``unimodal_features`` / ``fuse`` / ``predict``)
-whose unimodal features provably depend on their own modality only are *factorised*: ``G_m`` runs
+whose unimodal features depend on their own modality only (checked on real samples) are
+*factorised*: ``G_m`` runs
 once per ``(m, s)`` and each cell only runs ``F`` and ``P`` on cached features, so a ``K x K`` grid
 costs ``2K`` encoder passes instead of ``K^2``. Results equal the unfactorised evaluation (same
 noise, same per-sample arithmetic).
