@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from fuselab import study
 from fuselab.report import build_report, results_table
-
-study = pytest.importorskip("fuselab.study")
 
 CONFIG = """
 [study]
