@@ -20,7 +20,9 @@ def _x(gen: torch.Generator, *shape: int) -> Tensor:
 def test_bilinear_equation_and_two_modalities_only(gen: torch.Generator) -> None:
     op = fl.fusion.build("bilinear", in_dims={"a": 3, "b": 2}, out_dim=4).double()
     a, b = _x(gen, 5, 3), _x(gen, 5, 2)
-    want = torch.einsum("bi,kij,bj->bk", a, op.bilinear.weight, b) + op.bilinear.bias
+    bil = torch.nn.Bilinear(3, 2, 4).double()
+    bil.load_state_dict(op.state_dict())  # same parameter names and shapes as nn.Bilinear
+    want = bil(a, b)
     torch.testing.assert_close(op({"a": a, "b": b}), want)
     with pytest.raises(ValueError, match="exactly 2 modalities, got 3"):
         fl.fusion.build("bilinear", in_dims={"a": 3, "b": 2, "c": 1}, out_dim=4)

@@ -203,3 +203,23 @@ def test_paper_parameter_counts_far_below_mmtm(c: int) -> None:
     assert n_msaf * 10 < fl.fusion.count_parameters(mmtm)
     if c == 1024:
         assert n_msaf == 330_112  # "reaching a maximum of 330K parameters"
+
+
+@pytest.mark.parametrize("segments", [1, 3])
+def test_sequence_layout_equals_channels_first_on_transposed_input(
+    segments: int, gen: torch.Generator
+) -> None:
+    kw = {"in_channels": {"a": 4, "b": 3}, "block_channel": 2, "reduction": 1, "segments": segments}
+    seq_op = fl.fusion.build("msaf", layout="sequence", **kw).double().eval()
+    cf_op = fl.fusion.build("msaf", layout="channels_first", **kw).double().eval()
+    for p in seq_op.parameters():
+        torch.nn.init.normal_(p, generator=gen)
+    cf_op.load_state_dict(seq_op.state_dict())
+    seq = {
+        "a": torch.randn(2, 7, 4, dtype=F64, generator=gen),
+        "b": torch.randn(2, 5, 3, dtype=F64, generator=gen),
+    }
+    out_seq = seq_op(seq)
+    out_cf = cf_op({m: v.transpose(1, 2) for m, v in seq.items()})
+    for m in seq:
+        torch.testing.assert_close(out_cf[m].transpose(1, 2), out_seq[m])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 from fuselab.fusion.base import FusionOp
@@ -15,6 +17,9 @@ class BilinearFusion(FusionOp):
     """Bilinear fusion ``z_k = x_A^T W_k x_B + b_k`` for two modalities (lecture 003).
 
     Only multiplicative cross terms, no unimodal terms (``tensor`` adds those via ``[x; 1]``).
+    Computed with ``torch.einsum`` rather than ``nn.Bilinear``, whose CPU backward
+    (``aten._trilinear``) was 15-30x slower at (512, 512) -> 128 and is invisible to
+    ``torch.utils.flop_counter``; initialisation is the same as ``nn.Bilinear``'s.
 
     Args:
         in_dims: exactly two modalities ``{A: D_A, B: D_B}``; the first declared is ``A``.
@@ -22,7 +27,7 @@ class BilinearFusion(FusionOp):
 
     Shapes:
         ``{A: (B, D_A), B: (B, D_B)}`` -> ``(B, out_dim)`` (also ``(B, T, D)`` per step).
-        ``self.bilinear.weight``: ``(out_dim, D_A, D_B)``.
+        ``self.weight``: ``(out_dim, D_A, D_B)``; ``self.bias``: ``(out_dim,)``.
     """
 
     def __init__(self, in_dims: Mapping[str, int], out_dim: int) -> None:
@@ -33,9 +38,13 @@ class BilinearFusion(FusionOp):
                 f"{sorted(in_dims)}"
             )
         a, b = self.modalities
-        self.bilinear = nn.Bilinear(in_dims[a], in_dims[b], out_dim)
+        bound = 1.0 / math.sqrt(in_dims[a])
+        self.weight = nn.Parameter(
+            torch.empty(out_dim, in_dims[a], in_dims[b]).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(torch.empty(out_dim).uniform_(-bound, bound))
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
         a, b = self.modalities
-        return self.bilinear(inputs[a], inputs[b])
+        return torch.einsum("...i,kij,...j->...k", inputs[a], self.weight, inputs[b]) + self.bias

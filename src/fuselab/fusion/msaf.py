@@ -164,6 +164,11 @@ class MSAF(FeatureMapOp):
 
     def _pooled(self, x: Tensor, channels: int) -> Tensor:
         """Zero-padded per-segment channel means ``(B, q, |B_m| * C)``."""
+        if self.segments == 1 and self.layout == "channels_first":
+            # Fast path: no channels-last copy of the whole map.
+            return F.pad(
+                x.flatten(2).mean(dim=-1).unsqueeze(1), (0, -channels % self.block_channel)
+            )
         xc = self._channels_last(x)
         b = xc.shape[0]
         means = [
@@ -186,8 +191,12 @@ class MSAF(FeatureMapOp):
         out = {}
         for m, c in self.in_channels.items():
             x = inputs[m]
-            xc = self._channels_last(x)
             f = factors[m].flatten(2)[..., :c]  # (B, q, C_m): padded channels dropped here
+            if self.segments == 1:
+                shape = (x.shape[0], c, *([1] * (x.dim() - 2)))
+                out[m] = x * (f if self.layout == "sequence" else f[:, 0].reshape(shape))
+                continue
+            xc = self._channels_last(x)
             bounds = self._bounds(xc.shape[1])
             seg = torch.cat(
                 [torch.full((e - s,), i, dtype=torch.long) for i, (s, e) in enumerate(bounds)]
