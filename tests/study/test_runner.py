@@ -169,3 +169,17 @@ def test_kill_9_mid_study_then_resume(tmp_path: Path, monkeypatch: pytest.Monkey
         own = [r for r in store.records(rid) if r["evaluation"] != "robustness"]
         assert len(own) == 7
     assert not list((out / "checkpoints").glob(".partial-*"))
+
+
+def test_force_with_a_config_failing_its_check_keeps_old_results(fake_config: Path,
+                                                                 tmp_path: Path) -> None:
+    from fuselab.study import ConfigError
+
+    out = tmp_path / "study"
+    _run(fake_config, out)
+    other = write_fake(tmp_path / "other.toml", sleep=0.001)  # robustness without snr_curve
+    with pytest.raises(ConfigError, match=r"^evaluate.robustness: needs evaluate.snr_curve"):
+        run_study(other, out, run_fn=ok_run, workers=0, progress=False, force=True)
+    runs = open_store(out, readonly=True).runs()
+    assert len(runs) == 4 and {r["status"] for r in runs} == {"done"}
+    assert len(list((out / "checkpoints").glob("*.pt"))) == 4

@@ -94,19 +94,22 @@ def run_study(
 
         run_fn = execute_run
     root = str(data_dir) if data_dir is not None else cfg.data.root
-    if check:
-        from fuselab.study.plan import check_plan
-
-        check_plan(cfg, specs, data_root=root)
     study_dir = Path(out) if out is not None else Path("runs") / cfg.name
-    threads = cfg.execution.threads_per_run
-    n_workers = default_workers(threads) if workers is None and cfg.execution.workers is None \
-        else (workers if workers is not None else cfg.execution.workers) or 0
+    n_workers = workers if workers is not None else cfg.execution.workers
+    if n_workers is None:
+        n_workers = default_workers(cfg.execution.threads_per_run)
     with StudyLock(study_dir):
         store = open_study_store(study_dir, db_url)
         try:
+            # decide first (cheap, refuses a wrong study dir), check the grid, then change files
             mode = prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
-                           force=force)
+                           force=force, apply=False)
+            if check:
+                from fuselab.study.plan import check_plan
+
+                check_plan(cfg, specs, data_root=root)
+            prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
+                    force=force, apply=True)
             store.init_study(cfg.name, cfg.raw, study_hash(cfg, specs))
             _save_config(cfg, study_dir)
             store.add_runs(specs)

@@ -73,13 +73,16 @@ def open_study_store(study_dir: Path, db_url: str | None) -> Store:
 
 
 def prepare(store: Store, study_dir: Path, name: str, config_hash: str, *, resume: bool,
-            force: bool) -> str:
+            force: bool, apply: bool = True) -> str:
     """Check that this study may write here; returns ``"new"``, ``"resume"`` or ``"restart"``.
 
     * empty store: new study;
     * same config: ``--resume`` continues it, ``--force`` starts over, otherwise an error
       (results would be mixed up with a new attempt by accident);
     * another config: refused unless ``--force`` (which forgets the old runs).
+
+    With ``apply=False`` nothing is deleted (the decision only), so a study that then fails its
+    up-front check has not discarded the old results.
     """
     old = store.study()
     runs = store.runs() if old else []
@@ -87,8 +90,9 @@ def prepare(store: Store, study_dir: Path, name: str, config_hash: str, *, resum
         return "new"
     same = old.get("config_hash") == config_hash
     if force:
-        store.clear()
-        shutil.rmtree(study_dir / "checkpoints", ignore_errors=True)
+        if apply:
+            store.clear()
+            shutil.rmtree(study_dir / "checkpoints", ignore_errors=True)
         return "restart"
     if not same:
         raise StudyDirError(
