@@ -2,8 +2,9 @@
 
 Reports the study wall time per worker count (median of ``--repeats``), the 1 -> 2 worker speed-up
 ratio measured side by side in this run, and the runner's own overhead per run: study wall time
-minus the sum of the runs' own durations, divided by the number of runs (1 worker; this includes
-the up-front check that builds every model once, worker start-up and database writes).
+minus the sum of the runs' own durations, divided by the number of runs (1 worker), with and
+without the up-front check (data loaded once, every model built and every evaluation tried once);
+the rest is worker start-up (spawn + imports + data load in the worker) and database writes.
 
     python benchmarks/study.py --data-dir ../shared/data             # reduced budget
     python benchmarks/study.py --pairs 2000 --epochs 2 --repeats 3   # larger
@@ -53,7 +54,7 @@ def one_study(raw: dict[str, Any], workers: int, data_dir: str) -> dict[str, flo
         errors = {r["variant"]: r["error"] for r in runs if r["status"] == "failed"}
         raise RuntimeError(f"{s.failed} runs failed: {errors}")
     run_sum = sum(r["duration_s"] or 0.0 for r in runs)
-    return {"wall_s": s.wall_s, "run_sum_s": run_sum, "runs": len(runs)}
+    return {"wall_s": s.wall_s, "run_sum_s": run_sum, "runs": len(runs), "check_s": s.check_s}
 
 
 def main() -> None:
@@ -74,16 +75,25 @@ def main() -> None:
     for workers, reps in results.items():
         wall = statistics.median(r["wall_s"] for r in reps)
         run_sum = statistics.median(r["run_sum_s"] for r in reps)
+        check = statistics.median(r["check_s"] for r in reps)
         n = int(reps[0]["runs"])
+        one = workers == 1
         rows[workers] = {"workers": workers, "runs": n, "wall_s": wall, "run_sum_s": run_sum,
-                         "overhead_per_run_s": (wall - run_sum) / n if workers == 1 else None}
+                         "check_s": check,
+                         "overhead_per_run_s": (wall - run_sum) / n if one else None,
+                         "overhead_per_run_excl_check_s":
+                             (wall - run_sum - check) / n if one else None}
     ratio = rows[1]["wall_s"] / rows[2]["wall_s"]
     print(f"examples/avmnist.toml reduced: {rows[1]['runs']} runs, {args.pairs} train pairs, "
           f"{args.epochs} epoch(s), median of {args.repeats}")
-    print(f"{'workers':>7}  {'wall (s)':>9}  {'sum of runs (s)':>15}  {'overhead/run (s)':>16}")
+    print(f"{'workers':>7}  {'wall (s)':>9}  {'check (s)':>9}  {'sum of runs (s)':>15}  "
+          f"{'overhead/run (s)':>16}  {'excl. check (s)':>15}")
     for r in rows.values():
         ovh = "-" if r["overhead_per_run_s"] is None else f"{r['overhead_per_run_s']:.2f}"
-        print(f"{r['workers']:>7}  {r['wall_s']:>9.1f}  {r['run_sum_s']:>15.1f}  {ovh:>16}")
+        exc = ("-" if r["overhead_per_run_excl_check_s"] is None
+               else f"{r['overhead_per_run_excl_check_s']:.2f}")
+        print(f"{r['workers']:>7}  {r['wall_s']:>9.1f}  {r['check_s']:>9.1f}  "
+              f"{r['run_sum_s']:>15.1f}  {ovh:>16}  {exc:>15}")
     print(f"speed-up 1 -> 2 workers: {ratio:.2f}x")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
 
 @dataclass
 class StudySummary:
-    """What :func:`run_study` did."""
+    """What :func:`run_study` did (``check_s``: time of the up-front grid check)."""
 
     study_dir: Path
     total: int
@@ -41,6 +41,7 @@ class StudySummary:
     wall_s: float
     run_time_s: float
     mode: str
+    check_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -104,10 +105,12 @@ def run_study(
             # decide first (cheap, refuses a wrong study dir), check the grid, then change files
             mode = prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
                            force=force, apply=False)
+            t_check = time.perf_counter()
             if check:
                 from fuselab.study.plan import check_plan
 
                 check_plan(cfg, specs, data_root=root)
+            check_s = time.perf_counter() - t_check
             prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
                     force=force, apply=True)
             store.init_study(cfg.name, cfg.raw, study_hash(cfg, specs))
@@ -143,7 +146,7 @@ def run_study(
         done=sum(v == "done" for v in final.values()),
         failed=sum(v == "failed" for v in final.values()),
         skipped=len(specs) - len(tasks), wall_s=time.perf_counter() - t0, run_time_s=run_time,
-        mode=mode, warnings=warnings,
+        mode=mode, check_s=check_s, warnings=warnings,
     )
 
 
