@@ -62,8 +62,19 @@ class Store:
         self.conn = conn
         self.location = conn.where
         self.readonly = readonly
-        if not readonly:
+        if not readonly and not self._has_schema():
             conn.write(_run_all(_SCHEMA))
+
+    def _has_schema(self) -> bool:
+        # Reading first means opening an existing store takes no write lock (a report built
+        # while the study runs, or a store on a read-only disk).
+        try:
+            self.conn.query("SELECT count(*) FROM study")
+            self.conn.query("SELECT count(*) FROM records")
+            self.conn.query("SELECT count(*) FROM runs")
+        except StoreError:
+            return False
+        return True
 
     # ---- read interface (docs/architecture.md) -------------------------------------------
     def study(self) -> dict[str, Any]:
