@@ -34,9 +34,8 @@ def test_config_error_names_the_path(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 
 def test_show_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from fake_runs import ok_run
+    from fake_runs import ok_run, write_fake
 
-    from conftest import write_fake
     from fuselab.study import run_study
 
     cfg = write_fake(tmp_path / "fake.toml",

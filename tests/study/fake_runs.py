@@ -14,6 +14,8 @@ from pathlib import Path
 
 from fuselab.study.worker import Reporter, RunResult, RunTask
 
+HERE = Path(__file__).resolve().parent
+
 
 def _score(task: RunTask) -> float:
     # A deterministic "accuracy" from the config, so a test can predict every metric.
@@ -65,3 +67,35 @@ def disk_full_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResu
     with open(ckpt, "wb") as fh:
         fh.write(b"half")
     raise OSError(errno.ENOSPC, "No space left on device", str(ckpt))
+
+
+FAKE_TOML = """
+[study]
+name = "fake"
+seeds = [0, 1]
+baseline = "late"
+
+[data]
+name = "none"
+
+[model]
+name = "fake"
+
+[train]
+sleep = {sleep}
+
+[[grid.fusion]]
+label = "late"
+
+[[grid.fusion]]
+label = "early"
+model = {{ slope = 0.05 }}
+
+[evaluate]
+robustness = true
+"""
+
+
+def write_fake(path: Path, sleep: float = 0.0, extra: str = "") -> Path:
+    path.write_text(FAKE_TOML.format(sleep=sleep) + extra)
+    return path

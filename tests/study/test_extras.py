@@ -6,9 +6,8 @@ import io
 from pathlib import Path
 
 import pytest
-from fake_runs import ok_run
+from fake_runs import ok_run, write_fake
 
-from conftest import write_fake
 from fuselab.study import ConfigError, Outcome, expand, open_store, parse_config, run_study
 from fuselab.study.progress import StudyProgress
 from fuselab.study.tracking import check_available

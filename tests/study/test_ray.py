@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_runs import crash_once_run
+from fake_runs import HERE, crash_once_run, write_fake
 
-from conftest import HERE, write_fake
 from fuselab.study import open_store, run_study
 
 ray = pytest.importorskip("ray")

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_runs import _score, disk_full_run, marker_run, ok_run
+from fake_runs import HERE, _score, disk_full_run, marker_run, ok_run, write_fake
 
-from conftest import HERE, write_fake
 from fuselab.study import StudyDirError, expand, load_config, open_store, run_study
 from fuselab.study.worker import RunTask
 
