@@ -1,0 +1,244 @@
+"""Training samples/s of the AV-MNIST LeNet late-fusion model: ``fuselab.train.fit`` vs a plain loop.
+
+    python benchmarks/train.py                          # batch 128, 4 timed steps x 5 repeats
+    python benchmarks/train.py --steps 2 --repeats 2    # quick check
+    python benchmarks/train.py --compile                # also time torch.compile (slow to build)
+
+Model: ``fuselab.models`` staged LeNet late fusion (presets ``avmnist_image`` / ``avmnist_audio``,
+concat, head [100]); if that model family is unavailable, the same architecture built here from
+the paper-001 appendix. Data: the AV-MNIST train split (``steps x batch`` pairs), spectrograms
+computed once, so every variant reads its batches from memory.
+
+* ``plain loop``: the baseline: eager PyTorch, SGD (momentum 0.9), NCHW float32, one batch at a
+  time sliced from in-memory tensors, ``zero_grad`` / ``backward`` / ``step``.
+* ``fit ...``: ``fuselab.train.fit`` with the same SGD settings and one option changed per row.
+
+Each repeat times ``steps`` optimizer steps after a warm-up pass; rows are interleaved repeat by
+repeat so machine-load drift hits every row alike; figures are medians. FLOP rate: FLOPs of one
+training step (``torch.utils.flop_counter``, forward + backward) x samples/s, as a fraction of a
+large float32 matmul's rate measured in the same run. ``torch.profiler`` shows where a ``fit``
+step spends its time. Writes ``benchmarks/out/train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
+
+import fuselab.data as fd
+from fuselab.train import TrainConfig, fit
+from fuselab.train.features import cache_features
+
+LENET_LATE = {
+    "name": "staged",
+    "encoders": {"image": {"preset": "avmnist_image"}, "audio": {"preset": "avmnist_audio"}},
+    "fusion": [{"at": "late", "operator": "concat"}],
+    "head": {"hidden": [100]},
+}
+
+
+class _LeNet(nn.Module):
+    """Paper-001 appendix LeNet: conv(k, same, no bias) -> BN -> ReLU -> max-pool 2, width x2."""
+
+    def __init__(self, kernels: list[int], width: int = 6) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 1
+        for i, k in enumerate(kernels):
+            c = width * 2**i
+            layers += [nn.Conv2d(cin, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c),
+                       nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            cin = c
+        self.body, self.dim = nn.Sequential(*layers), cin
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x).mean((2, 3))
+
+
+class _LateLeNet(nn.Module):
+    """Fallback: ``{"image": (B,1,28,28), "audio": (B,1,201,T)} -> (B, 10)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.enc = nn.ModuleDict({"image": _LeNet([5, 3, 3, 3]), "audio": _LeNet([5, 3, 3, 3, 3, 3])})
+        self.head = nn.Sequential(nn.Linear(48 + 192, 100), nn.ReLU(), nn.Linear(100, 10))
+        self.modalities = ("image", "audio")
+
+    def forward(self, x: dict[str, Tensor]) -> Tensor:
+        return self.head(torch.cat([self.enc[m](x[m]) for m in self.modalities], 1))
+
+
+def build_model(shapes: dict[str, tuple[int, ...]], seed: int) -> tuple[nn.Module, str]:
+    torch.manual_seed(seed)
+    try:
+        import fuselab.models as fm
+
+        return fm.build(LENET_LATE, input_shapes=shapes, num_outputs=10), "fuselab.models staged"
+    except (ImportError, ValueError, KeyError):
+        torch.manual_seed(seed)
+        return _LateLeNet(), "benchmark-local LeNet (paper 001 appendix)"
+
+
+def plain_loop(model: nn.Module, x: dict[str, Tensor], y: Tensor, batch: int, lr: float) -> Callable[[], float]:
+    """The baseline; returns a function timing one pass over ``x`` (samples/s)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    n = y.shape[0]
+
+    def one_pass() -> float:
+        model.train()
+        t0 = time.perf_counter()
+        for s in range(0, n, batch):
+            xb = {m: v[s : s + batch] for m, v in x.items()}
+            loss = F.cross_entropy(model(xb), y[s : s + batch])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        return n / (time.perf_counter() - t0)
+
+    one_pass()  # warm-up
+    return one_pass
+
+
+def fit_runner(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> Callable[[], float]:
+    """Times one ``fit`` epoch over ``ds`` (after a warm-up epoch in the same call)."""
+
+    def one_pass() -> float:
+        r = fit(model, ds, None, cfg.replace(epochs=2), progress=False)
+        return float(r.history[-1]["samples_per_s"])
+
+    return one_pass
+
+
+def matmul_gflops(n: int, repeats: int) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def step_flops(model: nn.Module, x: dict[str, Tensor], y: Tensor) -> float:
+    with FlopCounterMode(display=False) as fc:
+        F.cross_entropy(model(x), y).backward()
+    model.zero_grad(set_to_none=True)
+    return float(fc.get_total_flops())
+
+
+def profile_fit(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig, top: int) -> list[dict[str, Any]]:
+    fit(model, ds, None, cfg.replace(epochs=1), progress=False)  # warm-up outside the trace
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fit(model, ds, None, cfg.replace(epochs=1), progress=False)
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [
+        {"op": e.key, "self_ms": e.self_cpu_time_total / 1e3, "share": e.self_cpu_time_total / total,
+         "calls": e.count}
+        for e in events[:top]
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-root", default=os.environ.get("FUSELAB_DATA", "../shared/data"))
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=torch.get_num_threads())
+    p.add_argument("--matmul", type=int, default=2048, help="side of the peak-rate matmul")
+    p.add_argument("--compile", action="store_true", help="also time fit with torch.compile")
+    p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--out", default=str(Path(__file__).parent / "out" / "train.json"))
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+
+    pairs = args.steps * args.batch
+    t0 = time.perf_counter()
+    raw = fd.load("avmnist", root=args.data_root, split="train", pairs=pairs)
+    load_s = time.perf_counter() - t0
+    ds = cache_features(raw)
+    x, y = next(ds.batches(len(ds)))
+    model, model_src = build_model(ds.shapes, 0)
+    flops = step_flops(model, {m: v[: args.batch] for m, v in x.items()}, y[: args.batch]) / args.batch
+    print(f"model: {model_src}; {ds.shapes}; {flops / 1e6:.1f} MFLOP per training sample")
+    peak = [matmul_gflops(args.matmul, 5)]
+
+    base = TrainConfig(optimizer="sgd", lr=args.lr, momentum=0.9, batch_size=args.batch,
+                       progress=False, threads=args.threads)
+    rows: dict[str, tuple[Callable[[], float], str]] = {
+        "plain loop": (plain_loop(build_model(ds.shapes, 0)[0], x, y, args.batch, args.lr),
+                       "eager, NCHW fp32, SGD foreach, batches sliced from memory"),
+    }
+    variants = {
+        "fit": (base, ds, "defaults: fused SGD, deterministic, data via MultimodalDataset"),
+        "fit, STFT every batch": (base.replace(feature_cache=False), raw, "no feature cache"),
+        "fit channels_last": (base.replace(channels_last=True), ds, "channels-last tensors"),
+        "fit bf16": (base.replace(precision="bfloat16"), ds, "CPU autocast bfloat16"),
+        "fit bf16 channels_last": (base.replace(precision="bfloat16", channels_last=True), ds, ""),
+    }
+    if args.compile:
+        variants["fit compile"] = (base.replace(compile=True), ds, "torch.compile (inductor)")
+        variants["fit compile channels_last"] = (
+            base.replace(compile=True, channels_last=True), ds, "")
+        variants["fit compile bf16"] = (base.replace(compile=True, precision="bfloat16"), ds, "")
+    for name, (cfg, data, note) in variants.items():
+        rows[name] = (fit_runner(build_model(ds.shapes, 0)[0], data, cfg), note)
+    samples: dict[str, list[float]] = {k: [] for k in rows}
+    for r in range(args.repeats):
+        for name, (run, _) in rows.items():
+            samples[name].append(run())
+        print(f"repeat {r + 1}/{args.repeats} done", flush=True)
+    peak.append(matmul_gflops(args.matmul, 5))
+    peak_gflops = statistics.median(peak)
+
+    results = []
+    base_sps = statistics.median(samples["plain loop"])
+    print(f"\nmatmul peak ({args.matmul}^2 fp32): {peak_gflops:.1f} GFLOP/s; threads {args.threads}")
+    print(f"{'variant':<24} {'samples/s':>10} {'vs plain':>9} {'GFLOP/s':>8} {'% peak':>7}  note")
+    for name, (_, note) in rows.items():
+        sps = statistics.median(samples[name])
+        gf = sps * flops / 1e9
+        results.append({"variant": name, "samples_per_s": sps, "speedup": sps / base_sps,
+                        "gflops": gf, "fraction_of_peak": gf / peak_gflops,
+                        "repeats": samples[name], "note": note})
+        print(f"{name:<24} {sps:>10.1f} {sps / base_sps:>8.2f}x {gf:>8.2f} {100 * gf / peak_gflops:>6.1f}%  {note}")
+
+    prof: list[dict[str, Any]] = []
+    if not args.no_profile:
+        prof = profile_fit(build_model(ds.shapes, 0)[0], ds, base, 12)
+        print("\ntorch.profiler, one fit epoch (self CPU time of aten ops):")
+        for e in prof:
+            print(f"  {e['op']:<44} {e['self_ms']:>9.1f} ms {100 * e['share']:>5.1f}%  x{e['calls']}")
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "benchmark": "train", "model": model_src, "shapes": {k: list(v) for k, v in ds.shapes.items()},
+        "batch": args.batch, "steps": args.steps, "repeats": args.repeats, "threads": args.threads,
+        "flops_per_sample": flops, "matmul_peak_gflops": peak_gflops, "matmul_peak_runs": peak,
+        "data_load_s": load_s, "results": results, "profile": prof,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "torch": torch.__version__, "cpu_count": os.cpu_count()},
+    }, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
