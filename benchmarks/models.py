@@ -160,6 +160,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1, help="warm-up steps (>= 1: the FLOP count)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--families", default="lenet,clstm,profusion",
+                    help="comma-separated subset of lenet, clstm, profusion")
     ap.add_argument("--quick", action="store_true",
                     help="reduced sizes: C-LSTM 8 units / 32 dense / time_pool 8, 3 repeats")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "models.json")
@@ -170,18 +172,29 @@ def main() -> None:
     shapes = {"image": (1, 28, 28), "audio": (1, 201, args.frames)}
     common = dict(shapes=shapes, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
                   seed=args.seed)
+    families = set(args.families.split(","))
+    unknown = families - {"lenet", "clstm", "profusion"}
+    if unknown:
+        ap.error(f"--families: unknown {sorted(unknown)}; allowed: lenet, clstm, profusion")
     lenet = lenet_variants(args.channels, [100])
-    results = with_ratios(time_family(lenet, **common), "late", "lenet")  # type: ignore[arg-type]
-    clstm = clstm_variants(args.clstm_units, args.clstm_hidden, args.time_pool)
-    results += with_ratios(time_family(clstm, **common), "fc", "clstm")  # type: ignore[arg-type]
-    pro = {"late": lenet["late"]}
-    for r in (1, 2, 3, 4):
-        pro[f"profusion-R{r}"] = {**lenet["late"], "progressive": {"steps": r, "context_dim": 64}}
-    pro["profusion-R2-add"] = {**lenet["late"], "progressive": {"steps": 2, "inject": "add"}}
-    pro_rows = with_ratios(time_family(pro, **common), "late", "profusion")  # type: ignore[arg-type]
-    results += pro_rows
-    fit = linearity([1, 2, 3, 4], [row["step_ms"] for row in pro_rows[1:5]])
-    flops_fit = linearity([1, 2, 3, 4], [row["train_gflops"] for row in pro_rows[1:5]])
+    results: list[dict[str, Any]] = []
+    if "lenet" in families:
+        results += with_ratios(time_family(lenet, **common), "late", "lenet")  # type: ignore[arg-type]
+    if "clstm" in families:
+        clstm = clstm_variants(args.clstm_units, args.clstm_hidden, args.time_pool)
+        results += with_ratios(time_family(clstm, **common), "fc", "clstm")  # type: ignore[arg-type]
+    fit: dict[str, float] = {}
+    flops_fit: dict[str, float] = {}
+    if "profusion" in families:
+        pro = {"late": lenet["late"]}
+        for r in (1, 2, 3, 4):
+            pro[f"profusion-R{r}"] = {**lenet["late"],
+                                      "progressive": {"steps": r, "context_dim": 64}}
+        pro["profusion-R2-add"] = {**lenet["late"], "progressive": {"steps": 2, "inject": "add"}}
+        pro_rows = with_ratios(time_family(pro, **common), "late", "profusion")  # type: ignore[arg-type]
+        results += pro_rows
+        fit = linearity([1, 2, 3, 4], [row["step_ms"] for row in pro_rows[1:5]])
+        flops_fit = linearity([1, 2, 3, 4], [row["train_gflops"] for row in pro_rows[1:5]])
 
     print(f"training step (fwd+bwd+Adam), batch {args.batch}, audio (1, 201, {args.frames}), "
           f"{args.threads} threads, median of {args.repeats}")
@@ -191,10 +204,11 @@ def main() -> None:
         print(f"{row['family']:<10} {row['variant']:<17} {row['params']:>9} "
               f"{row['fusion_params']:>7} {row['train_gflops']:>8.2f} {row['step_ms']:>9.1f} "
               f"{row['time_ratio']:>7.2f} {row['flops_ratio']:>8.2f} {row['param_ratio']:>9.3f}")
-    print(f"Pro-Fusion (R=1..4) step time ~ {fit['intercept']:.1f} + {fit['slope']:.1f} x R ms "
-          f"(largest relative residual {fit['max_rel_residual']:.1%}); GFLOP ~ "
-          f"{flops_fit['intercept']:.2f} + {flops_fit['slope']:.2f} x R "
-          f"(largest relative residual {flops_fit['max_rel_residual']:.1%})")
+    if fit:
+        print(f"Pro-Fusion (R=1..4) step time ~ {fit['intercept']:.1f} + {fit['slope']:.1f} x R ms "
+              f"(largest relative residual {fit['max_rel_residual']:.1%}); GFLOP ~ "
+              f"{flops_fit['intercept']:.2f} + {flops_fit['slope']:.2f} x R "
+              f"(largest relative residual {flops_fit['max_rel_residual']:.1%})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "torch": torch.__version__, "results": results, "profusion_linear_fit_ms": fit,
