@@ -122,6 +122,13 @@ def parse_plan(
         if feature_map and (adapter != "none" or trunk is not None):
             raise ValueError(f"{key}: 'adapter'/'trunk' apply to vector operators only; "
                              f"{raw['operator']!r} is a feature-map operator")
+        if not feature_map and level != "stage" and (adapter != "none" or trunk is not None):
+            raise ValueError(f"{key}: 'adapter'/'trunk' apply to merges at 'early' or a stage; "
+                             f"at {level!r} every branch is already a vector")
+        if not feature_map and adapter == "pool" and trunk is not None:
+            raise ValueError(f"{key}.trunk: with adapter 'pool' the head follows the merge "
+                             "directly; no trunk runs (allowed adapters with a trunk: "
+                             "['none', 'resize'])")
         if not feature_map and set(stages) != set(stage_names):
             missing = [m for m in stage_names if m not in stages]
             raise ValueError(f"{key}.at: a merging point needs every modality; missing "
