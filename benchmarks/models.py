@@ -166,8 +166,10 @@ def main() -> None:
                     help="reduced sizes: C-LSTM 8 units / 32 dense / time_pool 8, 3 repeats")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "models.json")
     args = ap.parse_args()
-    if args.quick:
-        args.clstm_units, args.clstm_hidden, args.time_pool, args.repeats = 8, 32, 8, 3
+    if args.quick:  # reduced defaults; values given explicitly on the command line win
+        for key, value in {"clstm_units": 8, "clstm_hidden": 32, "time_pool": 8, "repeats": 3}.items():
+            if getattr(args, key) == ap.get_default(key):
+                setattr(args, key, value)
     torch.set_num_threads(args.threads)
     shapes = {"image": (1, 28, 28), "audio": (1, 201, args.frames)}
     common = dict(shapes=shapes, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
