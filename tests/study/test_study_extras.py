@@ -19,12 +19,14 @@ def test_variant_evaluations_merge_into_that_variant_only() -> None:
         "evaluate": {"test": True, "snr_curve": {"snrs": [1]}},
         "grid": {"fusion": [{"label": "a"},
                             {"label": "b", "evaluate": {"inspect_probe": True,
-                                                        "snr_curve": {"seed": 3}}}]},
+                                                        "snr_curve": {"seed": 3}}},
+                            {"label": "c", "evaluate": {"snr_curve": False}}]},
     })
-    a, b = expand(cfg)
+    a, b, c = expand(cfg)
     assert a.config["evaluate"] == {"test": {}, "snr_curve": {"snrs": [1]}}
     assert b.config["evaluate"] == {"test": {}, "snr_curve": {"snrs": [1], "seed": 3},
                                     "inspect_probe": {}}
+    assert c.config["evaluate"] == {"test": {}}  # false removes it for this variant only
 
 
 def test_progress_counts_and_eta() -> None:

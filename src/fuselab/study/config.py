@@ -65,7 +65,7 @@ class FusionVariant:
     factors: dict[str, Any]
     model: dict[str, Any]
     train: dict[str, Any]
-    evaluate: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluate: dict[str, Any] = field(default_factory=dict)  # None: removed
 
 
 @dataclass(frozen=True)
@@ -257,11 +257,15 @@ def _snr(value: Any, where: str) -> dict[str, float]:
     return out
 
 
-def _evaluate(value: Any, where: str = "evaluate") -> dict[str, dict[str, Any]]:
+def _evaluate(value: Any, where: str = "evaluate") -> dict[str, Any]:
+    """``{name: options}``; in a ``[[grid.fusion]]`` entry, ``false`` (kept as ``None``) removes
+    an evaluation the variant cannot run (e.g. the 2-modality SNR grid of a unimodal model)."""
     e = c.table(value, where)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
     for name, opts in e.items():
         if opts is False:
+            if where != "evaluate":
+                out[name] = None
             continue
         out[name] = {} if opts is True else c.table(opts, f"{where}.{name}")
     return out

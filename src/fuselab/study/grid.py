@@ -135,6 +135,7 @@ def _resolve(
     resolved["model"] = c.deep_merge(resolved["model"], variant.model)
     resolved["train"] = c.deep_merge(resolved["train"], variant.train)
     resolved["evaluate"] = c.deep_merge(resolved["evaluate"], variant.evaluate)
+    resolved["evaluate"] = {k: v for k, v in resolved["evaluate"].items() if v is not None}
     factors: dict[str, Any] = {k: _factor_value(v) for k, v in variant.factors.items()}
     for key, value in point.items():
         factor, path = SHORTHANDS[key]

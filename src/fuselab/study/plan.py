@@ -28,6 +28,8 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
     _check_operators(cfg)
     for v in cfg.fusion:
         for name, opts in v.evaluate.items():
+            if opts is None:  # removed for this variant
+                continue
             try:
                 options(name, opts)
             except ConfigError as e:
