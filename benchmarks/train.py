@@ -13,8 +13,11 @@ computed once, so every variant reads its batches from memory.
   time sliced from in-memory tensors, ``zero_grad`` / ``backward`` / ``step``.
 * ``fit ...``: ``fuselab.train.fit`` with the same SGD settings and one option changed per row.
 
-Each repeat times ``steps`` optimizer steps after a warm-up pass; rows are interleaved repeat by
-repeat so machine-load drift hits every row alike; figures are medians. FLOP rate: FLOPs of one
+Rows take turns step by step (baseline step, then one step of each ``fit`` row, ``steps x
+repeats`` times) so machine-load drift hits every row alike; samples/s = batch / median step
+time; the speed-up is the median of the per-step ratios to the baseline step just before. The
+``fit`` rows step ``fit``'s own loop (``Trainer.train_epoch`` under ``fit``'s run settings); one
+whole ``fit`` call per repeat checks them against ``FitResult.samples_per_s``. FLOP rate: FLOPs of one
 training step (``torch.utils.flop_counter``, forward + backward) x samples/s, as a fraction of a
 large float32 matmul's rate measured in the same run. ``torch.profiler`` shows where a ``fit``
 step spends its time. Writes ``benchmarks/out/train.json``.
@@ -41,6 +44,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import fuselab.data as fd
 from fuselab.train import TrainConfig, fit
 from fuselab.train.features import cache_features
+from fuselab.train.loop import run_settings
+from fuselab.train.trainer import Trainer
 
 LENET_LATE = {
     "name": "staged",
@@ -93,33 +98,48 @@ def build_model(shapes: dict[str, tuple[int, ...]], seed: int) -> tuple[nn.Modul
 
 
 def plain_loop(model: nn.Module, x: dict[str, Tensor], y: Tensor, batch: int, lr: float) -> Callable[[], float]:
-    """The baseline; returns a function timing one pass over ``x`` (samples/s)."""
+    """The baseline; returns a function running one optimizer step (returns its seconds)."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     n = y.shape[0]
+    pos = [0]
 
-    def one_pass() -> float:
-        model.train()
+    def one_step() -> float:
+        s = pos[0]
+        pos[0] = (s + batch) % n
         t0 = time.perf_counter()
-        for s in range(0, n, batch):
-            xb = {m: v[s : s + batch] for m, v in x.items()}
-            loss = F.cross_entropy(model(xb), y[s : s + batch])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        return n / (time.perf_counter() - t0)
+        xb = {m: v[s : s + batch] for m, v in x.items()}
+        loss = F.cross_entropy(model(xb), y[s : s + batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
 
-    one_pass()  # warm-up
-    return one_pass
+    one_step()  # warm-up
+    return one_step
 
 
-def fit_runner(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> Callable[[], float]:
-    """Times one ``fit`` epoch over ``ds`` (after a warm-up epoch in the same call)."""
+def fit_stepper(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> Callable[[], float]:
+    """One optimizer step of ``fit``'s own loop (``Trainer.train_epoch`` over a one-batch
+    dataset, under ``fit``'s run settings); returns its seconds. Stepping lets every row take
+    turns step by step with the baseline, so load drift on a shared machine hits all alike."""
+    one = ds.subset(range(cfg.batch_size))
+    with run_settings(cfg):
+        trainer = Trainer(model, one, None, cfg, False)
 
-    def one_pass() -> float:
-        r = fit(model, ds, None, cfg.replace(epochs=2), progress=False)
-        return float(r.history[-1]["samples_per_s"])
+    def one_step() -> float:
+        with run_settings(cfg):
+            t0 = time.perf_counter()
+            trainer.train_epoch(1, None)
+            return time.perf_counter() - t0
 
-    return one_pass
+    one_step()  # warm-up (and compilation, for compile rows)
+    return one_step
+
+
+def fit_whole(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> float:
+    """``fit(...).samples_per_s`` of a real call (second epoch, after a warm-up epoch)."""
+    r = fit(model, ds, None, cfg.replace(epochs=2), progress=False)
+    return float(r.history[-1]["samples_per_s"])
 
 
 def matmul_gflops(n: int, repeats: int) -> float:
@@ -158,7 +178,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-root", default=os.environ.get("FUSELAB_DATA", "../shared/data"))
     p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per repeat")
+    p.add_argument("--steps", type=int, default=4, help="timed steps per row per repeat")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--threads", type=int, default=torch.get_num_threads())
@@ -187,7 +207,7 @@ def main() -> None:
                        "eager, NCHW fp32, SGD foreach, batches sliced from memory"),
     }
     variants = {
-        "fit": (base, ds, "defaults: fused SGD, deterministic, data via MultimodalDataset"),
+        "fit": (base, ds, "defaults: fused SGD, deterministic, batches via MultimodalDataset"),
         "fit, STFT every batch": (base.replace(feature_cache=False), raw, "no feature cache"),
         "fit channels_last": (base.replace(channels_last=True), ds, "channels-last tensors"),
         "fit bf16": (base.replace(precision="bfloat16"), ds, "CPU autocast bfloat16"),
@@ -199,26 +219,36 @@ def main() -> None:
             base.replace(compile=True, channels_last=True), ds, "")
         variants["fit compile bf16"] = (base.replace(compile=True, precision="bfloat16"), ds, "")
     for name, (cfg, data, note) in variants.items():
-        rows[name] = (fit_runner(build_model(ds.shapes, 0)[0], data, cfg), note)
-    samples: dict[str, list[float]] = {k: [] for k in rows}
+        rows[name] = (fit_stepper(build_model(ds.shapes, 0)[0], data, cfg), note)
+    secs: dict[str, list[float]] = {k: [] for k in rows}
+    whole: list[float] = []
     for r in range(args.repeats):
-        for name, (run, _) in rows.items():
-            samples[name].append(run())
+        for _ in range(args.steps):
+            for name, (step, _) in rows.items():
+                secs[name].append(step())
+        # The end-to-end call, so the stepped rows can be checked against fit's own figure.
+        whole.append(fit_whole(build_model(ds.shapes, 0)[0], ds, base))
         print(f"repeat {r + 1}/{args.repeats} done", flush=True)
     peak.append(matmul_gflops(args.matmul, 5))
     peak_gflops = statistics.median(peak)
 
     results = []
-    base_sps = statistics.median(samples["plain loop"])
+    base_s = secs["plain loop"]
     print(f"\nmatmul peak ({args.matmul}^2 fp32): {peak_gflops:.1f} GFLOP/s; threads {args.threads}")
-    print(f"{'variant':<24} {'samples/s':>10} {'vs plain':>9} {'GFLOP/s':>8} {'% peak':>7}  note")
+    print(f"{'variant':<26} {'samples/s':>10} {'vs plain':>9} {'GFLOP/s':>8} {'% peak':>7}  note")
     for name, (_, note) in rows.items():
-        sps = statistics.median(samples[name])
+        sps = args.batch / statistics.median(secs[name])
+        # Speed-up: median over steps of the paired ratio (the baseline step run just before).
+        ratio = statistics.median(b / s for b, s in zip(base_s, secs[name], strict=True))
         gf = sps * flops / 1e9
-        results.append({"variant": name, "samples_per_s": sps, "speedup": sps / base_sps,
-                        "gflops": gf, "fraction_of_peak": gf / peak_gflops,
-                        "repeats": samples[name], "note": note})
-        print(f"{name:<24} {sps:>10.1f} {sps / base_sps:>8.2f}x {gf:>8.2f} {100 * gf / peak_gflops:>6.1f}%  {note}")
+        results.append({"variant": name, "samples_per_s": sps, "speedup": ratio, "gflops": gf,
+                        "fraction_of_peak": gf / peak_gflops, "step_s": secs[name], "note": note})
+        print(f"{name:<26} {sps:>10.1f} {ratio:>8.2f}x {gf:>8.2f} {100 * gf / peak_gflops:>6.1f}%  {note}")
+    whole_sps = statistics.median(whole)
+    print(f"{'fit() whole call':<26} {whole_sps:>10.1f} {'':>9} {whole_sps * flops / 1e9:>8.2f}"
+          f" {100 * whole_sps * flops / 1e9 / peak_gflops:>6.1f}%  FitResult samples/s, defaults")
+    results.append({"variant": "fit() whole call", "samples_per_s": whole_sps, "repeats": whole,
+                    "note": "FitResult.history[-1]['samples_per_s'], defaults"})
 
     prof: list[dict[str, Any]] = []
     if not args.no_profile:

@@ -32,7 +32,7 @@ EpochCallback = Callable[[dict[str, Any]], "bool | None"]
 
 
 @contextlib.contextmanager
-def _runtime(config: TrainConfig) -> Iterator[None]:
+def run_settings(config: TrainConfig) -> Iterator[None]:
     """Seed, thread count and deterministic algorithms for the run; the caller's are restored."""
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
@@ -131,7 +131,7 @@ def fit(
     metric = _resolve_metric(config, train.task) if val is not None else "loss"
     maximize = higher_is_better(metric)
     started = time.perf_counter()
-    with _runtime(config):
+    with run_settings(config):
         t = Trainer(model, train, val, config, progress and config.progress)
         sched = make_scheduler(t.optimizer, config, t.total_steps, maximize)
         per_step = sched if config.schedule == "cosine" else None
