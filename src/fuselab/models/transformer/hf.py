@@ -7,10 +7,25 @@ configured sizes, which is what the tests use (no network).
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
-from transformers import T5Config, T5EncoderModel, T5ForConditionalGeneration, ViTConfig, ViTModel
+
+if TYPE_CHECKING:
+    from transformers import T5Config, T5EncoderModel, ViTModel
+
+
+def _hf(name: str) -> Any:
+    """``transformers.<name>``, imported on first use: random configs need no Hugging Face."""
+    try:
+        module = importlib.import_module("transformers")
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(
+            "the T5/ViT options of the token-fusion model need Hugging Face transformers: "
+            "pip install 'fuselab[hf]'"
+        ) from err
+    return getattr(module, name)
 
 
 def _load(cls: Any, key: str, path_or_name: str) -> Any:
@@ -27,7 +42,7 @@ def t5_config(
     *, vocab_size: int, d_model: int, num_layers: int, num_heads: int, ff_dim: int, dropout: float
 ) -> T5Config:
     """A random-init T5 config of the given sizes (ReLU feed-forward, as T5 v1.0)."""
-    return T5Config(
+    return _hf("T5Config")(
         vocab_size=vocab_size,
         d_model=d_model,
         d_kv=d_model // num_heads,
@@ -43,10 +58,10 @@ def t5_config(
 def t5_encoder(path_or_name: str | None, config: T5Config | None) -> T5EncoderModel:
     """``T5EncoderModel.from_pretrained(path_or_name)``, or a random one from ``config``."""
     if path_or_name is not None:
-        model = _load(T5EncoderModel, "t5", path_or_name)
+        model = _load(_hf("T5EncoderModel"), "t5", path_or_name)
     else:
         assert config is not None
-        model = T5EncoderModel(config)
+        model = _hf("T5EncoderModel")(config)
     model.config._attn_implementation = "eager"  # T5's relative position bias needs eager attention
     return model
 
@@ -60,7 +75,7 @@ def t5_decoder(
     before its tied LM head), else 1.
     """
     if path_or_name is not None:
-        full = _load(T5ForConditionalGeneration, "t5", path_or_name)
+        full = _load(_hf("T5ForConditionalGeneration"), "t5", path_or_name)
         decoder, head, cfg = full.decoder, full.lm_head, full.config
         if num_layers > len(decoder.block):
             raise ValueError(
@@ -71,8 +86,8 @@ def t5_decoder(
         decoder.block = nn.ModuleList(list(decoder.block)[:num_layers])
     else:
         assert config is not None
-        cfg = T5Config(**{**config.to_dict(), "num_decoder_layers": num_layers})
-        full = T5ForConditionalGeneration(cfg)
+        cfg = _hf("T5Config")(**{**config.to_dict(), "num_decoder_layers": num_layers})
+        full = _hf("T5ForConditionalGeneration")(cfg)
         decoder, head = full.decoder, full.lm_head
     decoder.config._attn_implementation = "eager"
     scale = cfg.d_model**-0.5 if cfg.tie_word_embeddings else 1.0
@@ -82,11 +97,11 @@ def t5_decoder(
 def vit_model(path_or_name: str | None, overrides: dict[str, Any]) -> ViTModel:
     """``ViTModel.from_pretrained(path_or_name)`` or a random ``ViTModel(ViTConfig(**overrides))``."""
     if path_or_name is not None:
-        return _load(ViTModel, "vit", path_or_name)
+        return _load(_hf("ViTModel"), "vit", path_or_name)
     try:
-        cfg = ViTConfig(**overrides)
+        cfg = _hf("ViTConfig")(**overrides)
     except TypeError as err:
         raise ValueError(
             f"model.vit_config: invalid ViTConfig arguments {overrides}: {err}"
         ) from err
-    return ViTModel(cfg, add_pooling_layer=False)
+    return _hf("ViTModel")(cfg, add_pooling_layer=False)
