@@ -20,10 +20,13 @@ repeated when it holds fewer than the batch size) on the model's own device:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -110,6 +113,20 @@ def _train_step(
     opt.step()
 
 
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Silence file descriptor 2 (kineto prints a USDT line per profiler start/stop from C++)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
     """Peak bytes allocated by ``step`` above the allocation before it (see module docstring)."""
     if device.type == "cuda":
@@ -119,8 +136,14 @@ def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
         step()
         _sync(device)
         return float(torch.cuda.max_memory_allocated(device) - base)
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _native_stderr_silenced():
+        prof.start()
+    try:
         step()
+    finally:
+        with _native_stderr_silenced():
+            prof.stop()
     events = sorted(
         ((e.time_range.start, e.self_cpu_memory_usage) for e in prof.events()),
         key=lambda t: t[0],
