@@ -12,15 +12,6 @@ SHAPES = {"image": (3, 16, 16), "question": (6,)}
 BASE = {"name": "token_fusion", "num_layers": 3, "d_model": 16, "num_heads": 2, "ff_dim": 32}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Models here are tiny: on a shared 2-core machine a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def build(num_outputs: int = 20, shapes=SHAPES, **kw) -> TokenFusionTransformer:
     model = models.build({**BASE, **kw}, input_shapes=shapes, num_outputs=num_outputs)
     assert isinstance(model, TokenFusionTransformer)

@@ -10,16 +10,6 @@ import fuselab.models as models
 from fuselab.models.transformer import TokenFusionTransformer
 from fuselab.models.transformer.decoder import T5Decoder
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Models here are tiny: on a shared 2-core machine a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 V = 32
 # T5 conventions: pad = decoder start = 0, eos = 1
 IDS = {"pad_id": 0, "bos_id": 0, "eos_id": 1}

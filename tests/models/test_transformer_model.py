@@ -14,15 +14,6 @@ V = 24  # vocabulary; ids 0/1/2 are pad/bos/eos
 SHAPES = {"image": (3, 16, 16), "question": (6,)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Models here are tiny: on a shared 2-core machine a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def build(shapes=SHAPES, num_outputs: int = V, **kw) -> TokenFusionTransformer:
     cfg = {"name": "token_fusion", "num_layers": 3, "d_model": 16, "num_heads": 2,
            "ff_dim": 32, "decoder_layers": 1, "dropout": 0.0, **kw}  # fmt: skip

@@ -10,15 +10,6 @@ import torch
 from fuselab.models.transformer import TokenPool
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Models here are tiny: on a shared 2-core machine a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def no_pad(b: int, n: int) -> torch.Tensor:
     return torch.zeros(b, n, dtype=torch.bool)
 

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import fuselab.data as data
 import fuselab.models as models
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Models here are tiny: on a shared 2-core machine a second thread only adds contention.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def vqa_splits(train: int = 192, **options):
