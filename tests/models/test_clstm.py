@@ -155,3 +155,57 @@ def test_bad_input_names_the_modality(x):
     model = clstm("second")
     with pytest.raises(ValueError, match=r"modality 'audio': expected shape \(B, 1, 6, 5\), got \(2, 1, 6, 4\)"):
         model(dict(x, audio=x["audio"][..., :4]))
+
+
+def reference_run(model, inputs, every_step):
+    """The step-by-step implementation before the batched rewrite (commit 248e445): every gate
+    term computed inside the loop from zero states; kept here as the equality oracle."""
+    def step(cell, gates_in, h, c):
+        i, f, g, o = (gates_in + cell.conv_h(h)).chunk(4, dim=1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * c.tanh(), c
+
+    x = model.prepare(inputs)
+    ref = x[model.uses[0]]
+    outs = []
+    if isinstance(model, fm.clstm.SecondFusionCLSTM):
+        static = model.cell.input_gates(F.max_pool2d(model.conv(x["image"]).relu(), 2, ceil_mode=True))
+        seq, _ = model.lstm(model.frames(x["audio"]))
+        h = c = seq.new_zeros(seq.shape[0], model.units, *model.grid2)
+        for t in range(model.num_steps):
+            h, c = step(model.cell, static + model.cell.frame_gates(seq[:, t]), h, c)
+            outs.append(model.dense(F.max_pool2d(h, 2, ceil_mode=True).flatten(1)))
+    else:
+        static = model.cell1.input_gates(x["image"]) if "image" in x else None
+        frames = model.frames(x["audio"]) if "audio" in x else None
+        h1 = c1 = ref.new_zeros(ref.shape[0], model.units, *model.grid)
+        h2 = c2 = ref.new_zeros(ref.shape[0], model.units, *model.grid2)
+        for t in range(model.num_steps):
+            parts = [g for g in (static, None if frames is None else
+                                 model.cell1.frame_gates(frames[:, t])) if g is not None]
+            h1, c1 = step(model.cell1, parts[0] if len(parts) == 1 else parts[0] + parts[1], h1, c1)
+            h2, c2 = step(model.cell2, model.cell2.input_gates(F.max_pool2d(h1, 2, ceil_mode=True)), h2, c2)
+            outs.append(model.dense(F.max_pool2d(h2, 2, ceil_mode=True).flatten(1)))
+    return torch.stack(outs, dim=1) if every_step else outs[-1]
+
+
+@pytest.mark.parametrize("layer", ["initial", "second", "visual-only", "audio-only"])
+def test_batched_gates_match_the_step_by_step_reference(layer, gen):
+    # odd grid (ceil pooling), time_pool with a short last group, a batch > 1: the batched
+    # (T'*B) convolutions must keep every sample's steps apart
+    shapes = {"image": (2, 7, 9), "audio": (2, 5, 7)}
+    model = fm.build({"name": "clstm", "fusion_layer": layer, "units": 5, "hidden": 16,
+                      "time_pool": 2}, input_shapes=shapes, num_outputs=4)
+    x = {m: torch.randn(3, *s, generator=gen) for m, s in shapes.items()}
+    for every_step in (True, False):
+        torch.testing.assert_close(model.run(x, every_step), reference_run(model, x, every_step),
+                                   rtol=1e-5, atol=1e-6)
+    # gradients too: training goes through the same graph
+    model(x).square().sum().backward()
+    new = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    reference_run(model, x, False).square().sum().backward()
+    assert new.keys() == {n for n, p in model.named_parameters() if p.grad is not None}
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(new[n], p.grad, rtol=1e-4, atol=1e-6, msg=n)

@@ -9,8 +9,10 @@ from the image patch ``v``, the hidden-state patch ``h_{t-1}`` and the audio fra
     h_t = sigmoid(o) tanh(c_t)
 
 The gate terms are kept separate because they change at different rates: ``W_v * v`` is computed
-once per sequence for a static image, ``W_a a_t`` (a frame vector, the same at every position) once
-per step as a ``(B, 4H, 1, 1)`` broadcast, and only ``W_h * h`` needs a convolution every step.
+once per sequence for a static image, ``W_a a_t`` (a frame vector, the same at every position) for
+all steps in one matrix product and broadcast as ``(B, 4H, 1, 1)``, and a stacked layer's
+``W_x * x_t`` for all steps in one batched convolution once the layer below has run. Only
+``W_h * h_{t-1}`` is a convolution inside the recurrent loop (and not at ``t = 0``, where ``h = 0``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ class ConvLSTMCell(nn.Module):
         kernel: convolution kernel (same padding).
         frame_dim: width of a per-step vector input ``a_t`` broadcast to every position; 0 = none.
 
-    Shapes: ``input_gates(x) -> (B, 4*hidden, H, W)``, ``frame_gates(a) -> (B, 4*hidden, 1, 1)``,
-    ``step(gates_in, h, c) -> (h, c)`` with ``h, c: (B, hidden, H, W)``.
+    Shapes: ``input_gates(x) -> (B, 4*hidden, H, W)`` (any leading batch, e.g. ``B*T``),
+    ``frame_gates(a) -> (B, 4*hidden, 1, 1)`` or ``(B, T, 4*hidden, 1, 1)`` for ``a: (B, T, frame_dim)``,
+    ``step(gates_in, h, c) -> (h, c)`` with ``h, c: (B, hidden, H, W)``; ``h = c = None`` is the
+    zero initial state.
     """
 
     def __init__(self, in_channels: int, hidden: int, kernel: int = 3, frame_dim: int = 0) -> None:
@@ -47,14 +51,20 @@ class ConvLSTMCell(nn.Module):
         return self.conv_x(x)
 
     def frame_gates(self, a: Tensor) -> Tensor:
-        """``W_a a_t``: ``(B, frame_dim) -> (B, 4*hidden, 1, 1)``, broadcast over positions."""
+        """``W_a a``: ``(..., frame_dim) -> (..., 4*hidden, 1, 1)``, broadcast over positions."""
         assert self.lin_a is not None
-        return self.lin_a(a)[:, :, None, None]
+        return self.lin_a(a)[..., None, None]
 
-    def step(self, gates_in: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
-        """One time step given the input gate terms (map and/or frame, already summed)."""
-        gates = gates_in + self.conv_h(h)
+    def step(self, gates_in: Tensor, h: Tensor | None, c: Tensor | None) -> tuple[Tensor, Tensor]:
+        """One time step given the input gate terms (map and/or frame, already summed).
+
+        ``h = c = None`` is the zero state: ``W_h * 0 = 0`` and ``f * 0 = 0`` are skipped, not
+        computed (the same numbers as passing zeros, one convolution fewer per sequence).
+        """
+        gates = gates_in if h is None else gates_in + self.conv_h(h)
         i, f, g, o = gates.chunk(4, dim=1)
-        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        h = o.sigmoid() * c.tanh()
-        return h, c
+        c_new = i.sigmoid() * g.tanh()
+        if c is not None:
+            c_new = f.sigmoid() * c + c_new
+        h = o.sigmoid() * c_new.tanh()
+        return h, c_new

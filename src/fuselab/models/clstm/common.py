@@ -143,10 +143,6 @@ class CLSTMBase(nn.Module):
             a = F.avg_pool1d(a, self.time_pool, ceil_mode=True)
         return a.transpose(1, 2)
 
-    def zeros_state(self, ref: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        z = ref.new_zeros(ref.shape[0], self.units, *grid)
-        return z, z
-
     def fusion_modules(self) -> list[nn.Module]:
         raise NotImplementedError
 
@@ -171,6 +167,13 @@ class CLSTMBase(nn.Module):
     def run(self, inputs: Mapping[str, Tensor], every_step: bool) -> Tensor:
         raise NotImplementedError
 
+    def readout(self, states: list[Tensor], every_step: bool) -> Tensor:
+        """Pool + dense head on the final layer's states ``[(B, u, h, w)] * T''``: one batched
+        call for all steps -> ``(B, T', K)``, or the last state only -> ``(B, K)``."""
+        if not every_step:
+            return self.dense(pool2(states[-1]).flatten(1))
+        batch = states[-1].shape[0]
+        logits = self.dense(pool2(torch.cat(states, dim=0)).flatten(1))  # (T'*B, K)
+        return logits.view(len(states), batch, -1).transpose(0, 1)
 
-def stack_or_last(outs: list[Tensor], every_step: bool) -> Tensor:
-    return torch.stack(outs, dim=1) if every_step else outs[-1]
+

@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from fuselab.models.clstm.cell import ConvLSTMCell
-from fuselab.models.clstm.common import AUDIO, IMAGE, CLSTMBase, pool2, stack_or_last
+from fuselab.models.clstm.common import AUDIO, IMAGE, CLSTMBase, pool2
 
 
 class InitialFusionCLSTM(CLSTMBase):
@@ -43,21 +44,35 @@ class InitialFusionCLSTM(CLSTMBase):
 
     def run(self, inputs: Mapping[str, Tensor], every_step: bool) -> Tensor:
         x = self.prepare(inputs)
-        ref = x[self.uses[0]]
+        batch = x[self.uses[0]].shape[0]
+        # Input-to-gate terms of layer 1 for every step at once: the image conv is the same at
+        # every step, the audio frames go through one (B, T', D) x (D, 4u) product.
         static = self.cell1.input_gates(x[IMAGE]) if IMAGE in x else None
-        frames = self.frames(x[AUDIO]) if AUDIO in x else None
-        h1, c1 = self.zeros_state(ref, self.grid)
-        h2, c2 = self.zeros_state(ref, self.grid2)
-        outs = []
+        frames = self.cell1.frame_gates(self.frames(x[AUDIO])) if AUDIO in x else None
+        shape = (batch, 4 * self.units, *self.grid)
+        h1: Tensor | None = None
+        c1: Tensor | None = None
+        below = []
         for t in range(self.num_steps):
-            parts = [g for g in (static, None if frames is None else
-                                 self.cell1.frame_gates(frames[:, t])) if g is not None]
-            gates = parts[0] if len(parts) == 1 else parts[0] + parts[1]
+            if frames is None:
+                gates = static
+            elif static is None:
+                gates = frames[:, t].expand(shape)  # audio-only: the frame reaches every position
+            else:
+                gates = static + frames[:, t]
+            assert gates is not None
             h1, c1 = self.cell1.step(gates, h1, c1)
-            h2, c2 = self.cell2.step(self.cell2.input_gates(pool2(h1)), h2, c2)
+            below.append(h1)
+        # Layer 2's input-to-gate convolution for all steps as one (T'*B)-batch convolution.
+        gates2 = self.cell2.input_gates(pool2(torch.cat(below, dim=0)))
+        h2: Tensor | None = None
+        c2: Tensor | None = None
+        outs = []
+        for t, g in enumerate(gates2.split(batch, dim=0)):
+            h2, c2 = self.cell2.step(g, h2, c2)
             if every_step or t == self.num_steps - 1:
-                outs.append(self.dense(pool2(h2).flatten(1)))
-        return stack_or_last(outs, every_step)
+                outs.append(h2)
+        return self.readout(outs, every_step)
 
 
 class SecondFusionCLSTM(CLSTMBase):
@@ -81,10 +96,12 @@ class SecondFusionCLSTM(CLSTMBase):
         x = self.prepare(inputs)
         static = self.cell.input_gates(pool2(self.conv(x[IMAGE]).relu()))
         seq, _ = self.lstm(self.frames(x[AUDIO]))
-        h, c = self.zeros_state(seq, self.grid2)
+        frames = self.cell.frame_gates(seq)  # (B, T', 4u, 1, 1): every step in one product
+        h: Tensor | None = None
+        c: Tensor | None = None
         outs = []
         for t in range(self.num_steps):
-            h, c = self.cell.step(static + self.cell.frame_gates(seq[:, t]), h, c)
+            h, c = self.cell.step(static + frames[:, t], h, c)
             if every_step or t == self.num_steps - 1:
-                outs.append(self.dense(pool2(h).flatten(1)))
-        return stack_or_last(outs, every_step)
+                outs.append(h)
+        return self.readout(outs, every_step)
