@@ -121,3 +121,66 @@ def test_failing_evaluation_fails_the_run_naming_it(tmp_path: Path) -> None:
     for run in open_store(tmp_path / "study", readonly=True).runs():
         assert "evaluate.missing_modality failed: ValueError" in run["error"]
         assert "bogus" in run["error"] and run["checkpoint_path"] is None
+
+
+TINY_VQA = """
+[study]
+name = "tiny_vqa"
+seeds = [0]
+
+[data]
+name = "vqa"
+options = { sizes = { train = 48, val = 16, test = 40 }, image_size = 16, seed = 0 }
+
+[model]
+name = "token_fusion"
+num_layers = 2
+d_model = 16
+num_heads = 2
+patch_size = 4
+decoder_layers = 1
+dropout = 0.0
+allow_missing = true
+
+[train]
+epochs = 1
+batch_size = 16
+
+[[grid.fusion]]
+label = "early"
+model = { fusion_spec = { "0" = ["question", "image"] } }
+
+[evaluate]
+test = true
+test_by_type = { drop = ["image"] }
+missing_modality = { modes = ["drop"] }
+snr_curve = { modalities = ["image"], snrs = ["clean", 0.5] }
+cost = { throughput_batch = 8, train_batch = 8, repeats = 2, warmup = 1 }
+"""
+
+
+def test_generation_study_records_every_evaluation(tmp_path: Path) -> None:
+    from fuselab import data
+
+    p = tmp_path / "vqa.toml"
+    p.write_text(TINY_VQA)
+    s = run_study(p, tmp_path / "study", workers=0, progress=False)
+    assert (s.done, s.failed) == (1, 0)
+    store = open_store(tmp_path / "study", readonly=True)
+    run = store.runs()[0]
+    recs = store.records(run["run_id"])
+    assert {"test", "test_by_type", "missing_modality", "snr_curve", "cost"} <= {
+        r["evaluation"] for r in recs}
+    assert "latency_ms_generate_b1" in run["metrics"]
+    # per-type exact match, weighted by type counts, is the overall test exact match
+    types = data.load_splits("vqa", sizes={"train": 48, "val": 16, "test": 40}, image_size=16,
+                             seed=0)["test"].source_ids["question"]
+    full = [r for r in recs if r["evaluation"] == "test_by_type" and r["dropped"] == "none"]
+    assert {r["question_type"] for r in full} == set(types)
+    weighted = sum(r["value"] * types.count(r["question_type"]) for r in full) / len(types)
+    assert weighted == pytest.approx(run["metrics"]["test_exact_match"])
+    assert {(r["modality"], r["mode"]) for r in recs if r["evaluation"] == "missing_modality"} \
+        == {("none", "none"), ("image", "drop"), ("question", "drop")}
+    clean = [r for r in recs if r["evaluation"] == "snr_curve" and r["snr"] is None]
+    assert [r["modality"] for r in clean] == ["image"]
+    assert clean[0]["value"] == pytest.approx(run["metrics"]["test_exact_match"])

@@ -1,6 +1,7 @@
 """Evaluation suite: SNR grids, robustness areas, missing modalities, EMAP, cost, inspection.
 
-Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``) and a
+Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``, or a generation model scored
+by exact match of ``model.generate``) and a
 :class:`~fuselab.data.MultimodalDataset` and returns tidy records
 ``{"evaluation": str, "metric": str, "value": float, **condition}`` (docs/architecture.md,
 "Record conventions"); docs/evaluation.md documents each one::
@@ -13,10 +14,12 @@ Every function takes a model (``{m: (B, *shape_m)} -> (B, classes)``) and a
     ev.emap(model, test); ev.emap_logits(model, inputs)      # (N, classes)
     ev.cost(model, test)                                     # params, FLOPs, latency, memory
     ev.msaf_attention(model, test); ev.clstm_activations(clstm, test)
+    ev.test_by_type(vqa_model, test)                         # exact match per question type
     ev.linear_probes(profusion, train, test)                 # per unroll step and modality
 """
 
 from fuselab.evaluate._common import METRICS, higher_is_better
+from fuselab.evaluate.by_type import test_by_type
 from fuselab.evaluate.cost import cost, count_params, flops_per_sample
 from fuselab.evaluate.emap import emap, emap_logits
 from fuselab.evaluate.grid_records import curves_from_grid, difference_grid
@@ -66,5 +69,6 @@ __all__ = [
     "snr_curves",
     "snr_grid",
     "snr_grids",
+    "test_by_type",
     "training_means",
 ]

@@ -28,11 +28,12 @@ from tqdm.auto import tqdm
 
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import (
-    MetricAccumulator,
+    accumulator,
     check_output,
     eval_mode,
     model_device,
     model_modalities,
+    predict,
     restrict,
     to_device,
 )
@@ -201,7 +202,7 @@ def _factorised(
     for cell in cells:
         for name, model in models.items():
             chosen = {m: feats[name][(m, cell.get(m))] for m in needs[name]}
-            acc = MetricAccumulator(metric, ds.num_classes)
+            acc = accumulator(metric, ds)
             for i in range(0, len(labels), batch_size):
                 chunk = {m: f[i : i + batch_size] for m, f in chosen.items()}
                 out = model.predict(model.fuse(chunk))  # type: ignore[operator]
@@ -227,11 +228,11 @@ def _direct(
     needs = {name: model_modalities(model, ds) for name, model in models.items()}
     devices = {name: model_device(model) for name, model in models.items()}
     for cell in cells:
-        accs = {name: MetricAccumulator(metric, ds.num_classes) for name in models}
+        accs = {name: accumulator(metric, ds) for name in models}
         for inputs, labels in noisy_batches(ds, cell, batch_size, seed):
             for name, model in models.items():
                 x = to_device(restrict(inputs, needs[name]), devices[name])
-                out = check_output(model(x), labels, ds, f"{who} (model {name!r})")
+                out = predict(model, x, labels, ds, f"{who} (model {name!r})")
                 accs[name].update(out, labels)
         for name in models:
             results[name].append(accs[name].compute())

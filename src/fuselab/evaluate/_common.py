@@ -3,6 +3,8 @@
 Every evaluation runs a model over a :class:`~fuselab.data.MultimodalDataset` with
 ``ds.batches(...)`` (model-ready inputs ``{m: (B, *shape_m)}``, labels ``(B,)`` or ``(B, K)``) and
 reduces the predictions to tidy records ``{"evaluation", "metric", "value", **condition}``.
+Generation models (``task = "generation"``) are scored by ``model.generate(inputs, L) -> (B, L)``
+token ids against ``(B, L)`` label ids (exact match, see :func:`predict`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ METRICS: dict[str, tuple[str, bool]] = {
     "macro_f1": ("classification", True),
     "mse": ("regression", False),
     "mae": ("regression", False),
+    "exact_match": ("generation", True),
 }
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "mse"}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "mse", "generation": "exact_match"}
 
 
 def higher_is_better(metric: str) -> bool:
@@ -129,23 +132,93 @@ def restrict(inputs: Mapping[str, Tensor], names: tuple[str, ...]) -> dict[str, 
     return {m: inputs[m] for m in names}
 
 
+def is_floating(ds: MultimodalDataset, m: str) -> bool:
+    """Whether modality ``m`` is stored as floats (white noise / zero / mean replacement apply);
+    integer token ids (the VQA question) are not."""
+    return bool(ds.modalities[m].is_floating_point())
+
+
+def predict(
+    model: nn.Module, x: dict[str, Tensor], labels: Tensor, ds: MultimodalDataset, who: str
+) -> Tensor:
+    """What a metric scores: ``model(x)`` shaped like the label space (:func:`check_output`), or
+    for generation ``model.generate(x, L) -> (B, L)`` token ids, ``L = labels.shape[1]``."""
+    if ds.task != "generation":
+        return check_output(model(x), labels, ds, who)
+    generate = getattr(model, "generate", None)
+    if not callable(generate):
+        raise ValueError(
+            f"{who}: dataset {ds.name!r} has task 'generation' but model {type(model).__name__} "
+            "has no generate(inputs, max_len) method"
+        )
+    ids = generate(x, int(labels.shape[1]))
+    if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape[0] != labels.shape[0]:
+        got = tuple(ids.shape) if isinstance(ids, Tensor) else type(ids).__name__
+        raise ValueError(
+            f"{who}: model.generate returned {got}; expected (B, L) token ids with "
+            f"B = {labels.shape[0]}"
+        )
+    return ids
+
+
+def exact_hits(pred: Tensor, target: Tensor, eos_id: int | None, pad_id: int | None) -> Tensor:
+    """``(B,)`` bool: sequence ``b`` of ``pred (B, L_p)`` equals ``target (B, L_t)`` after both
+    are cut at the first ``eos_id`` and stripped of ``pad_id`` and negative filler ids (the rule of
+    ``fuselab.train``'s ``exact_match``, vectorised)."""
+
+    def canonical(ids: Tensor, width: int) -> Tensor:
+        ids = ids.long()
+        keep = ids >= 0
+        if pad_id is not None:
+            keep &= ids != pad_id
+        if eos_id is not None:
+            keep &= (ids == eos_id).long().cumsum(1) == 0
+        # stable sort moves the kept tokens to the front in order; the rest become -1
+        order = torch.sort((~keep).long(), dim=1, stable=True).indices
+        packed = torch.where(keep, ids, torch.full_like(ids, -1)).gather(1, order)
+        return torch.nn.functional.pad(packed, (0, width - ids.shape[1]), value=-1)
+
+    width = max(pred.shape[1], target.shape[1])
+    return (canonical(pred.cpu(), width) == canonical(target.cpu(), width)).all(1)
+
+
+def accumulator(metric: str, ds: MultimodalDataset) -> MetricAccumulator:
+    """A :class:`MetricAccumulator` for ``metric`` on ``ds`` (special token ids from its meta)."""
+    meta = ds.meta or {}
+    return MetricAccumulator(
+        metric, ds.num_classes, eos_id=meta.get("eos_id"), pad_id=meta.get("pad_id")
+    )
+
+
 class MetricAccumulator:
     """Streams ``(output, labels)`` batches and returns one metric over all of them.
 
-    Classification keeps a confusion matrix ``(C, C)``; regression keeps running error sums, so
-    nothing per-sample is stored.
+    Classification keeps a confusion matrix ``(C, C)``; regression keeps running error sums;
+    ``exact_match`` counts hits of ``(B, L)`` generated ids (:func:`exact_hits`), so nothing
+    per-sample is stored.
     """
 
-    def __init__(self, metric: str, num_classes: int | None) -> None:
+    def __init__(
+        self,
+        metric: str,
+        num_classes: int | None,
+        *,
+        eos_id: int | None = None,
+        pad_id: int | None = None,
+    ) -> None:
         self.metric = metric
-        self.num_classes = int(num_classes or 0)
+        self.num_classes = int(num_classes or 0) if metric != "exact_match" else 0
         self.confusion = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+        self.eos_id, self.pad_id = eos_id, pad_id
         self.err = 0.0
         self.count = 0
 
     def update(self, out: Tensor, labels: Tensor) -> None:
         out, labels = out.detach().cpu(), labels.cpu()
-        if self.metric in ("accuracy", "macro_f1"):
+        if self.metric == "exact_match":
+            self.err += float(exact_hits(out, labels, self.eos_id, self.pad_id).sum())
+            self.count += int(labels.shape[0])
+        elif self.metric in ("accuracy", "macro_f1"):
             pred = out.argmax(dim=1)
             flat = labels * self.num_classes + pred
             self.confusion += torch.bincount(flat, minlength=self.num_classes**2).view(
@@ -168,6 +241,7 @@ class MetricAccumulator:
             f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
             present = support > 0
             return float(f1[present].mean()) if bool(present.any()) else float("nan")
+        # exact_match: err holds the hit count
         return self.err / self.count if self.count else float("nan")
 
 

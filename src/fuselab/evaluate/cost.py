@@ -11,6 +11,11 @@ repeated when it holds fewer than the batch size) on the model's own device:
   1 (milliseconds) and at batch 256 (samples/s), after warm-up.
 * ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
   not changed) at ``train_batch``, median after warm-up.
+* Generation models (``task = "generation"``): every forward pass above is the teacher-forced
+  ``model(inputs, labels) -> (B, L, V)`` (encoder + one decoder pass over the ``L`` answer
+  positions; what training runs), the training loss is the token cross-entropy with ``pad_id``
+  ignored, and ``latency_ms_generate_b1`` adds the median wall time of greedy
+  ``model.generate(inputs, L)`` at batch 1 (``L`` sequential decoder passes).
 * ``peak_memory_mb``: peak tensor memory allocated during one training step above what was
   allocated before it (MiB). CUDA: ``torch.cuda.max_memory_allocated``. CPU: torch's profiler
   memory events (allocations minus frees, accumulated in time order); ``tracemalloc`` cannot see
@@ -90,27 +95,58 @@ def count_params(model: nn.Module) -> tuple[int, int | None]:
     return total, sum(p.numel() for p in unique.values())
 
 
-def flops_per_sample(model: nn.Module, inputs: dict[str, Tensor]) -> float:
-    """FLOPs of one eval-mode forward pass over ``inputs`` divided by its batch size."""
+def flops_per_sample(
+    model: nn.Module, inputs: dict[str, Tensor], labels: Tensor | None = None
+) -> float:
+    """FLOPs of one eval-mode forward pass over ``inputs`` divided by its batch size.
+
+    ``labels`` ``(B, L)``: a generation model's teacher-forced pass ``model(inputs, labels)``.
+    """
     n = next(iter(inputs.values())).shape[0]
     counter = FlopCounterMode(display=False)
     with eval_mode(model), counter:
-        model(inputs)
+        _forward(model, inputs, labels)
     return counter.get_total_flops() / n
 
 
-def _loss_fn(task: str) -> Callable[[Tensor, Tensor], Tensor]:
-    if task == "classification":
+def _forward(model: nn.Module, x: dict[str, Tensor], y: Tensor | None) -> Tensor:
+    """``model(x)``, or the teacher-forced ``model(x, y)`` when ``y`` is given (generation)."""
+    return model(x) if y is None else model(x, y)
+
+
+def _loss_fn(ds: MultimodalDataset) -> Callable[[Tensor, Tensor], Tensor]:
+    if ds.task == "classification":
         return nn.functional.cross_entropy
+    if ds.task == "generation":
+        pad = (ds.meta or {}).get("pad_id")
+        ignore = -100 if pad is None else int(pad)
+        return lambda out, y: nn.functional.cross_entropy(
+            out.flatten(0, -2), y.reshape(-1), ignore_index=ignore
+        )
     return lambda out, y: nn.functional.mse_loss(out.reshape(y.shape), y.to(out.dtype))
 
 
 def _train_step(
-    model: nn.Module, x: dict[str, Tensor], y: Tensor, opt: torch.optim.Optimizer, loss: Callable
+    model: nn.Module,
+    x: dict[str, Tensor],
+    y: Tensor,
+    opt: torch.optim.Optimizer,
+    loss: Callable,
+    teacher: bool,
 ) -> None:
     opt.zero_grad(set_to_none=False)
-    loss(model(x), y).backward()
+    loss(_forward(model, x, y if teacher else None), y).backward()
     opt.step()
+
+
+def _check_logits(out: Tensor, y: Tensor, ds: MultimodalDataset) -> None:
+    want = (*y.shape, ds.num_classes)
+    if not isinstance(out, Tensor) or tuple(out.shape) != want:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ValueError(
+            f"cost: teacher-forced output {got} of the generation model does not match "
+            f"{ds.name!r}: expected (B, L, vocabulary) = {want}"
+        )
 
 
 @contextlib.contextmanager
@@ -170,7 +206,8 @@ def cost(
     Returns ``{"evaluation": "cost", "metric": m, "value": v}`` for ``m`` in ``params``,
     ``fusion_params`` (if the model has ``fusion_parameters()``), ``flops_per_sample``,
     ``latency_ms_b1``, ``throughput_b256`` (named for the default ``throughput_batch``),
-    ``train_samples_per_s``, ``peak_memory_mb`` (the last two only with trainable parameters).
+    ``train_samples_per_s``, ``peak_memory_mb`` (the last two only with trainable parameters);
+    generation models time the teacher-forced forward and add ``latency_ms_generate_b1``.
     """
     for key, v in (
         ("flops_batch", flops_batch),
@@ -188,30 +225,53 @@ def cost(
     def head(n: int) -> dict[str, Tensor]:
         return {m: v[:n] for m, v in restrict(x, names).items()}
 
+    teacher = ds.task == "generation"
+
+    def labels(n: int) -> Tensor | None:
+        return y[:n] if teacher else None
+
     with eval_mode(model):
-        check_output(model(head(2)), y[:2].cpu(), ds, "cost")
+        if teacher:
+            _check_logits(_forward(model, head(2), y[:2]), y[:2], ds)
+        else:
+            check_output(model(head(2)), y[:2].cpu(), ds, "cost")
     params, fusion = count_params(model)
     out = [record("cost", "params", params)]
     if fusion is not None:
         out.append(record("cost", "fusion_params", fusion))
-    out.append(record("cost", "flops_per_sample", flops_per_sample(model, head(flops_batch))))
+    flops = flops_per_sample(model, head(flops_batch), labels(flops_batch))
+    out.append(record("cost", "flops_per_sample", flops))
 
     with eval_mode(model):
-        x1, xb = head(1), head(throughput_batch)
-        t1 = _median_seconds(lambda: model(x1), repeats, warmup, device)
-        tb = _median_seconds(lambda: model(xb), max(3, repeats // 2), warmup, device)
+        x1, xb, y1, yb = head(1), head(throughput_batch), labels(1), labels(throughput_batch)
+        t1 = _median_seconds(lambda: _forward(model, x1, y1), repeats, warmup, device)
+        tb = _median_seconds(
+            lambda: _forward(model, xb, yb), max(3, repeats // 2), warmup, device
+        )
+        if teacher:
+            gen = getattr(model, "generate", None)
+            if not callable(gen):
+                raise ValueError(f"cost: generation model {type(model).__name__} has no generate()")
+            length = int(y.shape[1])
+            tg = _median_seconds(lambda: gen(x1, length), repeats, warmup, device)
     out.append(record("cost", "latency_ms_b1", 1000.0 * t1))
     out.append(record("cost", "throughput_b256", throughput_batch / tb))
+    if teacher:
+        out.append(record("cost", "latency_ms_generate_b1", 1000.0 * tg))
 
     clone = copy.deepcopy(model).train()
     trainable = [p for p in clone.parameters() if p.requires_grad]
     if not trainable:  # a frozen model has no training cost to measure
         return out
     opt = torch.optim.SGD(trainable, lr=1e-4)
-    loss = _loss_fn(ds.task)
+    loss = _loss_fn(ds)
     xt, yt = head(train_batch), y[:train_batch]
-    tt = _median_seconds(lambda: _train_step(clone, xt, yt, opt, loss), repeats, warmup, device)
+
+    def step() -> None:
+        _train_step(clone, xt, yt, opt, loss, teacher)
+
+    tt = _median_seconds(step, repeats, warmup, device)
     out.append(record("cost", "train_samples_per_s", train_batch / tt))
-    peak = peak_step_memory(lambda: _train_step(clone, xt, yt, opt, loss), device)
+    peak = peak_step_memory(step, device)
     out.append(record("cost", "peak_memory_mb", peak / MiB))
     return out

@@ -198,6 +198,11 @@ def emap(
         is full minus EMAP (sign flipped for error metrics, so > 0 means interactions help).
     """
     check_batch_size(batch_size)
+    if ds.task == "generation":
+        # EMAP averages output scores over pairs; generated token ids cannot be averaged
+        raise ValueError(
+            f"emap: needs a classification or regression dataset, {ds.name!r} has task 'generation'"
+        )
     metric = resolve_metric(ds, metric)
     names = check_dataset(model, ds, "emap")
     if len(names) != 2:

@@ -8,6 +8,11 @@ Each modality the model takes is removed in turn, three ways, on model-ready inp
 * ``drop``: the model is called without it, only where the model supports that (its
   ``supports_missing_modalities`` attribute is true, or, when absent, a first call without the
   modality succeeds; otherwise no ``drop`` record is produced).
+
+``zero`` and ``mean`` apply to floating-point modalities only: an integer token-id modality (the
+VQA question) has no "zero signal" (id 0 is a token, often padding) nor a mean, so it gets only a
+``drop`` record (no ``zero`` / ``mean`` record, by rule). Generation models are scored by exact
+match of ``model.generate`` (``metric="exact_match"``).
 """
 
 from __future__ import annotations
@@ -20,19 +25,20 @@ from torch import Tensor, nn
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._cells import noisy_batches
 from fuselab.evaluate._common import (
-    MetricAccumulator,
     Record,
+    accumulator,
     check_batch_size,
     check_dataset,
-    check_output,
     eval_mode,
+    is_floating,
     model_device,
+    predict,
     record,
     resolve_metric,
     restrict,
     to_device,
 )
-from fuselab.evaluate.snr import check_snr_value
+from fuselab.evaluate.snr import check_noisable, check_snr_value
 
 MODES = ("zero", "mean", "drop")
 
@@ -69,11 +75,11 @@ def _supports_drop(model: nn.Module, ds: MultimodalDataset, names: tuple[str, ..
     flag = getattr(model, "supports_missing_modalities", None)
     if flag is not None:
         return bool(flag)
-    inputs, _ = next(ds.batches(2))
+    inputs, labels = next(ds.batches(2))
     x = {k: v for k, v in restrict(inputs, names).items() if k != m}
     try:
         with eval_mode(model):
-            model(to_device(x, model_device(model)))
+            predict(model, to_device(x, model_device(model)), labels, ds, "missing_modalities")
     except (KeyError, ValueError, TypeError, RuntimeError):
         return False
     return True
@@ -112,6 +118,7 @@ def missing_modalities(
     check_batch_size(batch_size)
     metric = resolve_metric(ds, metric)
     names = check_dataset(model, ds, "missing_modalities")
+    floating = tuple(m for m in names if is_floating(ds, m))
     for mode in modes:
         if mode not in MODES:
             raise ValueError(f"modes: unknown mode {mode!r}; allowed: {list(MODES)}")
@@ -120,11 +127,11 @@ def missing_modalities(
             raise ValueError("missing_modalities: mode 'mean' needs train= (or means=)")
         check_dataset(model, train, "missing_modalities (train)")
         means = training_means(
-            train, names, batch_size=batch_size, max_samples=mean_samples, seed=seed
+            train, floating, batch_size=batch_size, max_samples=mean_samples, seed=seed
         )
     shapes = ds.shapes
     if means is not None and "mean" in modes:
-        for m in names:
+        for m in floating:
             if m not in means:
                 raise ValueError(f"means: no mean input for modality {m!r}")
             if tuple(means[m].shape) != shapes[m]:
@@ -136,16 +143,17 @@ def missing_modalities(
         for m, v in snr.items():
             if m not in ds.names:
                 raise ValueError(f"snr: dataset {ds.name!r} has no modality {m!r}")
-            check_snr_value(v, f"snr[{m!r}]")
+            if check_snr_value(v, f"snr[{m!r}]") is not None:
+                check_noisable(ds, m, f"snr[{m!r}]")
     device = model_device(model)
 
     def run(edit: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None) -> float:
-        acc = MetricAccumulator(metric, ds.num_classes)
+        acc = accumulator(metric, ds)
         with eval_mode(model):
             for inputs, labels in noisy_batches(ds, snr or {}, batch_size, seed):
                 x = restrict(inputs, names)
                 x = edit(x) if edit is not None else x
-                out = check_output(model(to_device(x, device)), labels, ds, "missing_modalities")
+                out = predict(model, to_device(x, device), labels, ds, "missing_modalities")
                 acc.update(out, labels)
         return acc.compute()
 
@@ -153,6 +161,8 @@ def missing_modalities(
     for m in names:
         for mode in modes:
             edit: Callable[[dict[str, Tensor]], dict[str, Tensor]]
+            if mode in ("zero", "mean") and m not in floating:
+                continue  # token ids: only "drop" (module docstring)
             if mode == "zero":
                 edit = _replace(m, None)
             elif mode == "mean":

@@ -30,6 +30,7 @@ from fuselab.evaluate._common import (
     Record,
     check_batch_size,
     check_dataset,
+    is_floating,
     model_modalities,
     record,
     resolve_metric,
@@ -57,6 +58,17 @@ def check_snr_value(v: object, what: str) -> float | None:
     return float(v)
 
 
+def check_noisable(ds: MultimodalDataset, m: str, what: str) -> None:
+    """``ValueError`` when modality ``m`` of ``ds`` holds integers (token ids): white noise at a
+    linear SNR is defined for floating-point signals only."""
+    if not is_floating(ds, m):
+        floating = [k for k in ds.names if is_floating(ds, k)]
+        raise ValueError(
+            f"{what}: modality {m!r} of {ds.name!r} holds {ds.modalities[m].dtype} token ids; "
+            f"white noise applies to floating-point modalities only: {floating}"
+        )
+
+
 def check_grid(snrs: SnrGrid, what: str = "snrs") -> tuple[float | None, ...]:
     """Validate a grid: non-empty, every value ``None`` or a finite positive float, no repeats."""
     if isinstance(snrs, str | bytes) or not isinstance(snrs, Sequence):
@@ -75,7 +87,9 @@ def _grid_modalities(
     model: nn.Module, ds: MultimodalDataset, modalities: Sequence[str] | None, n: int | None
 ) -> tuple[str, ...]:
     needed = model_modalities(model, ds)
-    names = tuple(modalities) if modalities is not None else needed
+    # token ids (int) cannot take white noise: the default noises the floating modalities only
+    noisable = [m for m in needed if m in ds.names and is_floating(ds, m)]
+    names = tuple(modalities) if modalities is not None else tuple(noisable)
     for m in names:
         if m not in ds.names:
             raise ValueError(
@@ -85,10 +99,16 @@ def _grid_modalities(
             raise ValueError(
                 f"modalities: the model does not take modality {m!r}; it takes {list(needed)}"
             )
+        check_noisable(ds, m, "modalities")
+    if not names:
+        raise ValueError(
+            f"modalities: the model's modalities {list(needed)} hold no floating-point input to "
+            "add white noise to (integer token ids cannot be noised)"
+        )
     if n is not None and len(names) != n:
         raise ValueError(
-            f"modalities: an SNR grid noises exactly {n} modalities, got {list(names)}; "
-            f"pass modalities=(a, b)"
+            f"modalities: an SNR grid noises exactly {n} modalities, got {list(names)} "
+            f"(floating modalities of the model: {noisable}); pass modalities=(a, b)"
         )
     if len(set(names)) != len(names):
         raise ValueError(f"modalities: repeated names in {list(names)}")

@@ -10,6 +10,7 @@ function (checked against its signature before any run)::
     missing_modality = { modes = ["zero", "mean"] }
     emap = { max_samples = 200 }
     cost = true
+    test_by_type = { drop = ["image"] }          # fuselab.evaluate.test_by_type (VQA)
     robustness = true      # cross-run (needs snr_curve and study.baseline)
 
 TOML has no null: ``"clean"`` in an ``snrs`` list means the original input (``None``).
@@ -34,6 +35,7 @@ EVALUATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "missing_modality": ("missing_modalities", ("model", "ds", "train")),
     "emap": ("emap", ("model", "ds")),
     "cost": ("cost", ("model", "ds")),
+    "test_by_type": ("test_by_type", ("model", "ds")),
     "inspect_msaf": ("msaf_attention", ("model", "ds")),
     "inspect_clstm": ("clstm_activations", ("model", "ds")),
     "inspect_probe": ("linear_probes", ("model", "train", "test")),
