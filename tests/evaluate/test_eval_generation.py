@@ -156,3 +156,26 @@ def test_generation_loss_ignores_padding() -> None:
     assert float(loss(logits, labels)) == pytest.approx(
         float(nn.functional.cross_entropy(logits[:, :2].flatten(0, 1), labels[:, :2].flatten()))
     )
+
+
+class OneLayer(nn.Module):
+    """``{x: (B, n, 8)} -> (B, 2)`` through one ``nn.TransformerEncoderLayer`` (fused in eval)."""
+
+    modalities = ("x",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                                batch_first=True)
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        return self.layer(inputs["x"])[:, 0, :2]
+
+
+def test_flops_count_the_fused_transformer_layer() -> None:
+    n, d, ff = 5, 8, 16
+    linear = n * (3 * d * d + d * d + 2 * d * ff)  # qkv, out projection, feed-forward
+    attention = 2 * n * n * d  # q k^T and weights @ v
+    flops = ev.flops_per_sample(OneLayer(), {"x": torch.randn(3, n, d)})
+    assert flops == 2 * (linear + attention)
+    assert torch.backends.mha.get_fastpath_enabled()  # restored afterwards

@@ -6,7 +6,9 @@ repeated when it holds fewer than the batch size) on the model's own device:
 * ``params``: all parameters; ``fusion_params``: ``model.fusion_parameters()`` (when the model has
   it; fuselab models do).
 * ``flops_per_sample``: ``torch.utils.flop_counter.FlopCounterMode`` over one eval-mode forward
-  pass, divided by the batch size (a multiply-add counts as 2 FLOPs; elementwise ops count 0).
+  pass, divided by the batch size (a multiply-add counts as 2 FLOPs; elementwise ops count 0),
+  with PyTorch's fused transformer fast path off while counting (the counter cannot see inside it)
+  and CPU scaled dot-product attention counted with torch's own SDPA formula.
 * ``latency_ms_b1`` / ``throughput_b256``: medians over repeated eval-mode forward passes at batch
   1 (milliseconds) and at batch 256 (samples/s), after warm-up.
 * ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
@@ -32,11 +34,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import (
@@ -103,10 +106,38 @@ def flops_per_sample(
     ``labels`` ``(B, L)``: a generation model's teacher-forced pass ``model(inputs, labels)``.
     """
     n = next(iter(inputs.values())).shape[0]
-    counter = FlopCounterMode(display=False)
-    with eval_mode(model), counter:
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS)
+    with eval_mode(model), _mha_fastpath_off(), counter:
         _forward(model, inputs, labels)
     return counter.get_total_flops() / n
+
+
+def _cpu_sdpa_flops(query: Any, key: Any, value: Any, *args: Any, **kwargs: Any) -> int:
+    return int(sdpa_flop_count(query, key, value))
+
+
+# FlopCounterMode has formulas for the CUDA attention kernels only; on CPU scaled dot-product
+# attention lowers to this op, whose q k^T and weights @ v matmuls would otherwise count 0.
+_EXTRA_FLOPS: dict[Any, Any] = {}
+if hasattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu"):
+    _EXTRA_FLOPS[torch.ops.aten._scaled_dot_product_flash_attention_for_cpu] = _cpu_sdpa_flops
+
+
+@contextlib.contextmanager
+def _mha_fastpath_off() -> Iterator[None]:
+    """Count transformer layers: in eval mode ``nn.TransformerEncoderLayer`` / ``MultiheadAttention``
+    take a fused fast path (``aten._transformer_encoder_layer_fwd``) that ``FlopCounterMode`` does
+    not see, so their matmuls would count 0; the math path does the same arithmetic."""
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None:
+        yield
+        return
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(was)
 
 
 def _forward(model: nn.Module, x: dict[str, Tensor], y: Tensor | None) -> Tensor:
