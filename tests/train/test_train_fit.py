@@ -187,3 +187,22 @@ def test_mosi_metric_on_non_mosi_labels_is_a_clear_error() -> None:
     train, val = make_regression(64, 0, scale=10.0), make_regression(32, 1, scale=10.0)
     with pytest.raises(ValueError, match=r"'metric': 'acc2' is not reported.*\['loss', 'mae', 'mse', 'pearson_r'\]"):
         fit(tiny_model({"a": 3, "b": 4}, out=1), train, val, FAST.replace(metric="acc2", epochs=1))
+
+
+@pytest.mark.parametrize("mode", ["train", "clean"])
+def test_validation_runs_at_the_training_snr_with_fixed_noise(splits: tuple, mode: str) -> None:
+    train, val = splits
+    snr = {"a": 0.25, "b": 0.25}
+    cfg = FAST.replace(epochs=1, train_snr=snr, val_snr=mode, seed=3)
+    model = tiny_model()
+    result = fit(model, train, val, cfg)
+    noisy = evaluate_split(model, val, snr=snr, noise_seed=3 + 7)
+    clean = evaluate_split(model, val)
+    # The recorded validation loss is exactly the one of the chosen input distribution ...
+    expected = noisy if mode == "train" else clean
+    assert result.history[0]["val_loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    # ... which differs between noisy and clean inputs, and the noise is the same on every call.
+    assert noisy["loss"] != pytest.approx(clean["loss"], rel=1e-3)
+    assert evaluate_split(model, val, snr=snr, noise_seed=10) == noisy
+    with pytest.raises(ValueError, match="val_snr"):
+        FAST.replace(val_snr="noisy")

@@ -18,6 +18,7 @@ from typing import Any
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 GRAD_BLEND_MODES = ("off", "offline", "online")
+VAL_SNR_MODES = ("train", "clean")
 REGRESSION_LOSSES = ("mse", "l1")
 PRECISIONS = ("float32", "bfloat16")
 #: Config keys that change how a run executes but not what it learns; a checkpoint written under
@@ -79,6 +80,9 @@ class TrainConfig:
             every split used without noise, instead of every epoch (same batches).
         train_snr: ``{modality: linear SNR}`` of white noise added to training batches (paper 000);
             empty = clean training.
+        val_snr: ``"train"`` validates (and early-stops) at the training SNR, with the same
+            seeded noise every epoch, so model selection sees the distribution that training
+            optimises; ``"clean"`` validates on clean inputs.
         grad_blend: gradient blending: ``"off"``, ``"offline"`` (weights estimated once from a
             ``grad_blend_every``-epoch trial run, then training restarts with them) or
             ``"online"`` (re-estimated every ``grad_blend_every`` epochs).
@@ -111,6 +115,7 @@ class TrainConfig:
     precision: str = "float32"
     feature_cache: bool = True
     train_snr: dict[str, float | None] = field(default_factory=dict)
+    val_snr: str = "train"
     grad_blend: str = "off"
     grad_blend_every: int = 1
     grad_blend_holdout: float = 0.1
@@ -155,6 +160,7 @@ class TrainConfig:
                 v = float(v)
             snr[m] = v
         self.train_snr = snr
+        _check_choice("val_snr", self.val_snr, VAL_SNR_MODES)
         _check_choice("grad_blend", self.grad_blend, GRAD_BLEND_MODES)
         _check_int("grad_blend_every", self.grad_blend_every, 1)
         _check_float("grad_blend_holdout", self.grad_blend_holdout, 0.0, strict=True)

@@ -8,7 +8,7 @@ logits (position ``t`` predicts ``labels[:, t]``) and ``model.generate(inputs, m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -119,8 +119,13 @@ def evaluate_split(
     mosi: bool | None = None,
     fwd: Callable[[dict[str, Tensor], Tensor], Tensor] | None = None,
     channels_last: bool = False,
+    snr: Mapping[str, float | None] | None = None,
+    noise_seed: int = 0,
 ) -> dict[str, float]:
-    """``loss`` plus the task metrics of ``model`` on all of ``data`` (clean, eval mode).
+    """``loss`` plus the task metrics of ``model`` on all of ``data`` (eval mode).
+
+    Inputs are clean unless ``snr`` (``{modality: linear SNR}``) is given; the noise is then
+    drawn from a generator seeded with ``noise_seed``, so repeated calls see identical noise.
 
     Classification: ``accuracy``, ``macro_f1``; regression: ``mse``, ``mae``, ``pearson_r`` (+
     ``acc2``, ``acc7``, ``f1`` for MOSI-style labels); generation: ``exact_match`` of
@@ -136,7 +141,9 @@ def evaluate_split(
     outs, labels, gens = [], [], []
     total, count = 0.0, 0
     try:
-        for x, y in data.batches(batch_size):
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        gen = torch.Generator(device=device).manual_seed(noise_seed) if snr else None
+        for x, y in data.batches(batch_size, snr=snr or None, noise_generator=gen):
             x = model_inputs(x, needed, channels_last)
             out = call(x, y)
             if count == 0:

@@ -45,7 +45,8 @@ class Trainer:
             needed_modalities(model, val)
         if config.feature_cache:
             train = cache_features(train, config.train_snr)
-            val = cache_features(val) if val is not None else None
+            val_snr = config.train_snr if config.val_snr == "train" else None
+            val = cache_features(val, val_snr) if val is not None else None
         self.val = val
         self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
         if config.channels_last:
