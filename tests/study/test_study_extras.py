@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 from fake_runs import ok_run, write_fake
 
-from fuselab.study import ConfigError, Outcome, expand, open_store, parse_config, run_study
+from fuselab.study import Outcome, expand, open_store, parse_config, run_study
 from fuselab.study.progress import StudyProgress
-from fuselab.study.tracking import check_available
 
 
 def test_variant_evaluations_merge_into_that_variant_only() -> None:
@@ -54,18 +53,6 @@ def test_database_url_study_dir_points_to_it(tmp_path: Path) -> None:
     assert (tmp_path / "study" / "store.json").is_file()
     runs = open_store(tmp_path / "study").runs()  # follows store.json to the database
     assert len(runs) == 4 and {r["status"] for r in runs} == {"done"}
-
-
-def test_missing_logger_packages_fail_up_front() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("tensorboard") is None:
-        with pytest.raises(ConfigError, match=r"execution.tensorboard: needs the 'tensorboard'"):
-            check_available(tensorboard=True, mlflow=False)
-    if importlib.util.find_spec("mlflow") is None:
-        with pytest.raises(ConfigError, match=r"execution.mlflow: needs the 'mlflow'"):
-            check_available(tensorboard=False, mlflow=True)
-    check_available(tensorboard=False, mlflow=False)
 
 
 class _Tty(io.StringIO):

@@ -9,6 +9,7 @@ and :func:`check_available` fails before any run when one is missing. Logs go to
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,9 @@ def check_available(tensorboard: bool, mlflow: bool) -> None:
     """``ConfigError`` naming the missing package when a logger is on but not installed."""
     if tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ConfigError("execution.tensorboard", "needs the 'tensorboard' package "
-                                                   "(pip install tensorboard)")
+                                                   "(pip install 'fuselab[tracking]')")
     if mlflow and importlib.util.find_spec("mlflow") is None:
-        raise ConfigError("execution.mlflow", "needs the 'mlflow' package (pip install mlflow)")
+        raise ConfigError("execution.mlflow", "needs the 'mlflow' package (pip install 'fuselab[tracking]')")
 
 
 class Tracker:
@@ -38,6 +39,9 @@ class Tracker:
 
             self.tb = SummaryWriter(log_dir=str(logs / "tensorboard" / task.run_id))
         if task.mlflow:
+            # MLflow 3 refuses its file store unless asked; a local folder of files is what a
+            # study (several worker processes, no server) needs, so ask.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
             import mlflow
 
             mlflow.set_tracking_uri((logs / "mlruns").resolve().as_uri())
