@@ -179,3 +179,27 @@ def test_flops_count_the_fused_transformer_layer() -> None:
     flops = ev.flops_per_sample(OneLayer(), {"x": torch.randn(3, n, d)})
     assert flops == 2 * (linear + attention)
     assert torch.backends.mha.get_fastpath_enabled()  # restored afterwards
+
+
+class QueryPool(nn.Module):
+    """Learned queries attend over ``x (B, n, 8)`` (as token fusion's attention pooling)."""
+
+    modalities = ("x",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries = nn.Parameter(torch.randn(2, 8))
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+
+    def forward(self, inputs: dict[str, Tensor]) -> Tensor:
+        x = inputs["x"]
+        q = self.queries.unsqueeze(0).expand(x.shape[0], -1, -1)
+        return self.attn(q, x, x, need_weights=False)[0][:, 0, :2]
+
+
+def test_flops_of_parameter_queries_are_counted() -> None:
+    n, d, k = 5, 8, 2
+    macs = k * d * d + 2 * n * d * d + 2 * k * n * d + k * d * d  # q, k/v, attention, out
+    model = QueryPool().train()
+    assert ev.flops_per_sample(model, {"x": torch.randn(3, n, d)}) == 2 * macs
+    assert model.training  # mode restored

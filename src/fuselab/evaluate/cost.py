@@ -107,8 +107,15 @@ def flops_per_sample(
     """
     n = next(iter(inputs.values())).shape[0]
     counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS)
-    with eval_mode(model), _mha_fastpath_off(), counter:
-        _forward(model, inputs, labels)
+    was = model.training
+    model.eval()
+    # Grad mode stays on: the counter's module tracker hooks autograd and fails on inputs derived
+    # from parameters under no_grad / inference_mode (e.g. learned attention-pool queries).
+    try:
+        with torch.enable_grad(), _mha_fastpath_off(), counter:
+            _forward(model, inputs, labels)
+    finally:
+        model.train(was)
     return counter.get_total_flops() / n
 
 
