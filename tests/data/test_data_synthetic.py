@@ -73,6 +73,30 @@ def test_lattice_bad_options_name_the_key():
         fd.load("lattice", split="dev")
 
 
+def test_lattice_scale_and_offset_shift_the_function_and_relabel():
+    base = fd.load("lattice", split="train", sizes=2000, dim=16, harmonics=4)
+    ds = fd.load("lattice", split="train", sizes=2000, dim=16, harmonics=4, scale=2.0, offset=5.0)
+    # same functions and positions, affinely moved; the label follows the moved value
+    assert torch.allclose(ds.modalities["x1"], 5.0 + 2.0 * base.modalities["x1"], atol=1e-5)
+    assert torch.equal(ds.modalities["x2"], base.modalities["x2"])
+    pos = ds.meta["position"]
+    values = ds.modalities["x1"][torch.arange(len(ds)), pos].double()
+    expected = torch.tensor([int(f"{abs(v):.6e}"[0]) - 1 for v in values.tolist()])
+    assert torch.equal(ds.labels, expected)
+    # most values now lie in one decade, so the digit is a staircase of the value and no
+    # class dominates the way digit 1 does for zero-mean functions (~30%)
+    assert ((values >= 1) & (values < 10)).double().mean() > 0.95
+    rates = torch.bincount(ds.labels, minlength=9).double() / len(ds)
+    assert rates.max() < 0.3 < torch.bincount(base.labels, minlength=9).double().max() / len(base)
+
+
+def test_lattice_bad_scale_or_offset_names_the_key():
+    with pytest.raises(ValueError, match=r"'scale'.*got 0"):
+        fd.load("lattice", scale=0.0)
+    with pytest.raises(ValueError, match=r"'offset'.*got nan"):
+        fd.load("lattice", offset=float("nan"))
+
+
 def test_latent_z_follows_the_generative_equations():
     eta, sigma2 = 0.7, 0.3
     ds = fd.load(

@@ -11,7 +11,10 @@ position given by ``x2``, which a late-fusion bottleneck loses::
 
 The function is ``f(t) = sum_k a_k / k * sin(2 pi k t + phi_k)`` with ``a_k ~ N(0, 1)``,
 ``phi_k ~ U[0, 2 pi)``, ``k = 1 .. harmonics``: smooth (coefficients decay like ``1/k``) and
-different for every sample, so no fixed function can be memorised.
+different for every sample, so no fixed function can be memorised. ``x1 = offset + scale * f``
+(defaults 0 and 1): a zero-mean ``f`` spans decades, so its first digit is log-periodic in the
+value; an offset keeping it in one decade makes the label a staircase of the value
+(``docs/data.md``).
 """
 
 from __future__ import annotations
@@ -77,20 +80,27 @@ def build_lattice(
     dim: int = 32,
     embed_dim: int = 32,
     harmonics: int = 8,
+    scale: float = 1.0,
+    offset: float = 0.0,
     seed: int = 0,
 ) -> MultimodalDataset:
     """Build one split of the lattice task (no files needed; ``root`` is ignored).
 
     Options: ``sizes`` (int or ``{"train": .., "val": .., "test": ..}``, default 4000/1000/1000),
-    ``dim`` (D, lattice points), ``embed_dim`` (E, even), ``harmonics``, ``seed``.
+    ``dim`` (D, lattice points), ``embed_dim`` (E, even), ``harmonics``, ``scale`` and ``offset``
+    (``x1 = offset + scale * f``), ``seed``.
     """
     n = split_size(sizes, split, DEFAULT_SIZES, "lattice")
     if dim < 2:
         raise ValueError(f"lattice: option 'dim' must be >= 2, got {dim}")
     if harmonics < 1:
         raise ValueError(f"lattice: option 'harmonics' must be >= 1, got {harmonics}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"lattice: option 'scale' must be a finite number > 0, got {scale}")
+    if not math.isfinite(offset):
+        raise ValueError(f"lattice: option 'offset' must be a finite number, got {offset}")
     g = split_generator(seed, split, salt=11)
-    x1 = smooth_functions(n, dim, harmonics, g)
+    x1 = offset + scale * smooth_functions(n, dim, harmonics, g)
     position = torch.randint(0, dim, (n,), generator=g)
     value = x1.gather(1, position[:, None])[:, 0]
     labels = first_nonzero_digit(value) - 1
