@@ -198,8 +198,10 @@ def test_batched_gates_match_the_step_by_step_reference(layer, gen):
                       "time_pool": 2}, input_shapes=shapes, num_outputs=4)
     x = {m: torch.randn(3, *s, generator=gen) for m, s in shapes.items()}
     for every_step in (True, False):
-        torch.testing.assert_close(model.run(x, every_step), reference_run(model, x, every_step),
-                                   rtol=1e-5, atol=1e-6)
+        expected = reference_run(model, x, every_step)
+        torch.testing.assert_close(model.run(x, every_step), expected, rtol=1e-5, atol=1e-6)
+        with torch.no_grad():  # the in-place evaluation path of ConvLSTMCell.step
+            torch.testing.assert_close(model.run(x, every_step), expected, rtol=1e-5, atol=1e-6)
     # gradients too: training goes through the same graph
     model(x).square().sum().backward()
     new = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}

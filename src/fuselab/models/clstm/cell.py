@@ -17,6 +17,7 @@ all steps in one matrix product and broadcast as ``(B, 4H, 1, 1)``, and a stacke
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 
@@ -61,6 +62,8 @@ class ConvLSTMCell(nn.Module):
         ``h = c = None`` is the zero state: ``W_h * 0 = 0`` and ``f * 0 = 0`` are skipped, not
         computed (the same numbers as passing zeros, one convolution fewer per sequence).
         """
+        if not torch.is_grad_enabled():
+            return self._step_inplace(gates_in, h, c)
         gates = gates_in if h is None else gates_in + self.conv_h(h)
         i, f, g, o = gates.chunk(4, dim=1)
         c_new = i.sigmoid() * g.tanh()
@@ -68,3 +71,17 @@ class ConvLSTMCell(nn.Module):
             c_new = f.sigmoid() * c + c_new
         h = o.sigmoid() * c_new.tanh()
         return h, c_new
+
+    def _step_inplace(self, gates_in: Tensor, h: Tensor | None, c: Tensor | None
+                      ) -> tuple[Tensor, Tensor]:
+        """``step`` without autograd (evaluation): the same operations in the same order, done in
+        place on the fresh convolution output, so a step allocates 2 maps instead of ~10."""
+        # a fresh buffer either way: gates_in may be a shared (static) or an expanded tensor
+        gates = (gates_in.clone(memory_format=torch.contiguous_format) if h is None
+                 else self.conv_h(h).add_(gates_in))
+        i, f, g, o = gates.chunk(4, dim=1)
+        i.sigmoid_()
+        g.tanh_()
+        o.sigmoid_()
+        c_new = i.mul_(g) if c is None else f.sigmoid_().mul_(c).add_(i.mul_(g))
+        return o.mul_(c_new.tanh()), c_new

@@ -62,9 +62,9 @@ class InitialFusionCLSTM(CLSTMBase):
                 gates = static + frames[:, t]
             assert gates is not None
             h1, c1 = self.cell1.step(gates, h1, c1)
-            below.append(h1)
+            below.append(pool2(h1))  # only the pooled map is kept: 1/4 of h1's memory
         # Layer 2's input-to-gate convolution for all steps as one (T'*B)-batch convolution.
-        gates2 = self.cell2.input_gates(pool2(torch.cat(below, dim=0)))
+        gates2 = self.cell2.input_gates(torch.cat(below, dim=0))
         h2: Tensor | None = None
         c2: Tensor | None = None
         outs = []
