@@ -13,7 +13,13 @@ from fuselab.report import format_results_table, results_table
 from fuselab.report.aggregate import fmt_stat, order_levels, summarize
 from fuselab.report.context import prepare
 from fuselab.report.fig_noise import difference_grids, snr_grids
-from fuselab.report.tables import emap_table, failed_table, missing_modality_table, runs_table
+from fuselab.report.tables import (
+    by_type_table,
+    emap_table,
+    failed_table,
+    missing_modality_table,
+    runs_table,
+)
 
 
 def _by_variant(runs, metric):
@@ -231,3 +237,27 @@ def test_swept_axis_lines_are_named_by_fusion_family():
     assert set(series) == {"early", "late", "pro-fusion"}
     assert series["pro-fusion"] == {4: "pro-fusion · d=4", 8: "pro-fusion · d=8",
                                     16: "pro-fusion · d=16"}
+
+
+def test_question_type_table_full_vs_dropped_image():
+    study, runs, _ = make_study()
+    done = [r for r in runs if r["status"] == "done"]
+    records = []
+    for i, run in enumerate(done):
+        for qtype, needs in (("colour", 1), ("corners", 0)):
+            full = 0.9 - 0.01 * i
+            dropped = full * (0.3 if needs else 0.95)
+            for drop, value in (("none", full), ("image", dropped)):
+                records.append({"run_id": run["run_id"], "evaluation": "test_by_type",
+                                "metric": "exact_match", "value": value, "question_type": qtype,
+                                "needs_image": needs, "dropped": drop})
+    table = by_type_table(prepare(study, runs, records))
+    assert table is not None
+    assert table.columns == ["variant", "colour (needs image)", "colour (needs image) · without image",
+                             "corners", "corners · without image"]
+    assert len(table.rows) == len({r["variant"] for r in done})
+    v = table.rows[0][0].text
+    vals = [0.9 - 0.01 * i for i, r in enumerate(done) if r["variant"] == v]
+    col = table.columns.index("colour (needs image) · without image")
+    assert table.rows[0][col].key == pytest.approx(statistics.fmean(x * 0.3 for x in vals))
+    assert by_type_table(prepare(study, runs, [])) is None

@@ -16,6 +16,7 @@ from fuselab.report.context import ReportData
 from fuselab.report.document import Cell, FigureRef, Section, Table
 from fuselab.report.plotting import FigureSink
 from fuselab.report.tables import (
+    by_type_table,
     emap_table,
     failed_table,
     leaderboard_rows,
@@ -97,6 +98,7 @@ def build_sections(data: ReportData, sink: FigureSink, *, strict: bool = False) 
                 "and the baseline's (positive: more robust).",
                 tables=table(robustness_table), figures=figs(fig_noise.robustness_curves)),
         Section("missing", "Missing modalities", tables=table(missing_modality_table)),
+        Section("by-type", "Accuracy per question type", tables=table(by_type_table)),
         Section("emap", "EMAP: does the model use cross-modal interactions?",
                 tables=table(emap_table), figures=figs(fig_inspect.emap_bars)),
         Section("inspection", "Inspection",

@@ -5,6 +5,7 @@ missing modalities, EMAP and robustness areas. Values over seeds are ``mean ± s
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fuselab.report.aggregate import (
@@ -146,36 +147,69 @@ def _task_metric(data: ReportData, recs: list[dict[str, Any]]) -> str | None:
     return names[0] if names else None
 
 
-def missing_modality_table(data: ReportData) -> Table | None:
-    """Task metric with each modality removed (zeroed / mean-filled / dropped), per variant."""
-    metric = _task_metric(data, data.records_of("missing_modality"))
-    recs = [r for r in data.records_of("missing_modality") if r["metric"] == metric]
+def _condition_table(
+    data: ReportData,
+    evaluation: str,
+    keys: tuple[str, ...],
+    label: Callable[[tuple[Any, ...]], str],
+    order: Callable[[tuple[Any, ...]], Any],
+    name: str,
+    caption: str,
+    pool: Callable[[dict[str, Any]], dict[str, Any]] = lambda r: r,
+) -> Table | None:
+    """Variants x conditions table of the task metric of ``evaluation``, mean ± std over seeds.
+
+    ``keys`` are the record's condition keys whose value tuples become the columns (labelled by
+    ``label``, sorted by ``order``); ``pool`` may rewrite a record first (e.g. to merge columns).
+    """
+    metric = _task_metric(data, data.records_of(evaluation))
+    recs = [pool(r) for r in data.records_of(evaluation) if r["metric"] == metric]
     if not recs:
         return None
-    # The full input does not depend on the removal mode: pool it into one column.
-    recs = [{**r, "mode": None} if r.get("modality") == "none" else r for r in recs]
-    groups = group_values(recs, ("modality", "mode"), data.variant_by_run)
-    conds = list(dict.fromkeys((k[1], k[2]) for k in groups))
-    # The full input first, then the ablations grouped by mode.
-    conds.sort(key=lambda c: (c[0] != "none", str(c[1]), str(c[0])))
-    columns = ["variant"] + [
-        "full input" if mod == "none" else f"without {mod} ({mode})" for mod, mode in conds
-    ]
+    groups = group_values(recs, keys, data.variant_by_run)
+    conds = sorted(dict.fromkeys(k[1:] for k in groups), key=order)
     body = []
     for v in data.variants:
         if not any(k[0] == v for k in groups):
             continue
         cells = [Cell(v, v)]
-        for mod, mode in conds:
-            stat = seed_stat(groups.get((v, mod, mode), {}))
+        for cond in conds:
+            stat = seed_stat(groups.get((v, *cond), {}))
             cells.append(Cell(fmt_stat(stat), stat.mean if stat else None))
         body.append(cells)
-    return Table(
-        "missing-modality",
-        columns,
-        body,
-        caption=f"Test {metric} with one modality removed: zero = zeros, mean = training mean, "
+    return Table(name, ["variant"] + [label(c) for c in conds], body,
+                 caption=caption.format(metric=metric))
+
+
+def missing_modality_table(data: ReportData) -> Table | None:
+    """Task metric with each modality removed (zeroed / mean-filled / dropped), per variant."""
+    return _condition_table(
+        data, "missing_modality", ("modality", "mode"),
+        label=lambda c: "full input" if c[0] == "none" else f"without {c[0]} ({c[1]})",
+        # The full input first, then the ablations grouped by mode.
+        order=lambda c: (c[0] != "none", str(c[1]), str(c[0])),
+        name="missing-modality",
+        caption="Test {metric} with one modality removed: zero = zeros, mean = training mean, "
         "drop = the model skips it; mean ± std over seeds.",
+        # The full input does not depend on the removal mode: pool it into one column.
+        pool=lambda r: {**r, "mode": None} if r.get("modality") == "none" else r,
+    )
+
+
+def by_type_table(data: ReportData) -> Table | None:
+    """Task metric per question type, with the full input and with a modality dropped (VQA)."""
+
+    def label(c: tuple[Any, ...]) -> str:
+        qtype, needs, dropped = c
+        mark = " (needs image)" if needs == 1 else ""
+        return f"{qtype}{mark}" + ("" if dropped in (None, "none") else f" · without {dropped}")
+
+    return _condition_table(
+        data, "test_by_type", ("question_type", "needs_image", "dropped"), label=label,
+        order=lambda c: (str(c[0]), str(c[2]) != "none", str(c[2])),
+        name="by-question-type",
+        caption="Test {metric} per question type, with the full input and with a modality "
+        "dropped: questions that need the image should lose the most; mean ± std over seeds.",
     )
 
 
