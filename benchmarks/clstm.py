@@ -1,14 +1,17 @@
-"""C-LSTM training step: the batched implementation vs the step-by-step one it replaced.
+"""C-LSTM speed: the batched / in-place implementation vs the step-by-step one it replaced.
 
 Both run the *same* model object (same weights): ``new`` is ``model.run`` (input-to-gate terms of
-every step batched outside the recurrent loop, see ``fuselab.models.clstm.cell``), ``old`` is the
-loop of commit 248e445, loaded from ``tests/models/test_clstm.py::reference_run`` (the equality
-oracle of the tests, so the benchmark times exactly what the test compares). One training step =
-forward + cross-entropy + backward on random AV-MNIST shaped inputs (image (1, 28, 28), audio
-(1, 201, T)). The two take turns every round (paired, so machine load hits both alike); the
-figure is the median over rounds of each and the median of the per-round ratios old / new.
+every step batched outside the recurrent loop, in-place gate updates without autograd; see
+``fuselab.models.clstm.cell``), ``old`` is the loop of commit 248e445, loaded from
+``tests/models/test_clstm.py::reference_run`` (the tests' equality oracle, so the benchmark times
+exactly what the test compares). ``--mode train``: forward + cross-entropy + backward;
+``--mode eval``: one forward under ``torch.no_grad`` (the SNR grid's workload). Inputs are random
+AV-MNIST shaped tensors (image (1, 28, 28), audio (1, 201, T)). The two take turns every round
+(paired, so machine load hits both alike); the figures are the median time of each and the
+median of the per-round ratios old / new.
 
-    python benchmarks/clstm.py                                   # study size (examples/clstm.toml)
+    python benchmarks/clstm.py --units 8 --hidden 32             # study size (examples/clstm.toml)
+    python benchmarks/clstm.py --units 8 --hidden 32 --mode eval --batch 256
     python benchmarks/clstm.py --units 64 --time-pool 1 --rounds 2   # paper size (minutes on CPU)
 """
 
@@ -46,6 +49,7 @@ def main() -> None:
     ap.add_argument("--time-pool", type=int, default=6)
     ap.add_argument("--frames", type=int, default=90, help="spectrogram frames T")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--mode", choices=["train", "eval"], default="train")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
@@ -58,7 +62,7 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,), generator=gen)
     rows = []
     print(f"units={args.units} hidden={args.hidden} time_pool={args.time_pool} T={args.frames} "
-          f"batch={args.batch} threads={args.threads} rounds={args.rounds}")
+          f"batch={args.batch} mode={args.mode} threads={args.threads} rounds={args.rounds}")
     print(f"{'variant':12} {'old ms':>9} {'new ms':>9} {'old/new':>8}")
     for variant in args.variants.split(","):
         model = fm.build({"name": "clstm", "fusion_layer": variant, "units": args.units,
@@ -70,7 +74,11 @@ def main() -> None:
             for name, fn in impls.items():
                 model.zero_grad(set_to_none=True)
                 t0 = time.perf_counter()
-                F.cross_entropy(fn(), y).backward()
+                if args.mode == "train":
+                    F.cross_entropy(fn(), y).backward()
+                else:
+                    with torch.no_grad():
+                        fn()
                 if r:
                     times[name].append(time.perf_counter() - t0)
         ratio = statistics.median(o / n for o, n in zip(times["old"], times["new"], strict=True))
