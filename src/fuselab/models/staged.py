@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from fuselab.models._check import choice
 from fuselab.models.encoders import StagedEncoder, build_encoder, encoder_stage_names
 from fuselab.models.head import MLPHead, parse_head
+from fuselab.models.inputs import checked_inputs
 from fuselab.models.merge import FeatureMapPoint, PositionMerge, build_operator, vector_out_dim
 from fuselab.models.plan import drop_modalities, parse_plan, stage_index
 from fuselab.models.shapes import Readout, Shape, default_readout
@@ -144,21 +145,9 @@ class StagedModel(nn.Module):
         return self._modalities
 
     def _prepare(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        if not isinstance(inputs, Mapping):
-            raise TypeError(f"{type(self).__name__}: expected a dict of named modalities "
-                            f"{list(self.modalities)}, got {type(inputs).__name__}")
-        out = {}
-        for m in self.modalities:
-            if m not in inputs:
-                raise ValueError(f"{type(self).__name__}: missing modality {m!r} (expected "
-                                 f"{list(self.modalities)}, got {sorted(inputs)})")
-            x = inputs[m]
-            if tuple(x.shape[1:]) != self.input_shapes[m]:
-                raise ValueError(f"{type(self).__name__}: modality {m!r}: expected shape "
-                                 f"(B, {', '.join(map(str, self.input_shapes[m]))}), "
-                                 f"got {tuple(x.shape)}")
-            out[m] = torch.zeros_like(x) if m in self.masked else x
-        return out
+        shapes = {m: self.input_shapes[m] for m in self.modalities}
+        x = checked_inputs(type(self).__name__, inputs, shapes)
+        return {m: torch.zeros_like(v) if m in self.masked else v for m, v in x.items()}
 
     def branches(self, inputs: Mapping[str, Tensor], inject: Inject | None = None) -> dict[str, Tensor]:
         """Run every branch through its stages and the feature-map points up to the merge point."""

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from fuselab.models._check import choice, int_list, pos_int
+from fuselab.models.inputs import checked_inputs
 
 FUSION_LAYERS = ("initial", "second", "fc", "visual-only", "audio-only")
 CLSTM_KEYS = ("fusion_layer", "units", "kernel", "hidden", "time_pool", "steps", "grid",
@@ -118,22 +119,11 @@ class CLSTMBase(nn.Module):
     def prepare(self, inputs: Mapping[str, Tensor], inject: Inject | None = None
                 ) -> dict[str, Tensor]:
         """Validate ``inputs`` (extra modalities are ignored) and apply Pro-Fusion injections."""
-        if not isinstance(inputs, Mapping):
-            raise TypeError(f"{type(self).__name__}: expected a dict of named modalities "
-                            f"{list(self.uses)}, got {type(inputs).__name__}")
-        out = {}
-        for m in self.uses:
-            if m not in inputs:
-                raise ValueError(f"{type(self).__name__}: missing modality {m!r} (expected "
-                                 f"{list(self.uses)}, got {sorted(inputs)})")
-            x = inputs[m]
-            if tuple(x.shape[1:]) != self.input_shapes[m]:
-                raise ValueError(f"{type(self).__name__}: modality {m!r}: expected shape "
-                                 f"(B, {', '.join(map(str, self.input_shapes[m]))}), "
-                                 f"got {tuple(x.shape)}")
-            if inject and m in inject:
-                x = inject[m][1](x)
-            out[m] = x
+        shapes = {m: self.input_shapes[m] for m in self.uses}
+        out = checked_inputs(type(self).__name__, inputs, shapes)
+        for m, (_, project) in (inject or {}).items():
+            if m in out:
+                out[m] = project(out[m])
         return out
 
     def frames(self, audio: Tensor) -> Tensor:
