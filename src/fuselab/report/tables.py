@@ -168,6 +168,14 @@ def _condition_table(
         return None
     groups = group_values(recs, keys, data.variant_by_run)
     conds = sorted(dict.fromkeys(k[1:] for k in groups), key=order)
+    return Table(name, ["variant"] + [label(c) for c in conds], _grid_rows(data, groups, conds),
+                 caption=caption.format(metric=metric))
+
+
+def _grid_rows(
+    data: ReportData, groups: dict[tuple[Any, ...], dict[str, list[float]]], conds: list[tuple[Any, ...]]
+) -> list[list[Cell]]:
+    """One row per variant that has records: its name, then mean ± std over seeds per condition."""
     body = []
     for v in data.variants:
         if not any(k[0] == v for k in groups):
@@ -177,8 +185,7 @@ def _condition_table(
             stat = seed_stat(groups.get((v, *cond), {}))
             cells.append(Cell(fmt_stat(stat), stat.mean if stat else None))
         body.append(cells)
-    return Table(name, ["variant"] + [label(c) for c in conds], body,
-                 caption=caption.format(metric=metric))
+    return body
 
 
 def missing_modality_table(data: ReportData) -> Table | None:
@@ -253,19 +260,10 @@ def robustness_table(data: ReportData) -> Table | None:
     order = {"robust_auc": 0, "relative_robustness": 1, "effective_robustness": 2}
     conds.sort(key=lambda c: (str(c[0]), order.get(str(c[1]), 9), str(c[1])))
     baselines = sorted({str(r.get("baseline")) for r in recs if r.get("baseline") is not None})
-    body = []
-    for v in data.variants:
-        if not any(k[0] == v for k in groups):
-            continue
-        cells = [Cell(v, v)]
-        for cond in conds:
-            stat = seed_stat(groups.get((v, *cond), {}))
-            cells.append(Cell(fmt_stat(stat), stat.mean if stat else None))
-        body.append(cells)
     return Table(
         "robustness",
         ["variant"] + [f"{metric} ({mod})" for mod, metric in conds],
-        body,
+        _grid_rows(data, groups, conds),
         caption="ROBUSTAUC (paper 001: area between the variant's and the baseline's "
         "performance-vs-noise curves) and relative/effective robustness; baseline: "
         f"{', '.join(baselines) or 'not recorded'}; mean ± std over seeds.",
