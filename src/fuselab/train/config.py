@@ -23,7 +23,10 @@ REGRESSION_LOSSES = ("mse", "l1")
 PRECISIONS = ("float32", "bfloat16")
 #: Config keys that change how a run executes but not what it learns; a checkpoint written under
 #: different values of these is still "the same config" (see ``load_checkpoint``).
-RUNTIME_KEYS = ("progress", "threads", "compile", "eval_batch_size", "feature_cache", "channels_last")
+RUNTIME_KEYS = (
+    "progress", "threads", "compile", "eval_batch_size", "feature_cache", "channels_last",
+    "retain_memory",
+)
 
 
 def _bad(key: str, expected: str, got: object) -> ValueError:
@@ -73,7 +76,11 @@ class TrainConfig:
         deterministic: turn on ``torch.use_deterministic_algorithms`` during the run.
         threads: ``torch.set_num_threads`` for the run (``None``: leave as is).
         compile: wrap the model in ``torch.compile`` for training and evaluation.
-        channels_last: keep 4-D inputs and conv weights in channels-last memory format.
+        channels_last: keep 4-D inputs and conv weights in channels-last memory format (with the
+            fused conv-stage kernels, the fastest layout for LeNet-style encoders on CPU).
+        retain_memory: keep freed tensor memory in the process heap instead of returning it to
+            the system after every step (glibc ``mallopt``; process-wide, see
+            :mod:`fuselab.train.memory`): large activations stop page-faulting each step.
         precision: ``"float32"`` or ``"bfloat16"`` (CPU autocast of forward and loss: faster
             convolutions and matmuls on CPUs with AVX512-BF16/AMX; weights stay float32).
         feature_cache: run a dataset's per-batch ``transform`` (e.g. spectrograms) once for
@@ -112,6 +119,7 @@ class TrainConfig:
     threads: int | None = None
     compile: bool = False
     channels_last: bool = False
+    retain_memory: bool = True
     precision: str = "float32"
     feature_cache: bool = True
     train_snr: dict[str, float | None] = field(default_factory=dict)
@@ -144,7 +152,8 @@ class TrainConfig:
         _check_int("seed", self.seed, 0)
         _check_int("threads", self.threads, 1, allow_none=True)
         _check_choice("precision", self.precision, PRECISIONS)
-        for key in ("deterministic", "compile", "channels_last", "feature_cache", "progress"):
+        for key in ("deterministic", "compile", "channels_last", "retain_memory", "feature_cache",
+                    "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise _bad(key, "true or false", getattr(self, key))
         if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):

@@ -27,6 +27,7 @@ from fuselab.train.evaluation import (
     needed_modalities,
 )
 from fuselab.train.features import cache_features
+from fuselab.train.memory import retain_freed_memory
 from fuselab.train.optim import make_optimizer
 from fuselab.train.progress import Progress
 
@@ -49,6 +50,8 @@ class Trainer:
             val = cache_features(val, val_snr) if val is not None else None
         self.val = val
         self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
+        if config.retain_memory:
+            retain_freed_memory()
         if config.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
