@@ -5,22 +5,27 @@
     python benchmarks/train.py --compile                # also time torch.compile (slow to build)
 
 Model: ``fuselab.models`` staged LeNet late fusion (presets ``avmnist_image`` / ``avmnist_audio``,
-concat, head [100]); if that model family is unavailable, the same architecture built here from
-the paper-001 appendix. Data: the AV-MNIST train split (``steps x batch`` pairs), spectrograms
+concat, head [100]). Data: the AV-MNIST train split (``steps x batch`` pairs), spectrograms
 computed once, so every variant reads its batches from memory.
 
-* ``plain loop``: the baseline: eager PyTorch, SGD (momentum 0.9), NCHW float32, one batch at a
-  time sliced from in-memory tensors, ``zero_grad`` / ``backward`` / ``step``.
+* ``plain loop`` (the baseline): eager PyTorch, SGD (momentum 0.9), NCHW float32, one batch at a
+  time sliced from in-memory tensors, ``zero_grad`` / ``backward`` / ``step``, on the textbook
+  model (every conv stage as ``Conv2d -> BatchNorm2d -> ReLU -> MaxPool2d`` modules:
+  ``set_fused(model, False)``), with the allocator as a fresh Python process has it.
 * ``fit ...``: ``fuselab.train.fit`` with the same SGD settings and one option changed per row.
 
-Rows take turns step by step (baseline step, then one step of each ``fit`` row, ``steps x
-repeats`` times) so machine-load drift hits every row alike; samples/s = batch / median step
-time; the speed-up is the median of the per-step ratios to the baseline step just before. The
-``fit`` rows step ``fit``'s own loop (``Trainer.train_epoch`` under ``fit``'s run settings); one
-whole ``fit`` call per repeat checks them against ``FitResult.samples_per_s``. FLOP rate: FLOPs of one
-training step (``torch.utils.flop_counter``, forward + backward) x samples/s, as a fraction of a
-large float32 matmul's rate measured in the same run. ``torch.profiler`` shows where a ``fit``
-step spends its time. Writes ``benchmarks/out/train.json``.
+The baseline runs in a worker process of its own (``--worker``): ``fit`` changes process-wide
+malloc settings (``TrainConfig.retain_memory``), which must not reach the baseline. The worker
+also times a plain loop on the fused model and ``fit`` without ``retain_memory``, to show what
+each part is worth. Rows take turns step by step (baseline step, then one step of each other
+row, ``steps x repeats`` times) so machine-load drift hits every row alike; samples/s = batch /
+median step time; the speed-up is the median of the per-step ratios to the baseline step just
+before. The ``fit`` rows step ``fit``'s own loop (``Trainer.train_epoch`` under ``fit``'s run
+settings); one whole ``fit`` call per repeat checks them against ``FitResult.samples_per_s``.
+FLOP rate: FLOPs of one training step (``torch.utils.flop_counter``, forward + backward) x
+samples/s, as a fraction of a large float32 matmul's rate measured in the same run.
+``torch.profiler`` shows where a step of the fastest ``fit`` row spends its time. Writes
+``benchmarks/out/train.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +49,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 import fuselab.data as fd
+import fuselab.models as fm
 from fuselab.train import TrainConfig, fit
 from fuselab.train.features import cache_features
 from fuselab.train.loop import run_settings
@@ -53,51 +61,16 @@ LENET_LATE = {
     "fusion": [{"at": "late", "operator": "concat"}],
     "head": {"hidden": [100]},
 }
+BASELINE = "plain loop"
+Step = Callable[[], float]
 
 
-class _LeNet(nn.Module):
-    """Paper-001 appendix LeNet: conv(k, same, no bias) -> BN -> ReLU -> max-pool 2, width x2."""
-
-    def __init__(self, kernels: list[int], width: int = 6) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 1
-        for i, k in enumerate(kernels):
-            c = width * 2**i
-            layers += [nn.Conv2d(cin, c, k, padding=k // 2, bias=False), nn.BatchNorm2d(c),
-                       nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
-            cin = c
-        self.body, self.dim = nn.Sequential(*layers), cin
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.body(x).mean((2, 3))
-
-
-class _LateLeNet(nn.Module):
-    """Fallback: ``{"image": (B,1,28,28), "audio": (B,1,201,T)} -> (B, 10)``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.enc = nn.ModuleDict({"image": _LeNet([5, 3, 3, 3]), "audio": _LeNet([5, 3, 3, 3, 3, 3])})
-        self.head = nn.Sequential(nn.Linear(48 + 192, 100), nn.ReLU(), nn.Linear(100, 10))
-        self.modalities = ("image", "audio")
-
-    def forward(self, x: dict[str, Tensor]) -> Tensor:
-        return self.head(torch.cat([self.enc[m](x[m]) for m in self.modalities], 1))
-
-
-def build_model(shapes: dict[str, tuple[int, ...]], seed: int) -> tuple[nn.Module, str]:
+def build_model(shapes: dict[str, tuple[int, ...]], seed: int, fused: bool = True) -> nn.Module:
     torch.manual_seed(seed)
-    try:
-        import fuselab.models as fm
-
-        return fm.build(LENET_LATE, input_shapes=shapes, num_outputs=10), "fuselab.models staged"
-    except (ImportError, ValueError, KeyError):
-        torch.manual_seed(seed)
-        return _LateLeNet(), "benchmark-local LeNet (paper 001 appendix)"
+    return fm.set_fused(fm.build(LENET_LATE, input_shapes=shapes, num_outputs=10), fused)
 
 
-def plain_loop(model: nn.Module, x: dict[str, Tensor], y: Tensor, batch: int, lr: float) -> Callable[[], float]:
+def plain_loop(model: nn.Module, x: dict[str, Tensor], y: Tensor, batch: int, lr: float) -> Step:
     """The baseline; returns a function running one optimizer step (returns its seconds)."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     n = y.shape[0]
@@ -118,7 +91,7 @@ def plain_loop(model: nn.Module, x: dict[str, Tensor], y: Tensor, batch: int, lr
     return one_step
 
 
-def fit_stepper(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> Callable[[], float]:
+def fit_stepper(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig) -> Step:
     """One optimizer step of ``fit``'s own loop (``Trainer.train_epoch`` over a one-batch
     dataset, under ``fit``'s run settings); returns its seconds. Stepping lets every row take
     turns step by step with the baseline, so load drift on a shared machine hits all alike."""
@@ -164,7 +137,9 @@ def profile_fit(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig, to
     fit(model, ds, None, cfg.replace(epochs=1), progress=False)  # warm-up outside the trace
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fit(model, ds, None, cfg.replace(epochs=1), progress=False)
-    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    events = [e for e in prof.key_averages() if not e.key.startswith(("aten::", "autograd::"))
+              or e.key.startswith("aten::")]
+    events = [e for e in events if e.key.startswith("aten::") or e.key.startswith("_")]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [
@@ -172,6 +147,62 @@ def profile_fit(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig, to
          "calls": e.count}
         for e in events[:top]
     ]
+
+
+def load(args: argparse.Namespace) -> tuple[fd.MultimodalDataset, fd.MultimodalDataset, float]:
+    t0 = time.perf_counter()
+    raw = fd.load("avmnist", root=args.data_root, split="train", pairs=args.steps * args.batch)
+    return raw, cache_features(raw), time.perf_counter() - t0
+
+
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(optimizer="sgd", lr=args.lr, momentum=0.9, batch_size=args.batch,
+                       progress=False, threads=args.threads)
+
+
+WORKER_ROWS = {
+    BASELINE: "textbook conv stages, eager, NCHW fp32, SGD foreach, own process",
+    "plain loop, fused stages": "same loop on the model as fuselab builds it",
+    "fit channels_last, no retain_memory": "fit without its heap setting (worker process)",
+}
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Rows that must run with the allocator of a fresh process; steps on request (stdin)."""
+    _, ds, _ = load(args)
+    x, y = next(ds.batches(len(ds)))
+    steps = {
+        BASELINE: plain_loop(build_model(ds.shapes, 0, fused=False), x, y, args.batch, args.lr),
+        "plain loop, fused stages": plain_loop(build_model(ds.shapes, 0), x, y, args.batch, args.lr),
+        "fit channels_last, no retain_memory": fit_stepper(
+            build_model(ds.shapes, 0), ds,
+            base_config(args).replace(channels_last=True, retain_memory=False)),
+    }
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        if name == "quit":
+            break
+        print(f"{steps[name]():.9f}", flush=True)
+
+
+def remote_steps(args: argparse.Namespace) -> tuple[dict[str, Step], subprocess.Popen[str]]:
+    cmd = [sys.executable, __file__, "--worker", "--data-root", args.data_root, "--batch",
+           str(args.batch), "--steps", str(args.steps), "--lr", str(args.lr), "--threads",
+           str(args.threads)]
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":
+        raise RuntimeError("benchmark worker failed to start")
+
+    def make(name: str) -> Step:
+        def step() -> float:
+            proc.stdin.write(name + "\n")  # type: ignore[union-attr]
+            proc.stdin.flush()  # type: ignore[union-attr]
+            return float(proc.stdout.readline())  # type: ignore[union-attr]
+        return step
+
+    return {name: make(name) for name in WORKER_ROWS}, proc
 
 
 def main() -> None:
@@ -185,29 +216,26 @@ def main() -> None:
     p.add_argument("--matmul", type=int, default=2048, help="side of the peak-rate matmul")
     p.add_argument("--compile", action="store_true", help="also time fit with torch.compile")
     p.add_argument("--no-profile", action="store_true")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(Path(__file__).parent / "out" / "train.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(args)
+        return
 
-    pairs = args.steps * args.batch
-    t0 = time.perf_counter()
-    raw = fd.load("avmnist", root=args.data_root, split="train", pairs=pairs)
-    load_s = time.perf_counter() - t0
-    ds = cache_features(raw)
+    remote, proc = remote_steps(args)  # before this process runs fit (and its heap setting)
+    raw, ds, load_s = load(args)
     x, y = next(ds.batches(len(ds)))
-    model, model_src = build_model(ds.shapes, 0)
+    model = build_model(ds.shapes, 0, fused=False)
     flops = step_flops(model, {m: v[: args.batch] for m, v in x.items()}, y[: args.batch]) / args.batch
-    print(f"model: {model_src}; {ds.shapes}; {flops / 1e6:.1f} MFLOP per training sample")
+    print(f"model: staged LeNet late fusion; {ds.shapes}; {flops / 1e6:.1f} MFLOP per training sample")
     peak = [matmul_gflops(args.matmul, 5)]
 
-    base = TrainConfig(optimizer="sgd", lr=args.lr, momentum=0.9, batch_size=args.batch,
-                       progress=False, threads=args.threads)
-    rows: dict[str, tuple[Callable[[], float], str]] = {
-        "plain loop": (plain_loop(build_model(ds.shapes, 0)[0], x, y, args.batch, args.lr),
-                       "eager, NCHW fp32, SGD foreach, batches sliced from memory"),
-    }
+    base = base_config(args)
+    rows: dict[str, tuple[Step, str]] = {k: (remote[k], WORKER_ROWS[k]) for k in WORKER_ROWS}
     variants = {
-        "fit": (base, ds, "defaults: fused SGD, deterministic, batches via MultimodalDataset"),
+        "fit": (base, ds, "defaults: fused conv stages, retain_memory, fused SGD, deterministic"),
         "fit, STFT every batch": (base.replace(feature_cache=False), raw, "no feature cache"),
         "fit channels_last": (base.replace(channels_last=True), ds, "channels-last tensors"),
         "fit bf16": (base.replace(precision="bfloat16"), ds, "CPU autocast bfloat16"),
@@ -217,9 +245,8 @@ def main() -> None:
         variants["fit compile"] = (base.replace(compile=True), ds, "torch.compile (inductor)")
         variants["fit compile channels_last"] = (
             base.replace(compile=True, channels_last=True), ds, "")
-        variants["fit compile bf16"] = (base.replace(compile=True, precision="bfloat16"), ds, "")
     for name, (cfg, data, note) in variants.items():
-        rows[name] = (fit_stepper(build_model(ds.shapes, 0)[0], data, cfg), note)
+        rows[name] = (fit_stepper(build_model(ds.shapes, 0), data, cfg), note)
     secs: dict[str, list[float]] = {k: [] for k in rows}
     whole: list[float] = []
     for r in range(args.repeats):
@@ -227,15 +254,16 @@ def main() -> None:
             for name, (step, _) in rows.items():
                 secs[name].append(step())
         # The end-to-end call, so the stepped rows can be checked against fit's own figure.
-        whole.append(fit_whole(build_model(ds.shapes, 0)[0], ds, base))
+        whole.append(fit_whole(build_model(ds.shapes, 0), ds, base.replace(channels_last=True)))
         print(f"repeat {r + 1}/{args.repeats} done", flush=True)
     peak.append(matmul_gflops(args.matmul, 5))
     peak_gflops = statistics.median(peak)
+    proc.communicate("quit\n", timeout=60)
 
     results = []
-    base_s = secs["plain loop"]
+    base_s = secs[BASELINE]
     print(f"\nmatmul peak ({args.matmul}^2 fp32): {peak_gflops:.1f} GFLOP/s; threads {args.threads}")
-    print(f"{'variant':<26} {'samples/s':>10} {'vs plain':>9} {'GFLOP/s':>8} {'% peak':>7}  note")
+    print(f"{'variant':<36} {'samples/s':>10} {'vs plain':>9} {'GFLOP/s':>8} {'% peak':>7}  note")
     for name, (_, note) in rows.items():
         sps = args.batch / statistics.median(secs[name])
         # Speed-up: median over steps of the paired ratio (the baseline step run just before).
@@ -243,24 +271,26 @@ def main() -> None:
         gf = sps * flops / 1e9
         results.append({"variant": name, "samples_per_s": sps, "speedup": ratio, "gflops": gf,
                         "fraction_of_peak": gf / peak_gflops, "step_s": secs[name], "note": note})
-        print(f"{name:<26} {sps:>10.1f} {ratio:>8.2f}x {gf:>8.2f} {100 * gf / peak_gflops:>6.1f}%  {note}")
+        print(f"{name:<36} {sps:>10.1f} {ratio:>8.2f}x {gf:>8.2f} {100 * gf / peak_gflops:>6.1f}%  {note}")
     whole_sps = statistics.median(whole)
-    print(f"{'fit() whole call':<26} {whole_sps:>10.1f} {'':>9} {whole_sps * flops / 1e9:>8.2f}"
-          f" {100 * whole_sps * flops / 1e9 / peak_gflops:>6.1f}%  FitResult samples/s, defaults")
-    results.append({"variant": "fit() whole call", "samples_per_s": whole_sps, "repeats": whole,
-                    "note": "FitResult.history[-1]['samples_per_s'], defaults"})
+    print(f"{'fit() whole call, channels_last':<36} {whole_sps:>10.1f} {'':>9} "
+          f"{whole_sps * flops / 1e9:>8.2f} {100 * whole_sps * flops / 1e9 / peak_gflops:>6.1f}%"
+          "  FitResult samples/s")
+    results.append({"variant": "fit() whole call, channels_last", "samples_per_s": whole_sps,
+                    "repeats": whole, "note": "FitResult.history[-1]['samples_per_s']"})
 
     prof: list[dict[str, Any]] = []
     if not args.no_profile:
-        prof = profile_fit(build_model(ds.shapes, 0)[0], ds, base, 12)
-        print("\ntorch.profiler, one fit epoch (self CPU time of aten ops):")
+        prof = profile_fit(build_model(ds.shapes, 0), ds, base.replace(channels_last=True), 12)
+        print("\ntorch.profiler, one fit epoch with channels_last (self CPU time):")
         for e in prof:
             print(f"  {e['op']:<44} {e['self_ms']:>9.1f} ms {100 * e['share']:>5.1f}%  x{e['calls']}")
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "benchmark": "train", "model": model_src, "shapes": {k: list(v) for k, v in ds.shapes.items()},
+        "benchmark": "train", "model": "fuselab.models staged LeNet late fusion",
+        "shapes": {k: list(v) for k, v in ds.shapes.items()},
         "batch": args.batch, "steps": args.steps, "repeats": args.repeats, "threads": args.threads,
         "flops_per_sample": flops, "matmul_peak_gflops": peak_gflops, "matmul_peak_runs": peak,
         "data_load_s": load_s, "results": results, "profile": prof,

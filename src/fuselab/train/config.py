@@ -76,8 +76,10 @@ class TrainConfig:
         deterministic: turn on ``torch.use_deterministic_algorithms`` during the run.
         threads: ``torch.set_num_threads`` for the run (``None``: leave as is).
         compile: wrap the model in ``torch.compile`` for training and evaluation.
-        channels_last: keep 4-D inputs and conv weights in channels-last memory format (with the
-            fused conv-stage kernels, the fastest layout for LeNet-style encoders on CPU).
+        channels_last: keep 4-D inputs and conv weights in channels-last memory format:
+            ``true``, ``false`` or ``"auto"`` (on when every 2-D convolution of the model is a
+            fuselab conv stage, whose fused kernels run fastest channels-last; off for other
+            models, which may ``.view`` 4-D activations).
         retain_memory: keep freed tensor memory in the process heap instead of returning it to
             the system after every step (glibc ``mallopt``; process-wide, see
             :mod:`fuselab.train.memory`): large activations stop page-faulting each step.
@@ -118,7 +120,7 @@ class TrainConfig:
     deterministic: bool = True
     threads: int | None = None
     compile: bool = False
-    channels_last: bool = False
+    channels_last: bool | str = "auto"
     retain_memory: bool = True
     precision: str = "float32"
     feature_cache: bool = True
@@ -152,8 +154,9 @@ class TrainConfig:
         _check_int("seed", self.seed, 0)
         _check_int("threads", self.threads, 1, allow_none=True)
         _check_choice("precision", self.precision, PRECISIONS)
-        for key in ("deterministic", "compile", "channels_last", "retain_memory", "feature_cache",
-                    "progress"):
+        if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
+            raise _bad("channels_last", "true, false or 'auto'", self.channels_last)
+        for key in ("deterministic", "compile", "retain_memory", "feature_cache", "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise _bad(key, "true or false", getattr(self, key))
         if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):

@@ -159,7 +159,7 @@ def fit(
                 if t.val is not None:
                     scores = evaluate_split(
                         model, t.val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
-                        mosi=config.mosi_metrics, fwd=t._fwd, channels_last=config.channels_last,
+                        mosi=config.mosi_metrics, fwd=t._fwd, channels_last=t.channels_last,
                         snr=config.train_snr if config.val_snr == "train" else None,
                         noise_seed=config.seed + 7,
                     )

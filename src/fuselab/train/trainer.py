@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
+from fuselab.models.encoders.cnn import ConvStage
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
@@ -30,6 +31,16 @@ from fuselab.train.features import cache_features
 from fuselab.train.memory import retain_freed_memory
 from fuselab.train.optim import make_optimizer
 from fuselab.train.progress import Progress
+
+
+def resolve_channels_last(setting: bool | str, model: nn.Module) -> bool:
+    """``TrainConfig.channels_last``: ``"auto"`` is on when the model has 2-D convolutions and all
+    of them sit in fuselab conv stages (channels-last safe, and fastest with the fused kernels)."""
+    if setting != "auto":
+        return bool(setting)
+    stage_convs = {id(m.conv) for m in model.modules() if isinstance(m, ConvStage)}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return bool(convs) and all(id(c) in stage_convs for c in convs)
 
 
 class Trainer:
@@ -52,7 +63,8 @@ class Trainer:
         self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
         if config.retain_memory:
             retain_freed_memory()
-        if config.channels_last:
+        self.channels_last = resolve_channels_last(config.channels_last, model)
+        if self.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
         self.bf16 = config.precision == "bfloat16"
@@ -65,7 +77,7 @@ class Trainer:
         if config.grad_blend != "off":
             dims = B.check_blendable(model)
             self.blender = B.GradientBlender(dims, num_outputs)
-            if config.channels_last:
+            if self.channels_last:
                 self.blender.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
             self.train, self.holdout, self.probe = B.split_holdout(
                 train, config.grad_blend_holdout, config.seed + 2
@@ -107,7 +119,7 @@ class Trainer:
         if not (callable(getattr(m, "fuse", None)) and callable(getattr(m, "predict", None))):
             return False
         x, y = next(train.batches(min(len(train), 8)))
-        x = model_inputs(x, self.needed, self.config.channels_last)
+        x = model_inputs(x, self.needed, self.channels_last)
         was = m.training
         m.eval()
         try:
@@ -127,7 +139,7 @@ class Trainer:
         was = self.model.training
         self.model.eval()
         with torch.no_grad():
-            out = forward(self.model, model_inputs(x, self.needed, self.config.channels_last), y, self.task)
+            out = forward(self.model, model_inputs(x, self.needed, self.channels_last), y, self.task)
         self.model.train(was)
         check_output(out, y, train)
         return int(out.shape[-1]) if out.dim() > 1 else 1
@@ -154,7 +166,7 @@ class Trainer:
         for x, y in batches:
             if self.config.max_steps is not None and self.step >= self.config.max_steps:
                 break
-            loss = self._loss(model_inputs(x, self.needed, self.config.channels_last), y)
+            loss = self._loss(model_inputs(x, self.needed, self.channels_last), y)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLossError(self.step + 1, epoch, value, self.last_finite)
@@ -183,7 +195,7 @@ class Trainer:
         for ds in (self.probe, self.holdout):
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 3)
             batches = (
-                (model_inputs(x, self.needed, self.config.channels_last), y)
+                (model_inputs(x, self.needed, self.channels_last), y)
                 for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
             )
             with self.autocast():
