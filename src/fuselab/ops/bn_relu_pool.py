@@ -65,16 +65,20 @@ class _Native:
         self.units = B * self.out_shape[2] if self.nhwc else B * C
         self.suffix = _SUFFIX[y.dtype]
 
-    def _call(self, op: str, *tensors: Tensor, work: int) -> None:
-        _, C, H, W = self.y.shape
+    def _call(self, op: str, *tensors: Tensor, work: int, per_sample: bool = False) -> None:
+        """``per_sample``: pooled-size ops on channels-last tensors take one sample per slice."""
+        B, C, H, W = self.y.shape
+        units = B if per_sample and self.nhwc else self.units
         ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
-        dims = [ctypes.c_int64(v) for v in (C, H, W, *self.out_shape[2:], *self.k, self.units)]
+        dims = [ctypes.c_int64(v) for v in (C, H, W, *self.out_shape[2:], *self.k, units)]
         getattr(self.lib, f"fl_{op}_{self.suffix}")(ctypes.c_int(self.nhwc), *ptrs, *dims,
                                                     ctypes.c_int(native.threads(work)))
 
-    def _partials(self) -> Tensor:
-        per = self.y.shape[1] if self.nhwc else 1
-        return torch.empty(self.units * per, dtype=torch.float64)
+    def _partials(self, per_sample: bool = False) -> Tensor:
+        B, C = self.y.shape[:2]
+        if not self.nhwc:
+            return torch.empty(self.units, dtype=torch.float64)
+        return torch.empty((B if per_sample else self.units) * C, dtype=torch.float64)
 
     def _channel_sum(self, t: Tensor) -> Tensor:
         # Per-slice partials added in a fixed order: the same result for any thread count.
@@ -90,14 +94,16 @@ class _Native:
 
     def act(self, p: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
         out = torch.empty_like(p)
-        self._call("act", p, out, scale.contiguous(), shift.contiguous(), work=p.numel())
+        self._call("act", p, out, scale.contiguous(), shift.contiguous(), work=p.numel(),
+                   per_sample=True)
         return out
 
     def backward(self, off: Tensor, p: Tensor, g: Tensor, scale: Tensor, shift: Tensor,
                  mean: Tensor, invstd: Tensor, batch_stats: bool) -> tuple[Tensor, ...]:
         g = g.to(p.dtype).contiguous(memory_format=self.fmt)
-        gb, gw = self._partials(), self._partials()
-        self._call("red", p, g, scale, shift, mean, invstd, gb, gw, work=p.numel())
+        gb, gw = self._partials(per_sample=True), self._partials(per_sample=True)
+        self._call("red", p, g, scale, shift, mean, invstd, gb, gw, work=p.numel(),
+                   per_sample=True)
         acc = scale.dtype
         gb, gw = self._channel_sum(gb).to(acc), self._channel_sum(gw).to(acc)
         n = self.y.numel() // self.y.shape[1]

@@ -53,7 +53,7 @@ def cache_dir() -> Path:
 def _build() -> ctypes.CDLL:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not sys.platform.startswith("linux") or cxx is None:
-        raise OSError("no C++ compiler (g++/c++ or $CXX) on a Linux machine")
+        raise OSError("they need Linux and a C++ compiler (g++, c++ or $CXX)")
     source = _SRC.read_bytes()
     key = hashlib.sha256(b"\0".join([source, " ".join([cxx, *_FLAGS]).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]

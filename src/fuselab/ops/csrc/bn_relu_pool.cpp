@@ -246,11 +246,11 @@ void fwd_nhwc(const T* y, T* p, uint8_t* off, double* psum, double* psq, const f
 
 // ---- pooled-size passes: activation and the backward's reductions ---------------------------
 
-// Slice u of the pooled tensor: nchw -> one plane (one channel); nhwc -> OW pixels x C channels
-// (CC > 0: C at compile time, as in row2x2_nhwc).
+// Slice u of the pooled tensor: nchw -> one plane (one channel); nhwc -> one sample, OH * OW
+// pixels x C channels (CC > 0: C at compile time, as in row2x2_nhwc).
 template <class T, class A, int CC>
 void act(int nhwc, const T* p, T* out, const A* scale, const A* shift, const Dims& d, i64 u) {
-  const i64 C = CC > 0 ? CC : d.C, px = nhwc ? d.OW : d.OH * d.OW, ch = nhwc ? C : 1;
+  const i64 C = CC > 0 ? CC : d.C, px = nhwc ? d.OH * d.OW : d.OH * d.OW, ch = nhwc ? C : 1;
   const T* pp = p + u * px * ch;
   T* po = out + u * px * ch;
   if (!nhwc) {
@@ -268,36 +268,79 @@ void act(int nhwc, const T* p, T* out, const A* scale, const A* shift, const Dim
     }
 }
 
-template <class T, class A, int CC>
+// Reductions in independent lanes (8 per plane for nchw; the channel period L for nhwc), so the
+// loops vectorise instead of waiting on one accumulator.
+template <class T, class A>
 void red(int nhwc, const T* p, const T* g, const A* scale, const A* shift, const A* mean,
          const A* invstd, double* gb, double* gw, const Dims& d, i64 u) {
-  const i64 C = CC > 0 ? CC : d.C, px = nhwc ? d.OW : d.OH * d.OW, ch = nhwc ? C : 1;
-  const T* pp = p + u * px * ch;
-  const T* gp = g + u * px * ch;
-  double* b = gb + u * ch;
-  double* w = gw + u * ch;
-  for (i64 c = 0; c < ch; ++c) b[c] = w[c] = 0;
+  const i64 C = d.C, n = nhwc ? d.OH * d.OW * C : d.OH * d.OW;  // nhwc: u = one sample
+  const T* pp = p + u * n;
+  const T* gp = g + u * n;
   if (!nhwc) {
     const i64 k = u % C;
     const A sc = scale[k], sh = shift[k], mu = mean[k], is = invstd[k];
-    double sb = 0, sw = 0;
-    for (i64 i = 0; i < px; ++i) {
-      const A x = A(load(pp[i]));
-      const double gz = x * sc + sh > 0 ? double(load(gp[i])) : 0.0;
-      sb += gz;
-      sw += gz * double((x - mu) * is);
+    A sb[16] = {0}, sw[16] = {0};  // short per-lane float sums, added in double below
+    i64 i = 0;
+    for (; i + 16 <= n; i += 16)
+      for (int l = 0; l < 16; ++l) {
+        const A x = A(load(pp[i + l])), gv = A(load(gp[i + l]));
+        const A gz = x * sc + sh > 0 ? gv : A(0);
+        sb[l] += gz;
+        sw[l] += gz * ((x - mu) * is);
+      }
+    for (; i < n; ++i) {
+      const A x = A(load(pp[i])), gv = A(load(gp[i]));
+      const A gz = x * sc + sh > 0 ? gv : A(0);
+      sb[0] += gz;
+      sw[0] += gz * ((x - mu) * is);
     }
-    b[0] = sb, w[0] = sw;
+    gb[u] = gw[u] = 0;
+    for (int l = 0; l < 16; ++l) gb[u] += double(sb[l]), gw[u] += double(sw[l]);
     return;
   }
-  for (i64 i = 0; i < px; ++i)
-    for (i64 c = 0; c < C; ++c) {
-      const A x = A(load(pp[i * C + c]));
-      const A z = x * scale[c] + shift[c];
-      const double gz = z > 0 ? double(load(gp[i * C + c])) : 0.0;
+  const i64 L = period(C) <= kMaxPeriod ? period(C) : C;
+  double* b = gb + u * C;
+  double* w = gw + u * C;
+  for (i64 c = 0; c < C; ++c) b[c] = w[c] = 0;
+  if (L > kMaxPeriod) {
+    for (i64 i = 0; i < n; ++i) {
+      const i64 c = i % C;
+      const A x = A(load(pp[i]));
+      const double gv = load(gp[i]), gz = x * scale[c] + shift[c] > 0 ? gv : 0.0;
       b[c] += gz;
       w[c] += gz * double((x - mean[c]) * invstd[c]);
     }
+    return;
+  }
+  // Lanes accumulate in A, one row of the sample at a time, then into double: short float sums
+  // keep the loop vectorised without the rounding of one long float sum.
+  A sc[kMaxPeriod], sh[kMaxPeriod], mu[kMaxPeriod], is[kMaxPeriod], lb[kMaxPeriod], lw[kMaxPeriod];
+  for (i64 l = 0; l < L; ++l) {
+    const i64 c = l % C;
+    sc[l] = scale[c], sh[l] = shift[c], mu[l] = mean[c], is[l] = invstd[c];
+  }
+  const i64 row = d.OW * C;
+  for (i64 r = 0; r < d.OH; ++r) {
+    const T* pr = pp + r * row;
+    const T* gr = gp + r * row;
+    for (i64 l = 0; l < L; ++l) lb[l] = lw[l] = 0;
+    i64 i = 0;
+    for (; i + L <= row; i += L)
+      for (i64 l = 0; l < L; ++l) {
+        const A x = A(load(pr[i + l])), gv = A(load(gr[i + l]));
+        const A gz = x * sc[l] + sh[l] > 0 ? gv : A(0);
+        lb[l] += gz;
+        lw[l] += gz * ((x - mu[l]) * is[l]);
+      }
+    for (; i < row; ++i) {  // i is a multiple of C here, so the lane of element i is i % L
+      const i64 l = i % L;
+      const A x = A(load(pr[i])), gv = A(load(gr[i]));
+      const A gz = x * sc[l] + sh[l] > 0 ? gv : A(0);
+      lb[l] += gz;
+      lw[l] += gz * ((x - mu[l]) * is[l]);
+    }
+    for (i64 l = 0; l < L; ++l) b[l % C] += double(lb[l]), w[l % C] += double(lw[l]);
+  }
 }
 
 // ---- backward: dy = c1 * y + c0, then the winners' terms ------------------------------------
@@ -413,15 +456,9 @@ template <class T, class A>
 void red_all(int nhwc, const void* p, const void* g, const A* scale, const A* shift,
              const A* mean, const A* invstd, double* gb, double* gw, const Dims& d, i64 units,
              int threads) {
-  auto run = red<T, A, 0>;
-  if (nhwc) {
-#define FL_CALL(CC) run = red<T, A, CC>
-    FL_BY_CHANNELS(d.C, FL_CALL)
-#undef FL_CALL
-  }
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (i64 u = 0; u < units; ++u)
-    run(nhwc, static_cast<const T*>(p), static_cast<const T*>(g), scale, shift, mean, invstd, gb,
+    red<T, A>(nhwc, static_cast<const T*>(p), static_cast<const T*>(g), scale, shift, mean, invstd, gb,
         gw, d, u);
 }
 
