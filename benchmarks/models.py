@@ -31,6 +31,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import fuselab.models as fm
+from fuselab.train.memory import retain_freed_memory
 
 IMAGE = {"preset": "avmnist_image"}
 AUDIO = {"preset": "avmnist_audio"}
@@ -171,6 +172,9 @@ def main() -> None:
             if getattr(args, key) == ap.get_default(key):
                 setattr(args, key, value)
     torch.set_num_threads(args.threads)
+    # As under fit (TrainConfig.retain_memory): without it each step's page faults depend on
+    # which model ran before, which would make the ratios order-dependent.
+    retain_freed_memory()
     shapes = {"image": (1, 28, 28), "audio": (1, 201, args.frames)}
     common = dict(shapes=shapes, batch=args.batch, repeats=args.repeats, warmup=args.warmup,
                   seed=args.seed)
