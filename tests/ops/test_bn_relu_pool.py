@@ -142,6 +142,13 @@ def test_gradcheck(backend: str, gen: torch.Generator) -> None:
     assert torch.autograd.gradcheck(f, (y, w, b))
 
 
+def test_double_backward_is_refused(backend: str) -> None:
+    y = torch.randn(4, 3, 6, 6, dtype=torch.float64, requires_grad=True)
+    out = bn_relu_maxpool(y, nn.BatchNorm2d(3).double(), 2).sum()
+    with pytest.raises(RuntimeError, match=r"higher-order gradients.*set_fused\(model, False\)"):
+        torch.autograd.grad(out, y, create_graph=True)
+
+
 def test_same_result_for_any_thread_count(backend: str, gen: torch.Generator) -> None:
     y = torch.randn(16, 6, 41, 30, generator=gen).contiguous(memory_format=torch.channels_last)
     outs = []

@@ -183,6 +183,11 @@ class _BNReLUMaxPool(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
+        if torch.is_grad_enabled():  # create_graph=True: these gradients would be constants
+            raise RuntimeError(
+                "bn_relu_maxpool: higher-order gradients are not supported (backward with "
+                "create_graph=True); run the conv stages unfused: "
+                "fuselab.models.set_fused(model, False)")
         y, where, p, scale, shift, mean, invstd = ctx.saved_tensors
         be = _Native(native.library(), y, ctx.k) if ctx.native else _Torch(y, ctx.k)
         dy, gw, gb = be.backward(where, p, g, scale, shift, mean, invstd, ctx.batch_stats)
