@@ -200,7 +200,7 @@ def test_native_build_and_fallback(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("FUSELAB_CACHE", str(tmp_path / "good"))
     native.reset()
     assert native.library() is not None
-    assert len(list((tmp_path / "good" / "kernels").glob("bn_relu_pool-*.so"))) == 1
+    assert len(list((tmp_path / "good" / "kernels").glob("fuselab-ops-*.so"))) == 1
     monkeypatch.setenv("FUSELAB_CACHE", str(tmp_path / "bad"))
     monkeypatch.setenv("CXX", "false")
     native.reset()

@@ -1,5 +1,5 @@
 """The native kernels of :mod:`fuselab.ops`: ``csrc/*.cpp`` built once per machine with the
-system C++ compiler and called through :mod:`ctypes`.
+system C++ compiler into one shared library and called through :mod:`ctypes`.
 
 The sources use no torch headers, so a build takes about a second (a torch C++ extension takes
 a minute). The shared library is cached under ``$FUSELAB_CACHE`` (default
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-_SRC = Path(__file__).parent / "csrc" / "bn_relu_pool.cpp"
+_CSRC = Path(__file__).parent / "csrc"
 _FLAGS = ["-O3", "-march=native", "-shared", "-fPIC", "-std=c++17", "-ffp-contract=off", "-fopenmp"]
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -54,16 +54,17 @@ def _build() -> ctypes.CDLL:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not sys.platform.startswith("linux") or cxx is None:
         raise OSError("they need Linux and a C++ compiler (g++, c++ or $CXX)")
-    source = _SRC.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join([cxx, *_FLAGS]).encode(),
+    sources = sorted(_CSRC.glob("*.cpp"))
+    text = [p.read_bytes() for p in sorted(_CSRC.glob("*.[ch]*"))]
+    key = hashlib.sha256(b"\0".join([*text, " ".join([cxx, *_FLAGS]).encode(),
                                      _cpu_signature().encode()])).hexdigest()[:16]
-    out = cache_dir() / f"bn_relu_pool-{key}.so"
+    out = cache_dir() / f"fuselab-ops-{key}.so"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         # Build beside the target and rename: concurrent processes never load a partial file.
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             part = Path(tmp) / out.name
-            proc = subprocess.run([cxx, *_FLAGS, str(_SRC), "-o", str(part)],
+            proc = subprocess.run([cxx, *_FLAGS, *map(str, sources), "-o", str(part)],
                                   capture_output=True, text=True, timeout=300)
             if proc.returncode != 0:
                 raise OSError(f"{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
