@@ -24,7 +24,8 @@ SHAPES = {"image": (1, 28, 28), "audio": (1, 201, 24)}
 
 def avmnist_models() -> dict[str, dict]:
     specs = expand(load_config(EXAMPLES / "avmnist.toml"))
-    return {s.variant: s.config["model"] for s in specs}
+    # one entry per model (the grid also varies the training noise)
+    return {s.variant.split(" · train_snr")[0]: s.config["model"] for s in specs}
 
 
 @pytest.mark.parametrize(("variant", "config"), sorted(avmnist_models().items()))
@@ -67,3 +68,22 @@ def test_channels_last_setting_is_validated() -> None:
     for bad in (1, "yes", None):
         with pytest.raises(ValueError, match=r"channels_last.*true, false or 'auto'"):
             TrainConfig(channels_last=bad)
+
+
+def test_evaluations_run_channels_last_and_restore_the_layout() -> None:
+    from fuselab.evaluate._common import eval_mode
+
+    torch.manual_seed(0)
+    model = fm.build(avmnist_models()["late · concat"], input_shapes=SHAPES, num_outputs=10)
+    model.train()
+    x = {m: torch.randn(4, *s) for m, s in SHAPES.items()}
+    ref = copy.deepcopy(model).eval()
+    fm.set_fused(ref, False)
+    with eval_mode(model):
+        assert all(c.weight.is_contiguous(memory_format=torch.channels_last)
+                   for c in model.modules() if isinstance(c, nn.Conv2d))
+        out = model(x)
+    assert model.training
+    assert all(c.weight.is_contiguous() for c in model.modules() if isinstance(c, nn.Conv2d))
+    with torch.no_grad():
+        torch.testing.assert_close(out, ref(x), rtol=1e-4, atol=1e-5)

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
-from fuselab.models.encoders.cnn import ConvStage
+from fuselab.models import prefers_channels_last
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
@@ -36,11 +36,7 @@ from fuselab.train.progress import Progress
 def resolve_channels_last(setting: bool | str, model: nn.Module) -> bool:
     """``TrainConfig.channels_last``: ``"auto"`` is on when the model has 2-D convolutions and all
     of them sit in fuselab conv stages (channels-last safe, and fastest with the fused kernels)."""
-    if setting != "auto":
-        return bool(setting)
-    stage_convs = {id(m.conv) for m in model.modules() if isinstance(m, ConvStage)}
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    return bool(convs) and all(id(c) in stage_convs for c in convs)
+    return prefers_channels_last(model) if setting == "auto" else bool(setting)
 
 
 class Trainer:

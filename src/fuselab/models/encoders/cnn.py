@@ -75,6 +75,15 @@ class ConvStage(Stage):
         return self.pool(self.act(self.norm(y)))
 
 
+def prefers_channels_last(model: nn.Module) -> bool:
+    """Whether ``model`` has 2-D convolutions and all of them sit in :class:`ConvStage` s: then
+    channels-last is safe (no stage ``.view`` s a map) and fastest (oneDNN's convolutions and the
+    fused op's kernels). Used by ``TrainConfig(channels_last="auto")`` and the evaluations."""
+    stage_convs = {id(m.conv) for m in model.modules() if isinstance(m, ConvStage)}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    return bool(convs) and all(id(c) in stage_convs for c in convs)
+
+
 def set_fused(model: nn.Module, fused: bool) -> nn.Module:
     """Switch every :class:`ConvStage` in ``model`` to the fused (``True``) or the textbook
     (``False``) BatchNorm -> ReLU -> max-pool; returns ``model``. Parameters are unchanged."""
