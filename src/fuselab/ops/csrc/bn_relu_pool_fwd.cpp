@@ -1,5 +1,5 @@
-// Kernels of fuselab.ops.bn_relu_maxpool. Plain C ABI, no torch headers: g++ builds this in
-// about a second and Python calls it through ctypes.
+// Kernels of fuselab.ops.bn_relu_maxpool. Plain C ABI, no torch headers: g++ builds the
+// library in seconds and Python calls it through ctypes.
 //
 // Layouts: nchw = (B, C, H, W) contiguous, one slice u = one (b, c) plane; nhwc = channels-last
 // (B, H, W, C) in memory, one slice u = (b, oh): the input rows of output row oh, all channels.
