@@ -45,15 +45,29 @@ def _report_paths(study_dir: str) -> dict[str, Any]:
     return dict(build_report(study_dir))
 
 
+def _load_study_config(args: argparse.Namespace) -> Any:
+    from fuselab.study import load_config
+    from fuselab.study.overrides import load_overrides, parse_assignment
+
+    overrides: dict[str, Any] = {}
+    for path in args.overrides or []:
+        overrides.update(load_overrides(path))
+    overrides.update(parse_assignment(text) for text in args.set or [])
+    origin = ", ".join([*(args.overrides or []), *(["--set"] if args.set else [])])
+    return load_config(args.config, overrides, origin=origin or "override")
+
+
 def _cmd_study(args: argparse.Namespace) -> int:
+    import shlex
+
     from fuselab.study import ConfigError, StoreError, StudyDirError, run_study
 
     try:
         summary = run_study(
-            args.config, args.out, resume=args.resume, force=args.force,
+            _load_study_config(args), args.out, resume=args.resume, force=args.force,
             retry_failed=args.retry_failed, workers=args.workers, backend=args.backend,
             address=args.address, data_dir=args.data_dir, db_url=args.db_url,
-            progress=not args.quiet,
+            progress=not args.quiet, command=shlex.join(["fuselab", *args.argv]),
         )
     except (ConfigError, StudyDirError, StoreError, FileNotFoundError) as e:
         return _fail(str(e))
@@ -64,6 +78,11 @@ def _cmd_study(args: argparse.Namespace) -> int:
           f"{summary.total} runs ({summary.skipped} already finished) in {summary.wall_s:.1f}s")
     for w in summary.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    if summary.claims:
+        from fuselab.study.claims import count_verdicts
+
+        print(f"claims: {count_verdicts(summary.claims)} (fuselab show {summary.study_dir} "
+              "--claims)")
     if args.no_report:
         return 0 if summary.failed == 0 else 1
     try:
@@ -76,15 +95,24 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fuselab.study import StoreError
+    from fuselab.study import ConfigError, StoreError
 
+    if args.figures_dir and not args.results_md:
+        return _fail("--figures-dir needs --results-md")
     try:
         paths = _report_paths(args.dir)
-    except StoreError as e:
+        if args.results_md:
+            from fuselab.report.results_md import write_results_md
+
+            res = write_results_md(args.dir, args.results_md, figures_dir=args.figures_dir,
+                                   force=args.force)
+    except (StoreError, ConfigError, FileExistsError, FileNotFoundError) as e:
         return _fail(str(e))
     for kind in ("html", "md"):
         if kind in paths:
             print(f"{kind}: {paths[kind]}")
+    if args.results_md:
+        print(f"results: {res['md']} ({len(res['figures'])} figures)")
     return 0
 
 
@@ -99,27 +127,60 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _show_claims(args: argparse.Namespace, study: dict[str, Any], runs: list[Any],
+                 records: list[Any]) -> int:
+    from fuselab.study import ConfigError
+    from fuselab.study.claims import claims_of, count_verdicts, evaluate_claims
+
+    try:
+        verdicts = evaluate_claims(claims_of(study), runs, records)
+    except ConfigError as e:
+        return _fail(f"the stored study config: {e}")
+    if args.format == "json":
+        out = {"study": study.get("name"), "claims": [v.to_dict() for v in verdicts]}
+        print(json.dumps(_json_safe(out), indent=2, allow_nan=False))
+    elif args.format == "markdown":
+        from fuselab.report.claims import claims_markdown
+
+        print(claims_markdown(verdicts), end="")
+    else:
+        print(f"study {study.get('name')!r}: claims: {count_verdicts(verdicts)}")
+        for i, v in enumerate(verdicts, start=1):
+            print(f"{i}. [{v.verdict}] {v.claim.name} ({v.claim.source})\n"
+                  f"   fuselab: {v.value}\n   {v.reason}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from fuselab.study import StoreError, open_store
+    from fuselab.study.environment import describe_environment
 
+    if args.format == "markdown" and not args.claims:
+        return _fail("--format markdown prints the claims table: add --claims")
     try:
         store = open_store(args.dir, readonly=True)
         try:
             runs = store.runs()
             study = store.study()
+            records = store.records() if args.claims else []
         finally:
             store.close()
     except StoreError as e:
         return _fail(str(e))
+    if args.claims:
+        return _show_claims(args, study, runs, records)
     if args.format == "json":
         keys = ("run_id", "status", "variant", "factors", "seed", "config", "metrics", "error",
                 "duration_s", "checkpoint_path")
-        out = {"study": study.get("name"), "runs": [{k: r[k] for k in keys} for r in runs]}
+        out = {"study": study.get("name"), "environment": study.get("environment") or {},
+               "runs": [{k: r[k] for k in keys} for r in runs]}
         print(json.dumps(_json_safe(out), indent=2, allow_nan=False))
         return 0
     counts = {s: sum(r["status"] == s for r in runs) for s in ("done", "failed", "running",
                                                               "pending")}
     print(f"study {study.get('name')!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    for label, text in describe_environment(study.get("environment") or {}):
+        print(f"  {label}: {text}")
     try:
         from fuselab.report import format_results_table, results_table
 
@@ -165,21 +226,35 @@ def build_parser() -> argparse.ArgumentParser:
                     help="SQLAlchemy database URL instead of DIR/results.sqlite")
     st.add_argument("--no-report", action="store_true", help="do not build the report")
     st.add_argument("--quiet", action="store_true", help="no progress output")
+    st.add_argument("--set", action="append", metavar="PATH=VALUE",
+                    help="override a config value, e.g. train.epochs=1 (a TOML value; repeatable)")
+    st.add_argument("--overrides", action="append", metavar="FILE",
+                    help="a flat TOML table of PATH = value overrides, e.g. a reproduction's "
+                         "smoke.toml (applied before --set; repeatable)")
     st.set_defaults(func=_cmd_study)
 
     rep = sub.add_parser("report", help="(re)build report.html and report.md of a study")
     rep.add_argument("dir", help="study directory")
+    rep.add_argument("--results-md", metavar="PATH", default=None,
+                     help="also write a RESULTS.md skeleton (command, machine, claims, figures)")
+    rep.add_argument("--figures-dir", metavar="DIR", default=None,
+                     help="where --results-md copies its claim figures (default: beside it)")
+    rep.add_argument("--force", action="store_true", help="overwrite an existing --results-md")
     rep.set_defaults(func=_cmd_report)
 
     show = sub.add_parser("show", help="print a study's results")
     show.add_argument("dir", help="study directory")
-    show.add_argument("--format", choices=("table", "json"), default="table")
+    show.add_argument("--claims", action="store_true",
+                      help="print the verdicts of the study's [[claims]]")
+    show.add_argument("--format", choices=("table", "json", "markdown"), default="table",
+                      help="markdown: the claims table (with --claims)")
     show.set_defaults(func=_cmd_show)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args))
 
 

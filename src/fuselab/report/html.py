@@ -38,6 +38,9 @@ caption{caption-side:bottom;text-align:left;font-size:12px;color:#555;padding-to
 figure{margin:14px 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:13px;color:#444;max-width:1100px}
 .status-failed{color:#b00020;font-weight:600} .status-done{color:#1b6e20}
+.verdict-holds{color:#1b6e20;font-weight:600} .verdict-does-not-hold{color:#b00020;font-weight:600}
+.verdict-inconclusive{color:#8a6d00;font-weight:600}
+#claims td{white-space:normal;max-width:420px}
 """
 
 _JS = """
@@ -99,6 +102,8 @@ def _table_html(t: Table) -> str:
             klass = ' class="pre"' if i in t.pre_columns else ""
             if t.columns[i] == "status":
                 klass = f' class="status-{escape(cell.text)}"'
+            elif t.columns[i] == "verdict":
+                klass = f' class="verdict-{escape(cell.text.split(":")[0].replace(" ", "-"))}"'
             cells.append(f'<td data-sort="{key}"{klass}>{escape(cell.text)}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     text = (t.caption + " Click a column header to sort.").strip() if t.sortable else t.caption

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from fuselab.report import fig_design, fig_inspect, fig_noise
 from fuselab.report.aggregate import Stat, fmt_stat
+from fuselab.report.claims import claims_section, environment_section
 from fuselab.report.context import ReportData
 from fuselab.report.document import Cell, FigureRef, Section, Table
 from fuselab.report.plotting import FigureSink
@@ -80,7 +81,15 @@ def build_sections(data: ReportData, sink: FigureSink, *, strict: bool = False) 
             return []
         return [t] if t is not None and t.rows else []
 
+    try:
+        claims = claims_section(data, sink)
+    except Exception as exc:  # a stored claim the current schema rejects must not cost the report
+        if strict:
+            raise
+        warnings.append(f"claims_section: {type(exc).__name__}: {exc}")
+        claims = Section("claims", "Claims")
     sections = [
+        claims,
         Section("leaderboard-section", "Leaderboard",
                 "One row per variant (grid point without the seed); failed runs are excluded "
                 "from the statistics and listed at the end.",
@@ -109,6 +118,7 @@ def build_sections(data: ReportData, sink: FigureSink, *, strict: bool = False) 
         Section("failed-section", "Failed runs",
                 "Runs that raised (or stopped on a non-finite loss), with the recorded message.",
                 tables=table(failed_table)),
+        environment_section(data),
     ]
     if warnings:
         rows = [[Cell(w, None)] for w in warnings]

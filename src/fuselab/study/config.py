@@ -11,6 +11,7 @@ A study file has these tables (see docs/study.md for every key)::
     [grid]       train_snr = [...], axes = {...}         product axes over every variant
     [evaluate]   evaluation name -> true | {options}
     [execution]  threads_per_run, workers, max_retries, device, checkpoints, tensorboard, mlflow
+    [[claims]]   what the study should show, checked from the stored records (study/claims/)
 
 Validation here is structural (keys, types, allowed values), each error naming its path, e.g.
 ``grid.fusion[2].op``. The semantic check (every model built once, every evaluation's options
@@ -19,7 +20,8 @@ against its signature) is :func:`fuselab.study.plan.check_plan`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ import tomllib
 import yaml
 
 from fuselab.study import _check as c
+from fuselab.study.claims.schema import Claim, parse_claims
 from fuselab.study.errors import ConfigError
+from fuselab.study.overrides import apply_overrides
 
 #: Short keys allowed in a ``[[grid.fusion]]`` entry: key -> (factor name or None, target path).
 #: A list value is expanded as a product (``op = ["concat", "lowrank"]`` gives two variants).
@@ -43,7 +47,7 @@ SHORTHANDS: dict[str, tuple[str | None, str]] = {
     "grad_blend": ("grad_blend", "train.grad_blend"),
 }
 _FUSION_RESERVED = ("label", "factors", "model", "train", "evaluate")
-_TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution")
+_TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution", "claims")
 
 
 @dataclass(frozen=True)
@@ -113,10 +117,18 @@ class StudyConfig:
     execution: ExecutionConfig
     raw: dict[str, Any]
     source: Path | None = None
+    claims: list[Claim] = field(default_factory=list)
+    #: ``{dotted path: value}`` applied to the file before validation (``--set``, smoke.toml).
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
-def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a ``.toml`` / ``.yaml`` / ``.yml`` study file."""
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
+                origin: str = "override") -> StudyConfig:
+    """Read and validate a ``.toml`` / ``.yaml`` / ``.yml`` study file.
+
+    ``overrides`` (``{"train.epochs": 1}``) are set before validation, see
+    :mod:`fuselab.study.overrides`; ``origin`` names them in error messages.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"study config not found: {str(p)!r}")
@@ -130,6 +142,9 @@ def load_config(path: str | Path) -> StudyConfig:
             raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .yml")
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
         raise ConfigError("", f"{p}: cannot parse: {e}") from None
+    if overrides:
+        raw = apply_overrides(c.table(raw, ""), overrides, tables=_TOP, origin=origin)
+        return replace(parse_config(raw, source=p), overrides=dict(overrides))
     return parse_config(raw, source=p)
 
 
@@ -171,6 +186,7 @@ def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
         execution=_execution(top.get("execution", {})),
         raw=top,
         source=source,
+        claims=parse_claims(top.get("claims", [])),
     )
 
 

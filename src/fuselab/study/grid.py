@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fuselab.study import _check as c
+from fuselab.study.claims.check import check_claim_variants
 from fuselab.study.config import SHORTHANDS, StudyConfig
 from fuselab.study.errors import ConfigError
 
@@ -108,6 +109,7 @@ def expand(cfg: StudyConfig) -> list[RunSpec]:
     if cfg.baseline is not None and cfg.baseline not in names and not _baseline_prefix(cfg, runs):
         raise ConfigError("study.baseline", f"no variant named {cfg.baseline!r}; "
                                             f"variants: {sorted(names)}")
+    check_claim_variants(cfg.claims, runs)
     return runs
 
 

@@ -6,7 +6,8 @@ expanded grid is tried for real: each data config is loaded, each training confi
 model config is built and run forward on two training samples, and every evaluation of that run
 is tried once on a few samples with the untrained model (cheap options such as one timing repeat),
 so an evaluation the model does not support fails here, not after training. A problem is reported with the
-``[[grid.fusion]]`` entry (or table) it comes from, so nothing fails an hour into a study.
+``[[grid.fusion]]`` entry (or table) it comes from, so nothing fails an hour into a study. The
+records of those dry runs are what ``[[claims]]`` are checked against (metric and condition names).
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
 
     seen_train: set[str] = set()
     seen_model: set[str] = set()
+    dry: list[list[dict[str, Any]]] = []  # records of each dry-run model
+    # training curves hold val_<test metric>: a claim on them needs the test metrics' names
+    extra = ("test",) if any(cl.evaluation == "curve" for cl in cfg.claims) else ()
     for spec in specs:
         tkey = canonical_json(spec.config["train"])
         if tkey not in seen_train:
@@ -62,7 +66,11 @@ def check_plan(cfg: StudyConfig, specs: list[RunSpec], data_root: str | None = N
             raise ConfigError("data", f"cannot load dataset {cfg.data.name!r}: "
                                       f"{str(e).strip(chr(34))}") from None
         model = _try_model(spec, splits["train"], num_outputs(splits["train"]))
-        _try_evaluations(spec, model, splits)
+        dry.append(_try_evaluations(spec, model, splits, extra))
+    if cfg.claims:
+        from fuselab.study.claims.check import check_claim_records, derived_records
+
+        check_claim_records(cfg.claims, derived_records(dry))
 
 
 def _check_operators(cfg: StudyConfig) -> None:
@@ -83,24 +91,29 @@ _DRY = {"repeats": 1, "warmup": 0, "throughput_batch": 4, "train_batch": 4, "flo
         "max_samples": 4, "reference": 2, "max_train": 8, "max_test": 8, "batch_size": 8}
 
 
-def _try_evaluations(spec: RunSpec, model: Any, splits: dict[str, Any]) -> None:
-    """Run every evaluation of ``spec`` once on a few samples with the untrained model."""
+def _try_evaluations(spec: RunSpec, model: Any, splits: dict[str, Any],
+                     extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Run every evaluation of ``spec`` (and ``extra`` ones) once on a few samples with the
+    untrained model; returns their records."""
     import inspect
 
     from fuselab.study.evaluations import CROSS_RUN, resolve, run_evaluation
 
     tiny = {k: ds.subset(list(range(min(len(ds), 8 if k != "train" else 16))))
             for k, ds in splits.items()}
-    for name, opts in spec.config["evaluate"].items():
+    records: list[dict[str, Any]] = []
+    todo = {**{e: {} for e in extra}, **spec.config["evaluate"]}
+    for name, opts in todo.items():
         if name in CROSS_RUN:
             continue
         accepted = inspect.signature(resolve(name)).parameters
         dry = {**opts, **{k: v for k, v in _DRY.items() if k in accepted}}
         try:
-            run_evaluation(name, dry, model, tiny, 8)
+            records += run_evaluation(name, dry, model, tiny, 8)
         except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as e:
             raise ConfigError(f"{spec.where} ({spec.variant!r}) -> evaluate.{name}",
                               f"fails on this model: {type(e).__name__}: {e}") from None
+    return records
 
 
 def _try_model(spec: RunSpec, train: Any, n_out: int) -> Any:

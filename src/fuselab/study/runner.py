@@ -11,6 +11,7 @@ runs that are not finished (``pending``/``running``; ``failed`` too with ``retry
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -19,9 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fuselab.study.claims import Verdict, evaluate_claims
 from fuselab.study.config import StudyConfig, load_config
 from fuselab.study.crossrun import robustness_vs_baseline
+from fuselab.study.environment import Invocation
+from fuselab.study.errors import StoreError
 from fuselab.study.grid import RunSpec, baseline_part, config_hash, expand
+from fuselab.study.overrides import dump_overrides
 from fuselab.study.progress import StudyProgress
 from fuselab.study.store import Store
 from fuselab.study.studydir import StudyLock, open_study_store, prepare
@@ -43,6 +48,8 @@ class StudySummary:
     mode: str
     check_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    #: one :class:`~fuselab.study.claims.Verdict` per ``[[claims]]`` entry, from the store
+    claims: list[Verdict] = field(default_factory=list)
 
 
 def default_workers(threads_per_run: int) -> int:
@@ -72,6 +79,7 @@ def run_study(
     run_fn: RunFn | None = None,
     check: bool = True,
     progress: bool = True,
+    command: str | None = None,
 ) -> StudySummary:
     """Run (or resume) the study described by ``config``; see the module docstring.
 
@@ -84,9 +92,12 @@ def run_study(
         run_fn: the function executing one run (default: the real pipeline,
             :func:`fuselab.study.execute.execute_run`).
         check: build every model once and validate every option before any run.
+        command: the command line recorded with the environment (default: ``sys.argv``).
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
+    invocation = Invocation(command, cfg.execution.device)
+    completed = False
     if backend not in ("local", "ray"):
         raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
     specs = expand(cfg)
@@ -114,6 +125,7 @@ def run_study(
             prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
                     force=force, apply=True)
             store.init_study(cfg.name, cfg.raw, study_hash(cfg, specs))
+            invocation.record_start(store, cfg.overrides)
             _save_config(cfg, study_dir)
             store.add_runs(specs)
             ckpt_dir = study_dir / "checkpoints"
@@ -139,14 +151,18 @@ def run_study(
                 bar.close()
             warnings = _cross_run(store, cfg)
             final = store.status()
+            verdicts = evaluate_claims(cfg.claims, store.runs(), store.records())
+            completed = True
         finally:
+            with contextlib.suppress(StoreError):  # the end time must not mask the real error
+                invocation.record_end(store, interrupted=not completed)
             store.close()
     return StudySummary(
         study_dir=study_dir, total=len(specs), executed=len(tasks),
         done=sum(v == "done" for v in final.values()),
         failed=sum(v == "failed" for v in final.values()),
         skipped=len(specs) - len(tasks), wall_s=time.perf_counter() - t0, run_time_s=run_time,
-        mode=mode, check_s=check_s, warnings=warnings,
+        mode=mode, check_s=check_s, warnings=warnings, claims=verdicts,
     )
 
 
@@ -201,6 +217,13 @@ def _cross_run(store: Store, cfg: StudyConfig) -> list[str]:
 
 
 def _save_config(cfg: StudyConfig, study_dir: Path) -> None:
+    # overrides.toml beside the config copy: the two reproduce the study (--overrides FILE)
+    over = study_dir / "overrides.toml"
+    if cfg.overrides:
+        over.with_suffix(".tmp").write_text(dump_overrides(cfg.overrides), encoding="utf-8")
+        os.replace(over.with_suffix(".tmp"), over)
+    else:
+        over.unlink(missing_ok=True)
     if cfg.source is None:
         return
     dest = study_dir / f"config{cfg.source.suffix}"

@@ -3,7 +3,7 @@
 Read interface (docs/architecture.md, used by :mod:`fuselab.report`)::
 
     store = open_store("runs/quickstart")      # a study dir, or a database URL
-    store.study()    # {"name", "config", "created_at"}
+    store.study()    # {"name", "config", "created_at", "config_hash", "environment"}
     store.runs()     # [{"run_id", "status", "variant", "factors", "seed", "config", "metrics",
                      #   "error", "duration_s", "checkpoint_path"}, ...]
     store.records()  # [{"run_id", "evaluation", "metric", "value", **condition}, ...]
@@ -78,7 +78,8 @@ class Store:
 
     # ---- read interface (docs/architecture.md) -------------------------------------------
     def study(self) -> dict[str, Any]:
-        """``{"name", "config", "created_at"}`` (plus ``config_hash``); ``{}`` before init."""
+        """``{"name", "config", "created_at", "config_hash", "environment"}``; ``{}`` before
+        init. ``environment`` is where and how the study last ran (study/environment.py)."""
         meta = {k: v for k, v in self.conn.query("SELECT key, value FROM study")}
         if not meta:
             return {}
@@ -87,6 +88,7 @@ class Store:
             "config": json.loads(meta.get("config", "{}")),
             "created_at": meta.get("created_at", ""),
             "config_hash": meta.get("config_hash", ""),
+            "environment": json.loads(meta.get("environment", "{}")),
         }
 
     def runs(self) -> list[dict[str, Any]]:
@@ -136,6 +138,13 @@ class Store:
             )
 
         self.conn.write(fn)
+
+    def write_meta(self, values: Mapping[str, Any]) -> None:
+        """Set study-table entries (JSON-encoded), e.g. ``{"environment": {...}}``."""
+        rows = [{"k": k, "v": _dumps(v)} for k, v in values.items()]
+        self.conn.write(lambda tx: tx.executemany(
+            "INSERT INTO study (key, value) VALUES (:k, :v) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", rows))
 
     def clear(self) -> None:
         """Forget every run and record (``--force`` on a study dir of another config)."""
