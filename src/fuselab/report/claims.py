@@ -56,7 +56,8 @@ def claims_markdown(verdicts: Sequence[Verdict]) -> str:
     verdict with its reason."""
     if not verdicts:
         return "(this study declares no claims)\n"
-    return _table_md(Table("claims", CLAIM_COLUMNS, _rows(verdicts, with_reason=True)))
+    return _table_md(Table("claims", CLAIM_COLUMNS, _rows(verdicts, with_reason=True),
+                           left_columns=len(CLAIM_COLUMNS)))
 
 
 def claims_section(data: ReportData, sink: FigureSink) -> Section:
@@ -76,7 +77,8 @@ def claims_section(data: ReportData, sink: FigureSink) -> Section:
             "inside the seed spread. Each figure shows the numbers its claim compared.")
     figures = [f for i, v in enumerate(verdicts, start=1)
                if (f := claim_figure(v, sink, i)) is not None]
-    table = Table("claims", [*CLAIM_COLUMNS, "reason", "reads"], rows, sortable=False)
+    table = Table("claims", [*CLAIM_COLUMNS, "reason", "reads"], rows, sortable=False,
+                  left_columns=len(CLAIM_COLUMNS) + 2)
     return Section("claims", "Claims", text, tables=[table], figures=figures)
 
 

@@ -29,6 +29,8 @@ class Table:
     sortable: bool = True
     #: Columns shown as preformatted text (error messages with tracebacks).
     pre_columns: tuple[int, ...] = ()
+    #: Leading columns aligned left in Markdown (the rest hold numbers: right).
+    left_columns: int = 2
 
 
 @dataclass(frozen=True)

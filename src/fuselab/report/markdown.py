@@ -34,7 +34,7 @@ def _table_md(t: Table) -> str:
             lines += [_fence(row[i].text) + "\n" for i in t.pre_columns]
         return "\n".join(lines)
     lines.append("| " + " | ".join(_cell(c) for c in t.columns) + " |")
-    lines.append("|" + "|".join("---" if i < 2 else "---:" for i in range(len(t.columns))) + "|")
+    lines.append("|" + "|".join("---" if i < t.left_columns else "---:" for i in range(len(t.columns))) + "|")
     for row in t.rows:
         lines.append("| " + " | ".join(_cell(c.text) for c in row) + " |")
     if t.caption:
