@@ -30,6 +30,12 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def data_root() -> Path | None:
+    """Root of the shared real data, or None when it is absent (no skip: the caller decides)."""
+    return shared_data_dir()
+
+
 @pytest.fixture
 def gen() -> torch.Generator:
     """A seeded CPU generator, so every test draws the same numbers."""
