@@ -40,6 +40,7 @@ def test_study_with_overrides_then_show_and_results(
     printed = capsys.readouterr().out
     assert "command: fuselab study" in printed and "--set model.acc=0.95" in printed
     assert "overrides: model.acc = 0.95" in printed and "wall time:" in printed
+    assert "claims: 1 holds, 1 does not hold (details: --claims)" in printed
 
     assert main(["show", str(out), "--claims", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)

@@ -162,7 +162,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         try:
             runs = store.runs()
             study = store.study()
-            records = store.records() if args.claims else []
+            declares = bool((study.get("config") or {}).get("claims"))
+            records = store.records() if args.claims or declares else []
         finally:
             store.close()
     except StoreError as e:
@@ -181,6 +182,15 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"study {study.get('name')!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
     for label, text in describe_environment(study.get("environment") or {}):
         print(f"  {label}: {text}")
+    if declares:
+        from fuselab.study import ConfigError
+        from fuselab.study.claims import claims_of, count_verdicts, evaluate_claims
+
+        try:
+            counted = count_verdicts(evaluate_claims(claims_of(study), runs, records))
+        except ConfigError as e:  # a claim the current schema rejects; the results still print
+            counted = f"cannot be judged ({e})"
+        print(f"  claims: {counted} (details: --claims)")
     try:
         from fuselab.report import format_results_table, results_table
 
