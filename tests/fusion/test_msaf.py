@@ -116,6 +116,69 @@ def test_block_dropout_drops_whole_blocks_in_training_only(gen: torch.Generator)
         torch.testing.assert_close(op(x)[m], plain(x)[m])
 
 
+def _block_mask(op: MSAF, x: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
+    """Per-channel view ``{m: (B, C_m, 1, ...)}`` of a ``(B, all blocks)`` block mask."""
+    out, start = {}, 0
+    for m, n in op.num_blocks.items():
+        per_channel = mask[:, start : start + n].repeat_interleave(op.block_channel, dim=1)
+        out[m] = per_channel[:, : x[m].shape[1]].reshape(*x[m].shape[:2], *[1] * (x[m].dim() - 2))
+        start += n
+    return out
+
+
+@pytest.mark.parametrize("mode", ["factor", "authors"])
+def test_block_dropout_modes_mask_the_right_tensors(
+    mode: str, gen: torch.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = 0.4
+    op = _op(gen, block_dropout=p, block_dropout_mode=mode).train()
+    op.blocks[0].join[1].eval()  # BatchNorm on running stats: the factors are a plain function
+    x = _maps(gen, b=4)
+    # blocks: video 3, audio 2, image 2; every sample keeps some and drops some
+    keep = torch.tensor(
+        [[1, 0, 1, 1, 0, 1, 0], [0, 1, 1, 0, 1, 1, 1], [1, 1, 0, 1, 1, 0, 1], [1, 1, 1, 1, 1, 1, 0]],
+        dtype=F64,
+    )
+    mask = keep / (1 - p)
+    monkeypatch.setattr(type(op.blocks[0]), "keep_mask", lambda self, b, dtype, device: mask)
+    out = op(x)
+    m_ch = _block_mask(op, x, mask)
+    masked = {m: x[m] * m_ch[m] for m in x}
+    # Eval-mode factors of the input the join sees: all blocks, or only the kept ones.
+    seen = op.attention(masked if mode == "authors" else x)
+    for m in x:
+        f = seen[m].flatten(1)[:, : x[m].shape[1]].reshape(m_ch[m].shape)
+        want = masked[m] * m_ch[m] * f if mode == "authors" else x[m] * m_ch[m] * f
+        torch.testing.assert_close(out[m], want)
+        dropped = (m_ch[m] == 0).expand_as(x[m])
+        assert bool((out[m][dropped] == 0).all()) and bool((out[m][~dropped] != 0).all())
+    if mode == "authors":  # the join really saw the masked blocks
+        assert not torch.allclose(seen["audio"], op.attention(x)["audio"])
+        # kept blocks carry 1/(1-p)^2 times the factor
+        ratio = out["audio"][:, :, 0] / (x["audio"][:, :, 0] * seen["audio"].flatten(1)[:, :3])
+        kept = m_ch["audio"][:, :, 0] > 0
+        torch.testing.assert_close(ratio[kept], torch.full_like(ratio[kept], 1 / (1 - p) ** 2))
+
+
+@pytest.mark.parametrize("mode", ["factor", "authors"])
+def test_block_dropout_mask_statistics_and_eval_identity(mode: str, gen: torch.Generator) -> None:
+    p = 0.3
+    op = _op(gen, block_dropout=p, block_dropout_mode=mode).train()
+    torch.manual_seed(0)
+    mask = op.blocks[0].keep_mask(20_000, F64, torch.device("cpu"))
+    assert mask.shape == (20_000, 7)
+    assert mask.unique().tolist() == [0.0, pytest.approx(1 / (1 - p))]
+    assert abs(float((mask == 0).double().mean()) - p) < 0.01
+    assert abs(float(mask.mean()) - 1.0) < 0.01  # unbiased in expectation
+    # Eval mode never masks: identical to the same weights without BlockDropout.
+    plain = _op(gen, block_dropout=0.0)
+    plain.load_state_dict(op.state_dict())
+    x = _maps(gen)
+    op.eval()
+    for m, v in op(x).items():
+        torch.testing.assert_close(v, plain(x)[m], rtol=0, atol=0)
+
+
 def test_attention_uses_eval_semantics_and_keeps_mode(gen: torch.Generator) -> None:
     op = _op(gen, block_dropout=0.5).train()
     x = _maps(gen)
@@ -180,6 +243,9 @@ def test_bad_settings_name_the_key() -> None:
         fl.fusion.build("msaf", in_channels=ch, block_channel=2, reduction=1, lam=1.5)
     with pytest.raises(ValueError, match="block_dropout"):
         fl.fusion.build("msaf", in_channels=ch, block_channel=2, reduction=1, block_dropout=1.0)
+    with pytest.raises(ValueError, match=r"block_dropout_mode must be one of .*got 'paper'"):
+        fl.fusion.build("msaf", in_channels=ch, block_channel=2, reduction=1,
+                        block_dropout_mode="paper")
     with pytest.raises(ValueError, match="layout must be one of"):
         fl.fusion.build("msaf", in_channels=ch, block_channel=2, reduction=1, layout="nhwc")
     op = fl.fusion.build("msaf", in_channels=ch, block_channel=2, reduction=1, segments=4)

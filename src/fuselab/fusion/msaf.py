@@ -14,6 +14,7 @@ from fuselab.fusion.base import FeatureMapOp
 from fuselab.fusion.registry import register
 
 LAYOUTS = ("channels_first", "sequence")
+BLOCK_DROPOUT_MODES = ("factor", "authors")
 
 
 class MSAFBlock(nn.Module):
@@ -25,9 +26,11 @@ class MSAFBlock(nn.Module):
         reduction: ``r``; the joint representation has ``C' = floor(C / r)`` features.
         lam: suppression power ``lambda``: factors are ``lambda + (1 - lambda) A``.
         block_dropout: BlockDropout probability ``p`` (training only).
+        block_dropout_mode: ``"factor"`` or ``"authors"``, see :class:`MSAF`.
 
     Shapes:
-        ``{m: (B, |B_m| * C)}`` zero-padded channel means -> ``{m: (B, |B_m|, C)}`` factors.
+        ``{m: (B, |B_m| * C)}`` zero-padded channel means -> ``{m: (B, |B_m|, C)}`` factors
+        (in training with BlockDropout: the factors times the mask, or times its square).
     """
 
     def __init__(
@@ -37,12 +40,14 @@ class MSAFBlock(nn.Module):
         reduction: int,
         lam: float,
         block_dropout: float,
+        block_dropout_mode: str = "factor",
     ) -> None:
         super().__init__()
         self.num_blocks = dict(num_blocks)
         self.block_channel = block_channel
         self.lam = lam
         self.block_dropout = block_dropout
+        self.block_dropout_mode = block_dropout_mode
         reduced = block_channel // reduction
         self.join = nn.Sequential(
             nn.Linear(block_channel, reduced), nn.BatchNorm1d(reduced), nn.ReLU()
@@ -50,21 +55,38 @@ class MSAFBlock(nn.Module):
         # The |B| per-block FCs W_m^i (C' -> C) of equation 3, stacked into one matrix.
         self.highlight = nn.Linear(reduced, sum(self.num_blocks.values()) * block_channel)
 
+    def keep_mask(self, batch: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """BlockDropout mask ``(B, |B|)``: 0 with probability ``p``, else ``1 / (1 - p)``."""
+        keep = torch.rand(batch, sum(self.num_blocks.values()), dtype=dtype, device=device)
+        return (keep >= self.block_dropout).to(dtype) / (1.0 - self.block_dropout)
+
     def forward(self, pooled: Mapping[str, Tensor]) -> dict[str, Tensor]:
         c = self.block_channel
-        # Equation 1 with the pooling first: GAP is linear, so sum-then-pool == pool-then-sum.
+        first = next(iter(pooled.values()))
+        mask = (
+            self.keep_mask(first.shape[0], first.dtype, first.device)
+            if self.training and self.block_dropout > 0
+            else None
+        )
+        # Equation 1 with the pooling first: GAP is linear, so sum-then-pool == pool-then-sum
+        # (and masking a block's mean == the mean of the masked block).
         g: Tensor | None = None
+        start = 0
         for m, n in self.num_blocks.items():
-            d = pooled[m].unflatten(-1, (n, c)).sum(dim=-2)  # D_m, (B, C)
+            blocks = pooled[m].unflatten(-1, (n, c))  # (B, |B_m|, C)
+            if mask is not None and self.block_dropout_mode == "authors":
+                blocks = blocks * mask[:, start : start + n, None]  # dropped before the join
+            start += n
+            d = blocks.sum(dim=-2)  # D_m, (B, C)
             g = d if g is None else g + d
         assert g is not None
         z = self.join(g)  # equation 2 + BatchNorm + ReLU
         logits = self.highlight(z).unflatten(-1, (-1, c))  # (B, |B|, C), equation 3
         factor = self.lam + (1.0 - self.lam) * torch.softmax(logits, dim=1)  # eqs. 4-5
-        if self.training and self.block_dropout > 0:
-            keep = torch.rand(factor.shape[:2], dtype=factor.dtype, device=factor.device)
-            mask = (keep >= self.block_dropout).to(factor.dtype) / (1.0 - self.block_dropout)
-            factor = factor * mask.unsqueeze(-1)
+        if mask is not None:
+            # "authors": the output is (mask * block) * mask * factor, the mask applied twice.
+            scale = mask if self.block_dropout_mode == "factor" else mask * mask
+            factor = factor * scale.unsqueeze(-1)
         return dict(
             zip(self.num_blocks, factor.split(list(self.num_blocks.values()), dim=1), strict=True)
         )
@@ -78,13 +100,22 @@ class MSAF(FeatureMapOp):
     zero-padded), join (sum the blocks, global average pool, sum over modalities, FC with
     reduction ``r`` + BatchNorm + ReLU), highlight (one FC per block, softmax across all blocks
     of all modalities, per channel) and rescale every block by ``lambda + (1 - lambda) A``.
-    In training, BlockDropout drops whole blocks' factors with probability ``p`` (rescaling the
-    kept ones by ``1/(1-p)``), per sample, as in the authors' code.
+
+    BlockDropout (training only; eval mode never masks): per sample, a mask over all blocks of
+    all modalities is 0 with probability ``p`` and ``1/(1-p)`` otherwise. ``block_dropout_mode``
+    says where it acts:
+
+    * ``"factor"`` (default, fuselab's choice): only the factors are masked; the join sees every
+      block, and a kept block is scaled by ``factor / (1-p)``.
+    * ``"authors"``: as paper 002 section 3.1 and the authors' code: the blocks are masked
+      *before* the join (the joint descriptor sees only kept blocks, each scaled by ``1/(1-p)``)
+      and the same mask is applied again with the factor on the output, so a kept block leaves
+      scaled by ``factor / (1-p)^2``.
 
     Sequence variant (``segments=q > 1``): the time axis is cut into ``q`` segments of
-    ``floor(T_m / q)`` frames, the remainder frames joining the last segment (the authors'
-    code; the paper's "extra segment combined with the second last one" when the remainder is
-    counted as a segment of its own); every segment has its own MSAF block.
+    ``floor(T_m / q)`` frames, the remainder frames joining the last segment (the paper's
+    "extra segment combined with the second last one"; the authors' code agrees while
+    ``T_m mod q < floor(T_m / q)``); every segment has its own MSAF block.
 
     Args:
         in_channels: ``{m: C_m}``.
@@ -92,6 +123,7 @@ class MSAF(FeatureMapOp):
         reduction: ``r``, so the joint representation has ``floor(C / r)`` features.
         lam: suppression power ``lambda`` in ``[0, 1]``; ``1`` returns the input unchanged.
         block_dropout: BlockDropout probability ``p`` in ``[0, 1)``.
+        block_dropout_mode: ``"factor"`` or ``"authors"`` (above).
         layout: ``"channels_first"`` — ``(B, C_m, *spatial_m)`` with any number (>= 1) of
             spatial/time dims, time (for segments) is dim 2 — or ``"sequence"`` — ``(B, T_m, C_m)``.
         segments: ``q``, number of time segments with separate blocks.
@@ -110,6 +142,7 @@ class MSAF(FeatureMapOp):
         block_dropout: float = 0.0,
         layout: str = "channels_first",
         segments: int = 1,
+        block_dropout_mode: str = "factor",
     ) -> None:
         super().__init__(in_channels)
         if block_channel is None:
@@ -125,6 +158,11 @@ class MSAF(FeatureMapOp):
             raise ValueError(f"MSAF: lam must be in [0, 1], got {lam!r}")
         if not 0.0 <= block_dropout < 1.0:
             raise ValueError(f"MSAF: block_dropout must be in [0, 1), got {block_dropout!r}")
+        if block_dropout_mode not in BLOCK_DROPOUT_MODES:
+            raise ValueError(
+                f"MSAF: block_dropout_mode must be one of {BLOCK_DROPOUT_MODES}, "
+                f"got {block_dropout_mode!r}"
+            )
         if layout not in LAYOUTS:
             raise ValueError(f"MSAF: layout must be one of {LAYOUTS}, got {layout!r}")
         if not isinstance(segments, int) or segments <= 0:
@@ -133,11 +171,19 @@ class MSAF(FeatureMapOp):
         self.reduction = reduction
         self.lam = float(lam)
         self.block_dropout = float(block_dropout)
+        self.block_dropout_mode = block_dropout_mode
         self.layout = layout
         self.segments = segments
         self.num_blocks = {m: math.ceil(c / block_channel) for m, c in self.in_channels.items()}
         self.blocks = nn.ModuleList(
-            MSAFBlock(self.num_blocks, block_channel, reduction, self.lam, self.block_dropout)
+            MSAFBlock(
+                self.num_blocks,
+                block_channel,
+                reduction,
+                self.lam,
+                self.block_dropout,
+                block_dropout_mode,
+            )
             for _ in range(segments)
         )
 
@@ -235,5 +281,6 @@ class MSAF(FeatureMapOp):
         return (
             f"in_channels={self.in_channels}, block_channel={self.block_channel}, "
             f"reduction={self.reduction}, lam={self.lam}, block_dropout={self.block_dropout}, "
-            f"layout={self.layout!r}, segments={self.segments}"
+            f"block_dropout_mode={self.block_dropout_mode!r}, layout={self.layout!r}, "
+            f"segments={self.segments}"
         )
