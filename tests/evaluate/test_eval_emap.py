@@ -38,6 +38,8 @@ def test_exact_on_additive_model() -> None:
     got = {(r["metric"], r["projection"]): r["value"] for r in recs}
     assert got[("accuracy", "full")] == got[("accuracy", "emap")]
     assert got[("emap_gap", None)] == 0.0
+    # identical predictions on every sample: every resample's gap is 0, so is the interval
+    assert got[("emap_gap_lo", None)] == 0.0 and got[("emap_gap_hi", None)] == 0.0
 
 
 def test_matches_brute_force_definition_on_non_additive_model() -> None:
@@ -92,3 +94,39 @@ def test_bad_inputs() -> None:
         ev.emap_logits(AdditiveModel(), {"a": ds.modalities["a"], "b": ds.modalities["b"][:5]})
     with pytest.raises(ValueError, match="needs modality 'b'"):
         ev.emap(AdditiveModel(), ds.select(["a"]))
+
+
+def _gaps(recs: list[dict]) -> dict[str, float]:
+    return {r["metric"]: r["value"] for r in recs if r["projection"] is None}
+
+
+def test_multiplicative_model_gap_positive_with_interval_above_zero() -> None:
+    model = MultiplicativeModel()
+    ds = additive_dataset(300, seed=5)
+    with torch.no_grad():  # labels the model itself predicts: its full accuracy is 1
+        ds.labels = model({"a": ds.modalities["a"], "b": ds.modalities["b"]}).argmax(1)
+    gaps = _gaps(ev.emap(model, ds, max_samples=None, reference=None))
+    assert gaps["emap_gap"] > 0.05
+    assert 0.0 < gaps["emap_gap_lo"] < gaps["emap_gap"] < gaps["emap_gap_hi"]
+
+
+def test_bootstrap_interval_width_seeding_and_records() -> None:
+    ds = xor_dataset(400, jitter=0.0)
+    model = XorModel()
+    recs = ev.emap(model, ds, max_samples=None, bootstrap=2000, ci=0.9, seed=3)
+    gaps = _gaps(recs)
+    assert gaps["emap_gap"] == pytest.approx(0.5)
+    # the EMAP of XOR is constant: per-sample gap d_i = 1 - [emap correct], a 0/1 variable with
+    # mean 0.5; its mean's 90 % interval is about 0.5 +- 1.645 * 0.5 / sqrt(400)
+    half = 1.645 * 0.5 / 400**0.5
+    assert gaps["emap_gap_lo"] == pytest.approx(0.5 - half, abs=0.015)
+    assert gaps["emap_gap_hi"] == pytest.approx(0.5 + half, abs=0.015)
+    bounds = [r for r in recs if r["metric"] in ("emap_gap_lo", "emap_gap_hi")]
+    assert all(r["ci"] == 0.9 and r["resamples"] == 2000 for r in bounds)
+    assert _gaps(ev.emap(model, ds, max_samples=None, bootstrap=2000, ci=0.9, seed=3)) == gaps
+    assert set(_gaps(ev.emap(model, ds, bootstrap=0))) == {"emap_gap"}
+    with pytest.raises(ValueError, match="bootstrap must be a non-negative int"):
+        ev.emap(model, ds, bootstrap=-1)
+    with pytest.raises(ValueError, match=r"ci must be a number in \(0, 1\), got 95"):
+        ev.emap(model, ds, ci=95)
+

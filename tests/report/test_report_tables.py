@@ -164,6 +164,27 @@ def test_missing_modality_and_emap_tables():
         assert a[3].key == pytest.approx(a[1].key - a[2].key)
 
 
+def test_emap_table_shows_seed_mean_bootstrap_interval():
+    study, runs, records = make_study()
+    assert "gap bootstrap interval (seed mean)" not in emap_table(prepare(study, runs, records)).columns
+    extra = []
+    for r in records:
+        if r["evaluation"] == "emap" and r["metric"] == "emap_gap":
+            for name, shift in (("emap_gap_lo", -0.01), ("emap_gap_hi", 0.02)):
+                extra.append({**r, "metric": name, "value": r["value"] + shift, "ci": 0.95})
+    data = prepare(study, runs, records + extra)
+    table = emap_table(data)
+    assert table is not None and table.columns[-1] == "gap bootstrap interval (seed mean)"
+    for row in table.rows:
+        gap = row[3].key
+        assert row[-1].key == pytest.approx(gap - 0.01)
+        assert row[-1].text == f"[{gap - 0.01:.3f}, {gap + 0.02:.3f}]"
+    # the bounds are not mistaken for a projection's accuracy
+    plain = emap_table(prepare(study, runs, records))
+    for a, b in zip(plain.rows, table.rows, strict=True):
+        assert [c.key for c in a] == [c.key for c in b[:-1]]
+
+
 def test_level_order_depth_words_then_numbers():
     assert order_levels(["late", "decision", "stage-2", "early", "stage-1"]) == [
         "early", "stage-1", "stage-2", "late", "decision"]

@@ -36,6 +36,7 @@ from fuselab.evaluate._common import (
     resolve_metric,
     restrict,
 )
+from fuselab.evaluate.bootstrap import check_bootstrap, paired_bootstrap
 
 
 def _pair_means(
@@ -183,6 +184,8 @@ def emap(
     seed: int = 0,
     batch_size: int = 4096,
     factorize: bool | None = None,
+    bootstrap: int = 1000,
+    ci: float = 0.95,
 ) -> list[Record]:
     """Accuracy (or the task metric) of the model and of its EMAP projection on ``ds``.
 
@@ -192,12 +195,20 @@ def emap(
     (``2 * 64 * max_samples`` forward passes); an int or ``None`` (exact) as in
     :func:`emap_logits`.
 
+    ``bootstrap=B`` (> 0): a paired percentile bootstrap interval of the gap at coverage ``ci``
+    over ``B`` resamples of the projected test samples (with replacement; the model and its
+    projection held fixed), drawn from the same seeded generator after the sample and reference
+    draws (:mod:`fuselab.evaluate.bootstrap`). ``bootstrap=0``: no interval.
+
     Returns:
-        ``{"evaluation": "emap", "metric", "value", "projection": "full" | "emap"}`` records and
+        ``{"evaluation": "emap", "metric", "value", "projection": "full" | "emap"}`` records,
         ``{"evaluation": "emap", "metric": "emap_gap", "value", "projection": None}`` where the gap
-        is full minus EMAP (sign flipped for error metrics, so > 0 means interactions help).
+        is full minus EMAP (sign flipped for error metrics, so > 0 means interactions help), and
+        with ``bootstrap > 0`` ``"emap_gap_lo"`` / ``"emap_gap_hi"`` records (``projection: None``,
+        ``ci``, ``resamples``), the interval's bounds.
     """
     check_batch_size(batch_size)
+    check_bootstrap(bootstrap, ci)
     if ds.task == "generation":
         # EMAP averages output scores over pairs; generated token ids cannot be averaged
         raise ValueError(
@@ -245,8 +256,24 @@ def emap(
         acc.update(out, labels)
         values[name] = acc.compute()
     sign = 1.0 if higher_is_better(metric) else -1.0
-    return [
+    recs = [
         record("emap", metric, values["full"], projection="full"),
         record("emap", metric, values["emap"], projection="emap"),
         record("emap", "emap_gap", sign * (values["full"] - values["emap"]), projection=None),
     ]
+    if bootstrap > 0:
+        lo, hi = paired_bootstrap(
+            full.cpu(),
+            proj.cpu(),
+            labels.cpu(),
+            lambda: MetricAccumulator(metric, ds.num_classes),
+            resamples=bootstrap,
+            ci=ci,
+            generator=gen,
+            sign=sign,
+        )
+        for name, v in (("emap_gap_lo", lo), ("emap_gap_hi", hi)):
+            recs.append(
+                record("emap", name, v, projection=None, ci=float(ci), resamples=bootstrap)
+            )
+    return recs

@@ -139,7 +139,7 @@ def probe_accuracy(data: ReportData, sink: FigureSink) -> list[FigureRef]:
 
 def emap_bars(data: ReportData, sink: FigureSink) -> list[FigureRef]:
     """Full-model vs EMAP accuracy per variant as paired bars."""
-    recs = [r for r in data.records_of("emap") if r["metric"] != "emap_gap"]
+    recs = [r for r in data.records_of("emap") if r.get("projection") in ("full", "emap")]
     if not recs:
         return []
     groups = group_values(recs, ("projection",), data.variant_by_run)

@@ -225,8 +225,11 @@ def emap_table(data: ReportData) -> Table | None:
     recs = data.records_of("emap")
     if not recs:
         return None
-    acc = group_values([r for r in recs if r["metric"] != "emap_gap"], ("projection",), data.variant_by_run)
+    acc = group_values([r for r in recs if r.get("projection") in ("full", "emap")], ("projection",),
+                       data.variant_by_run)
     gaps = group_values([r for r in recs if r["metric"] == "emap_gap"], (), data.variant_by_run)
+    bounds = group_values([r for r in recs if r["metric"] in ("emap_gap_lo", "emap_gap_hi")],
+                          ("metric",), data.variant_by_run)
     body = []
     for v in data.variants:
         full, emap = acc.get((v, "full"), {}), acc.get((v, "emap"), {})
@@ -240,13 +243,23 @@ def emap_table(data: ReportData) -> Table | None:
         if not (full or emap or gap_runs):
             continue
         stats = [seed_stat(full), seed_stat(emap), seed_stat(gap_runs)]
-        body.append([Cell(v, v), *(Cell(fmt_stat(s), s.mean if s else None) for s in stats)])
+        row = [Cell(v, v), *(Cell(fmt_stat(s), s.mean if s else None) for s in stats)]
+        if bounds:
+            lo, hi = (seed_stat(bounds.get((v, f"emap_gap_{b}"), {})) for b in ("lo", "hi"))
+            text = f"[{lo.mean:.3f}, {hi.mean:.3f}]" if lo and hi else "—"
+            row.append(Cell(text, lo.mean if lo else None))
+        body.append(row)
+    columns = ["variant", "full model accuracy", "EMAP accuracy", "EMAP gap"]
+    if bounds:
+        columns.append("gap bootstrap interval (seed mean)")
     return Table(
         "emap",
-        ["variant", "full model accuracy", "EMAP accuracy", "EMAP gap"],
+        columns,
         body,
         caption="EMAP (Hessel & Lee 2020): accuracy of the best additive projection of the model's "
-        "logits; gap = full − EMAP, near 0 when the model uses no cross-modal interaction.",
+        "logits; gap = full − EMAP, near 0 when the model uses no cross-modal interaction. The "
+        "interval (when stored) is fuselab's paired bootstrap over test samples, per run, "
+        "averaged over seeds.",
     )
 
 
