@@ -13,6 +13,7 @@ by exact match of ``model.generate``) and a
     miss = ev.missing_modalities(model, test, train=train)   # zero / mean / drop per modality
     ev.emap(model, test); ev.emap_logits(model, inputs)      # (N, classes)
     ev.cost(model, test)                                     # params, FLOPs, latency, memory
+    ev.operator_cost("msaf", [64, 1024])                     # an operator alone at given sizes
     ev.msaf_attention(model, test); ev.clstm_activations(clstm, test)
     ev.test_by_type(vqa_model, test)                         # exact match per question type
     ev.linear_probes(profusion, train, test)                 # per unroll step and modality
@@ -26,6 +27,7 @@ from fuselab.evaluate.grid_records import curves_from_grid, difference_grid
 from fuselab.evaluate.inspect_clstm import clstm_activations
 from fuselab.evaluate.inspect_msaf import find_attention_modules, msaf_attention
 from fuselab.evaluate.missing import MODES, missing_modalities, training_means
+from fuselab.evaluate.operator_cost import operator_cost
 from fuselab.evaluate.probe import fit_probe, linear_probes
 from fuselab.evaluate.robustness import (
     curve,
@@ -63,6 +65,7 @@ __all__ = [
     "linear_probes",
     "missing_modalities",
     "msaf_attention",
+    "operator_cost",
     "relative_robustness",
     "robust_auc",
     "robustness_records",

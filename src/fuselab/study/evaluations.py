@@ -10,6 +10,7 @@ function (checked against its signature before any run)::
     missing_modality = { modes = ["zero", "mean"] }
     emap = { max_samples = 200 }
     cost = true
+    operator_cost = { operator = "msaf", channels = [64, 1024] }   # no model: sizes given
     test_by_type = { drop = ["image"] }          # fuselab.evaluate.test_by_type (VQA)
     robustness = true      # cross-run (needs snr_curve and study.baseline)
 
@@ -35,6 +36,7 @@ EVALUATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "missing_modality": ("missing_modalities", ("model", "ds", "train")),
     "emap": ("emap", ("model", "ds")),
     "cost": ("cost", ("model", "ds")),
+    "operator_cost": ("operator_cost", ()),  # the operator alone at given sizes; no model
     "test_by_type": ("test_by_type", ("model", "ds")),
     "inspect_msaf": ("msaf_attention", ("model", "ds")),
     "inspect_clstm": ("clstm_activations", ("model", "ds")),
@@ -97,6 +99,8 @@ def run_evaluation(name: str, opts: Mapping[str, Any], model: Any, splits: Split
         return [{"evaluation": "test", "metric": k, "value": float(v), "split": "test"}
                 for k, v in scores.items() if k != "loss"]
     fixed = EVALUATIONS[name][1]
+    if not fixed:
+        return list(fn(**kwargs))
     if fixed == ("model", "train", "test"):  # probes fit on train, score on test
         return list(fn(model, splits["train"], test, **kwargs))
     if "train" in fixed:
