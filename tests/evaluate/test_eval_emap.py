@@ -50,8 +50,11 @@ def test_matches_brute_force_definition_on_non_additive_model() -> None:
         # f[i, j] = f(a_i, b_j)
         f = torch.stack([model({"a": a[i].expand(12, -1), "b": b}) for i in range(12)])
     want = f.mean(1) + f.mean(0) - f.mean((0, 1))
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda mod, args: rows.append(len(args[0]["a"])))
     got = ev.emap_logits(model, {"a": a, "b": b}, batch_size=5)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+    assert sum(rows) == 1 + 12 * 12  # a dtype probe, then every pair exactly once
     with torch.no_grad():
         assert not torch.allclose(got, model({"a": a, "b": b}), atol=1e-3)
 

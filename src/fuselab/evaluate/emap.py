@@ -10,8 +10,9 @@ the best additive approximation ``f_A(a) + f_B(b) + mu`` of ``f`` on the empiric
 falls to chance. The accuracy gap between ``f`` and ``f~`` measures how much the model's accuracy
 relies on cross-modal interactions.
 
-The exact projection costs ``N^2`` forward passes; ``reference=K`` estimates the expectations over
-``K`` random reference samples instead (``2 N K`` passes), which is still exact for additive models.
+The exact projection costs ``N^2`` forward passes (each pair evaluated once: its row and column
+means give both marginals); ``reference=K`` estimates the expectations over ``K`` random reference
+samples instead (``2 N K`` passes), which is still exact for additive models.
 """
 
 from __future__ import annotations
@@ -46,13 +47,19 @@ def _pair_means(
     fixed: Tensor,
     ref: Tensor,
     batch_size: int,
-) -> Tensor:
-    """``out[i] = mean_j model({fixed_name: fixed[i], other: ref[j]})`` as ``(n, C)`` float64."""
+) -> tuple[Tensor, Tensor]:
+    """Row and column means of ``f[i, j] = model({fixed_name: fixed[i], other: ref[j]})``.
+
+    Returns ``(mean_j f[i, j]: (n, C), mean_i f[i, j]: (r, C))`` in float64; with ``ref`` = every
+    sample of the other modality the column means are the other modality's marginal, so the
+    exact projection needs the ``N^2`` pairs only once.
+    """
     other = names[1] if fixed_name == names[0] else names[0]
     n, r = fixed.shape[0], ref.shape[0]
     rows = max(1, batch_size // r)
     cols = min(r, batch_size)
     chunks: list[Tensor] = []
+    col_total: Tensor | None = None
     for i0 in range(0, n, rows):
         xi = fixed[i0 : i0 + rows]
         c = xi.shape[0]
@@ -75,11 +82,16 @@ def _pair_means(
                     f"emap_logits: the model must return (B, classes) for B = {c * k} pairs, "
                     f"got {got}"
                 )
-            part = logits.double().reshape(c, k, -1).sum(1)
+            grid = logits.double().reshape(c, k, -1)
+            part = grid.sum(1)
             total = part if total is None else total + part
+            if col_total is None:
+                col_total = grid.new_zeros(r, grid.shape[-1])
+            col_total[j0 : j0 + k] += grid.sum(0)
         assert total is not None
         chunks.append(total / r)
-    return torch.cat(chunks)
+    assert col_total is not None
+    return torch.cat(chunks), col_total / n
 
 
 def _fused_head(model: nn.Module) -> Callable[[dict[str, Tensor]], Tensor]:
@@ -155,8 +167,11 @@ def emap_logits(
                 pairs_of = _fused_head(model)
             elif factorize:
                 raise ValueError(f"emap_logits: factorize=True but the model cannot be: {reason}")
-        f_a = _pair_means(pairs_of, names, first, a, b[ref], batch_size)  # (N, C)
-        f_b = _pair_means(pairs_of, names, second, b, a[ref], batch_size)  # (N, C)
+        f_a, cols = _pair_means(pairs_of, names, first, a, b[ref], batch_size)  # (N, C)
+        if len(ref) == n:  # exact: the column means of the same N x N pairs are f_b
+            f_b = cols
+        else:
+            f_b = _pair_means(pairs_of, names, second, b, a[ref], batch_size)[0]  # (N, C)
     # mean_{j,k in R} f(a_j, b_k) = mean_{j in R} f_a[j], since f_a already averages over b_R.
     mu = f_a[ref].mean(0, keepdim=True)
     return (f_a + f_b - mu).to(dtype)
