@@ -83,9 +83,10 @@ def operator_cost(
             op = OPERATORS.build(operator, in_channels=dict.fromkeys(names, c), **extra)
             inputs = {m: torch.empty(batch, c, *dims) for m in names}
         flops = flops_per_sample(op, inputs) * batch
-        cond = {"operator": operator, "channels": c, "batch": batch}
-        out.append(record("operator_cost", "params", count_parameters(op), **cond))
-        out.append(record("operator_cost", "flops", round(flops), **cond))
+        for metric, value in (("params", count_parameters(op)), ("flops", round(flops))):
+            out.append(
+                record("operator_cost", metric, value, operator=operator, channels=c, batch=batch)
+            )
     return out
 
 
