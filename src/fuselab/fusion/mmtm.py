@@ -21,7 +21,8 @@ class MMTM(FeatureMapOp):
         Z   = ReLU(W_Z [S_1; ...; S_M] + b_Z)        (B, C_Z)
         x̃_m = scale * sigmoid(W_m Z + b_m) ⊙ x_m     per channel, constant over space/time
 
-    ``scale=2`` is the paper's ``2 σ(E)`` (so a zero excitation is the identity);
+    ``scale=2`` is the paper's ``2 σ(E)`` (so a zero excitation is the identity; the authors'
+    released code gates with ``σ(E)`` alone, i.e. ``scale=1``);
     ``C_Z = int(2 * sum_m C_m / reduction)`` follows the authors' code, which is also what the
     MSAF paper's parameter/FLOP comparison (Figure 5) uses.
 
