@@ -15,9 +15,9 @@ CASES = [
     ({"type": "lstm", "hidden": [5, 7]}, (1, 9, 6)),
     ({"type": "gru", "hidden": [4]}, (6, 3)),
     ({"type": "mlp", "hidden": [8, 4]}, (10,)),
-    ({"type": "transformer", "d_model": 8, "heads": 2}, (1, 9, 6)),
-    ({"type": "transformer", "d_model": 8, "heads": 2, "tokens": "patches"}, (1, 8, 8)),
-    ({"type": "transformer", "d_model": 8, "heads": 2}, (5,)),
+    ({"type": "transformer", "d_model": 8, "num_heads": 2}, (1, 9, 6)),
+    ({"type": "transformer", "d_model": 8, "num_heads": 2, "tokens": "patches"}, (1, 8, 8)),
+    ({"type": "transformer", "d_model": 8, "num_heads": 2}, (5,)),
 ]
 
 
@@ -90,7 +90,7 @@ def test_registered_types():
         ({"type": "lenet", "kernels": [3, 0]}, (1, 8, 8), r"enc\.kernels\[1\]: expected an int >= 1, got 0"),
         ({"type": "lenet", "kernels": [3], "widths": [2, 4]}, (1, 8, 8), r"enc\.widths: expected 1 widths"),
         ({"type": "lenet"}, (5, 20), r"expects a \(C, H, W\) input"),
-        ({"type": "transformer", "d_model": 6, "heads": 4}, (3, 4), r"enc\.heads: 4 must divide d_model=6"),
+        ({"type": "transformer", "d_model": 6, "num_heads": 4}, (3, 4), r"enc\.num_heads: 4 must divide d_model=6"),
         ({"type": "transformer", "tokens": "patches", "patch": 3}, (1, 8, 8), r"enc\.patch: 3 must divide"),
         ({"type": "lstm", "hidden": [4]}, (6,), r"expects a sequence \(T, D\)"),
         ({"type": "lstm", "readout": "flatten"}, (6, 3), r"readout: for a seq output allowed"),
@@ -103,9 +103,30 @@ def test_config_errors_name_the_key(cfg, shape, match):
 
 
 def test_transformer_reads_out_the_token_mean(gen):
-    enc = build_encoder({"type": "transformer", "d_model": 8, "heads": 2, "layers": 1}, (4, 3),
+    enc = build_encoder({"type": "transformer", "d_model": 8, "num_heads": 2, "num_layers": 1}, (4, 3),
                         where="e").eval()
     x = torch.randn(2, 4, 3, generator=gen)
     tokens = enc.run(x, 0, enc.depth)
     assert tokens.shape == (2, 4, 8)  # (T, D) input: one token per step
     torch.testing.assert_close(enc(x), tokens.mean(dim=1))
+
+
+def test_transformer_old_key_spelling_is_a_deprecated_alias(gen):
+    """``layers`` / ``heads`` (the spelling before the token-fusion vocabulary) still build the
+    same encoder, with a DeprecationWarning naming the key; both spellings at once is an error."""
+    new = {"type": "transformer", "d_model": 8, "num_heads": 2, "num_layers": 3}
+    old = {"type": "transformer", "d_model": 8, "heads": 2, "layers": 3}
+    torch.manual_seed(0)
+    want = build_encoder(new, (4, 3), where="e").eval()
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning) as caught:
+        got = build_encoder(old, (4, 3), where="e").eval()
+    assert sorted(str(w.message).split(" (")[0] for w in caught) == [
+        "e.heads: deprecated spelling, use 'num_heads'",
+        "e.layers: deprecated spelling, use 'num_layers'",
+    ]
+    assert got.stage_names == want.stage_names == ("embed", "layer1", "layer2", "layer3")
+    x = torch.randn(2, 4, 3, generator=gen)
+    torch.testing.assert_close(got(x), want(x))
+    with pytest.raises(ValueError, match=r"e: both 'heads' \(deprecated\) and 'num_heads'"):
+        build_encoder({**new, "heads": 2}, (4, 3), where="e")

@@ -41,6 +41,14 @@ def test_string_and_int_layer_keys_build_the_same_model():
     torch.testing.assert_close(a(x, y), b(x, y))
 
 
+def test_layer_L_is_late_fusion_after_the_last_layer():
+    model = build(fusion_spec={"0": ["question"], "3": ["image"]})
+    assert model.fusion_spec == {0: ["question"], 3: ["image"]}
+    assert model.cfg.fusion_layer("image") == 3
+    # no encoder layer processes the 16 image tokens; the decoder reads 6 + 16 tokens
+    assert model.sequence_lengths() == [6, 6, 6]
+
+
 def test_default_fusion_spec_fuses_everything_at_layer_zero():
     model = build()
     assert model.fusion_spec == {0: ["image", "question"]}
@@ -56,9 +64,9 @@ def test_omitted_modality_is_not_used():
 @pytest.mark.parametrize(
     ("kw", "exc", "needles"),
     [
-        ({"fusion_spec": {"0": ["question"], "3": ["image"]}}, ValueError,
-         ["fusion_spec", "layer 3", "0 .. 2"]),
-        ({"fusion_spec": {"-1": ["question"]}}, ValueError, ["fusion_spec", "0 .. 2"]),
+        ({"fusion_spec": {"0": ["question"], "4": ["image"]}}, ValueError,
+         ["model.fusion_spec", "layer 4", "num_layers = 3", "0 .. 3", "3 = after the last layer"]),
+        ({"fusion_spec": {"-1": ["question"]}}, ValueError, ["fusion_spec", "0 .. 3"]),
         ({"fusion_spec": {"first": ["question"]}}, ValueError, ["fusion_spec", "'first'"]),
         ({"fusion_spec": {"0": ["question", "audio"]}}, ValueError,
          ["fusion_spec", "'audio'", "['image', 'question']"]),
@@ -83,7 +91,7 @@ def test_omitted_modality_is_not_used():
         ({"trunk": "bert"}, ValueError, ["trunk", "'bert'", "t5"]),
         ({"decoder": "lstm"}, ValueError, ["decoder", "'lstm'", "torch"]),
         ({"decoder_layers": 0}, ValueError, ["decoder_layers", ">= 1"]),
-        ({"num_layers": 2.5}, TypeError, ["num_layers", "int"]),
+        ({"num_layers": 2.5}, ValueError, ["num_layers", "int", "2.5"]),
         ({"dropout": 1.5}, ValueError, ["dropout", "[0, 1)"]),
         ({"fusion": "late"}, ValueError, ["unknown key 'fusion'", "fusion_spec"]),
         ({"eos_id": 20}, ValueError, ["eos_id", "0 .. 19"]),

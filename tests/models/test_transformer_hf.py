@@ -97,6 +97,25 @@ def test_t5_trunk_fuses_mid_stack_and_recomputes_position_bias(gen, t5_dir):
     assert not torch.allclose(outs[2][:, :6][valid], ref_outs[2][valid])
 
 
+def test_t5_late_fusion_keeps_the_text_encoder_exact_and_only_normalises_the_image(gen, t5_dir):
+    """Thesis configuration "fusion at layer 12" of a 12-layer T5, here layer 3 of 3: the question
+    part of the memory is the text-only T5 encoder's output, the image tokens get only T5's final
+    RMS norm."""
+    shapes = {"question": (6,), "image": (3, 8, 8)}
+    model = build(shapes, trunk="t5", t5=str(t5_dir), fusion_spec={"0": ["question"],
+                  "3": ["image"]}, patch_size=4, type_embeddings=False).eval()  # fmt: skip
+    enc = T5EncoderModel.from_pretrained(t5_dir).eval()
+    q = question(gen)
+    x = {"question": q, "image": torch.randn(3, 3, 8, 8, generator=gen)}
+    memory, pad = model.encode(x)
+    assert memory.shape == (3, 10, 16) and not pad[:, 6:].any()
+    valid = q != 0
+    want = enc(input_ids=q, attention_mask=valid.long()).last_hidden_state
+    torch.testing.assert_close(memory[:, :6][valid], want[valid])
+    image_tokens = model.tokens(x)["image"][0]
+    torch.testing.assert_close(memory[:, 6:], enc.encoder.final_layer_norm(image_tokens))
+
+
 def test_random_t5_trunk_and_decoder_train(gen):
     shapes = {"question": (6,), "image": (3, 8, 8)}
     model = build(shapes, trunk="t5", decoder="t5", num_layers=2, d_model=16, num_heads=2,
@@ -125,9 +144,9 @@ def test_frozen_pretrained_trunk_gets_no_gradients(gen, t5_dir):
 def test_t5_config_mismatch_and_bad_path_are_build_errors(t5_dir, tmp_path):
     with pytest.raises(ValueError, match=r"model\.num_layers.*3"):
         build({"question": (6,)}, trunk="t5", t5=str(t5_dir), num_layers=4)
-    with pytest.raises(ValueError, match=r"model\.fusion_spec.*0 \.\. 2"):
+    with pytest.raises(ValueError, match=r"model\.fusion_spec.*0 \.\. 3 \(3 = after the last"):
         build({"question": (6,), "image": (3, 8, 8)}, t5=str(t5_dir),
-              fusion_spec={"0": ["question"], "3": ["image"]})  # fmt: skip
+              fusion_spec={"0": ["question"], "4": ["image"]})  # fmt: skip
     with pytest.raises(ValueError, match=r"model\.decoder_layers.*1 \.\. 2"):
         build({"question": (6,)}, t5=str(t5_dir), decoder="t5", decoder_layers=3)
     with pytest.raises(ValueError, match=r"model\.t5"):

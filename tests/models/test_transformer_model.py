@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 import fuselab.models as models
+from fuselab.evaluate.cost import flops_per_sample
 from fuselab.models.transformer import TokenFusionTransformer
 
 V = 24  # vocabulary; ids 0/1/2 are pad/bos/eos
@@ -42,7 +43,7 @@ def layer_outputs(model: TokenFusionTransformer, inputs) -> list[torch.Tensor]:
     return outs
 
 
-@pytest.mark.parametrize("k", [0, 1, 2])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
 def test_image_tokens_join_exactly_at_their_fusion_layer(gen, k):
     spec = {"0": ["question", "image"]} if k == 0 else {"0": ["question"], str(k): ["image"]}
     model = build(fusion_spec=spec, pooling="mean", pooled={"image": 4}).eval()
@@ -55,6 +56,33 @@ def test_image_tokens_join_exactly_at_their_fusion_layer(gen, k):
             torch.testing.assert_close(a[i], b[i])
         else:
             assert not torch.allclose(a[i][:, :6], b[i][:, :6])
+
+
+def test_late_fusion_appends_unprocessed_tokens_after_the_last_layer(gen):
+    """Layer L = 3: the image's one pooled token passes through no encoder layer. By hand it is
+    LayerNorm(W . mean patch + b) (the patch projection is linear, so projecting the mean patch
+    equals the mean of the projected patches); the question part is the trunk's output on the
+    question alone."""
+    shapes = {"image": (3, 8, 8), "question": (6,)}
+    model = build(shapes=shapes, fusion_spec={"0": ["question"], "3": ["image"]}, pooling="mean",
+                  pooled={"image": 1}, position_embeddings=False, type_embeddings=False).eval()
+    x = {"image": torch.randn(2, 3, 8, 8, generator=gen),
+         "question": torch.randint(3, V, (2, 6), generator=gen)}  # fmt: skip
+    memory, pad = model.encode(x)
+    assert memory.shape == (2, 7, 16) and not pad.any()
+    patches = x["image"].unfold(2, 4, 4).unfold(3, 4, 4)  # (B, C, 2, 2, 4, 4)
+    conv = model.tokenizers["image"].proj
+    token = torch.einsum("dchw,bchw->bd", conv.weight, patches.mean(dim=(2, 3))) + conv.bias
+    torch.testing.assert_close(memory[:, 6], F.layer_norm(token, (16,)))
+    q, q_pad = model.tokens(x)["question"]
+    h = q
+    for i in range(3):
+        h = model.trunk.layer(i, h, q_pad)
+    torch.testing.assert_close(memory, model.trunk.finish(torch.cat([h, token[:, None]], dim=1)))
+    # fusing at L - 1 instead lets the last layer mix image and question: a different memory
+    mid = build(shapes=shapes, fusion_spec={"0": ["question"], "2": ["image"]}, pooling="mean",
+                pooled={"image": 1}, position_embeddings=False, type_embeddings=False).eval()
+    assert not torch.allclose(mid.encode(x)[0][:, :6], memory[:, :6])
 
 
 def test_padding_tokens_change_nothing(gen):
@@ -140,13 +168,17 @@ def train_flops(model, x, y) -> int:
 
 def test_flops_fall_linearly_with_later_fusion_and_with_stronger_pooling(gen):
     x, y = batch(gen, b=2), torch.randint(3, V, (2, 4), generator=gen)
-    flops = [
-        train_flops(build(fusion_spec={"0": ["question"], str(k): ["image"]} if k else None), x, y)
-        for k in (0, 1, 2)
+    models_by_layer = [
+        build(fusion_spec={"0": ["question"], str(k): ["image"]} if k else None)
+        for k in (0, 1, 2, 3)
     ]
-    # each layer costs f(n); moving the image one layer later saves f(22) - f(6) every time
-    assert flops[0] > flops[1] > flops[2]
-    assert flops[0] - flops[1] == flops[1] - flops[2]
+    flops = [train_flops(m, x, y) for m in models_by_layer]
+    # each layer costs f(n); moving the image one layer later saves f(22) - f(6) every time,
+    # also from L - 1 to L (after the last layer the decoder still reads all 22 tokens)
+    assert flops[0] > flops[1] > flops[2] > flops[3]
+    assert flops[0] - flops[1] == flops[1] - flops[2] == flops[2] - flops[3]
+    forward = [flops_per_sample(m, x, y) for m in models_by_layer]  # what `cost` records
+    assert forward == sorted(forward, reverse=True) and len(set(forward)) == 4
     pooled = [
         train_flops(build(pooling="mean", pooled={"image": p}) if p < 16 else build(), x, y)
         for p in (16, 4, 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -41,3 +42,28 @@ def known_keys(cfg: Mapping[str, Any], allowed: Collection[str], where: str) -> 
     unknown = sorted(set(cfg) - set(allowed))
     if unknown:
         raise ValueError(f"{where}: unknown key {unknown[0]!r}; allowed: {sorted(allowed)}")
+
+
+def rename_deprecated(
+    cfg: Mapping[str, Any], aliases: Mapping[str, str], where: str
+) -> dict[str, Any]:
+    """``cfg`` with deprecated key spellings (``aliases``: old -> new) renamed to the current ones.
+
+    Each old spelling found warns (``DeprecationWarning`` naming ``where.old`` and the new key);
+    both spellings at once is a ``ValueError``, since one of the two values would be lost.
+    """
+    out = dict(cfg)
+    for old, new in aliases.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ValueError(
+                f"{where}: both {old!r} (deprecated) and {new!r} are given; keep only {new!r}"
+            )
+        warnings.warn(
+            f"{where}.{old}: deprecated spelling, use {new!r} (the old name will be removed)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        out[new] = out.pop(old)
+    return out

@@ -70,7 +70,7 @@ class EncoderLayerStage(Stage):
             raise ValueError(f"{where}: expects tokens (N, d_model), got {in_shape}")
         d = in_shape.channels
         if d % heads:
-            raise ValueError(f"{where}: heads={heads} must divide the token width {d}")
+            raise ValueError(f"{where}: num_heads={heads} must divide the token width {d}")
         self.in_shape = self.out_shape = in_shape
         self.layer = nn.TransformerEncoderLayer(
             d, heads, ff_dim, dropout, batch_first=True, norm_first=True
@@ -82,21 +82,23 @@ class EncoderLayerStage(Stage):
 
 @register_encoder(
     "transformer",
-    {"d_model": 32, "layers": 2, "heads": 4, "ff_dim": 0, "dropout": 0.0, "patch": 4,
+    {"d_model": 32, "num_layers": 2, "num_heads": 4, "ff_dim": 0, "dropout": 0.0, "patch": 4,
      "tokens": "frames", "readout": "mean"},
     sequence_inputs=True,
+    # the token-fusion transformer's vocabulary (docs/transformer.md); old names still read
+    aliases={"layers": "num_layers", "heads": "num_heads"},
 )
 def transformer(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """Small transformer encoder: ``embed`` + ``layer1..layerL``."""
     d = pos_int(cfg["d_model"], f"{where}.d_model")
-    layers = pos_int(cfg["layers"], f"{where}.layers")
-    heads = pos_int(cfg["heads"], f"{where}.heads")
+    layers = pos_int(cfg["num_layers"], f"{where}.num_layers")
+    heads = pos_int(cfg["num_heads"], f"{where}.num_heads")
     ff = pos_int(cfg["ff_dim"], f"{where}.ff_dim", 0) or 2 * d
     p = fraction(cfg["dropout"], f"{where}.dropout")
     patch = pos_int(cfg["patch"], f"{where}.patch")
     tokens = choice(cfg["tokens"], f"{where}.tokens", ("frames", "patches"))
     if d % heads:
-        raise ValueError(f"{where}.heads: {heads} must divide d_model={d}")
+        raise ValueError(f"{where}.num_heads: {heads} must divide d_model={d}")
     specs = [StageSpec("embed", lambda s: EmbedStage(s, d, tokens, patch, where))]
 
     def spec(i: int) -> StageSpec:

@@ -21,6 +21,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from fuselab._registry import Registry
+from fuselab.models._check import rename_deprecated
 from fuselab.models.shapes import Readout, Shape, default_readout, raw_shape
 
 
@@ -46,6 +47,9 @@ ENCODERS: Registry[list[StageSpec]] = Registry("encoder type")
 #: Allowed config keys and defaults per encoder type (besides ``type``/``preset``/``readout``).
 DEFAULTS: dict[str, dict[str, Any]] = {}
 
+#: Deprecated key spellings per encoder type: old -> current (renamed with a DeprecationWarning).
+ALIASES: dict[str, dict[str, str]] = {}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Paper 001 appendix: LeNet-style, filters [5,3,3,3] (image) / [5,3,3,3,3,3] (audio), max-pool
     # 2, width doubled each layer; base width 6 as in the MultiBench AV-MNIST LeNets.
@@ -60,13 +64,18 @@ SEQUENCE_INPUTS: set[str] = set()
 
 
 def register_encoder(
-    name: str, defaults: Mapping[str, Any], sequence_inputs: bool = False
+    name: str,
+    defaults: Mapping[str, Any],
+    sequence_inputs: bool = False,
+    aliases: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., list[StageSpec]]], Callable[..., list[StageSpec]]]:
     """Register an encoder type's ``plan`` function with its allowed keys and defaults.
 
     ``sequence_inputs``: a raw ``(T, D)`` input is a sequence (recurrent / attention encoders).
+    ``aliases``: deprecated key spellings still accepted, old -> current.
     """
     DEFAULTS[name] = dict(defaults)
+    ALIASES[name] = dict(aliases or {})
     if sequence_inputs:
         SEQUENCE_INPUTS.add(name)
     return ENCODERS.register(name)
@@ -89,6 +98,7 @@ def resolve_encoder_config(cfg: Mapping[str, Any], where: str) -> dict[str, Any]
                          f"(allowed: {sorted(PRESETS)})")
     if kind not in ENCODERS:
         raise ValueError(f"{where}.type: unknown encoder type {kind!r}; allowed: {ENCODERS.available()}")
+    merged = rename_deprecated(merged, ALIASES[kind], where)
     allowed = {"type", "readout", *DEFAULTS[kind]}
     unknown = sorted(set(merged) - allowed)
     if unknown:

@@ -1,7 +1,7 @@
-"""Validators of single config keys for :mod:`fuselab.models.transformer.config`.
-
-Each raises ``TypeError``/``ValueError`` naming ``model.<key>``, the allowed values and what
-arrived.
+"""Validators of the token-fusion config keys that no other model family has (modality names,
+``fusion_spec``, patch sizes, default tokenizers); the generic ones (ints, flags, choices) are
+:mod:`fuselab.models._check`. Each raises ``TypeError``/``ValueError`` naming ``model.<key>``,
+the allowed values and what arrived.
 """
 
 from __future__ import annotations
@@ -9,27 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fuselab.models._check import pos_int
+
 TOKENIZERS = ("embedding", "patch", "linear", "vit")
-
-
-def int_value(key: str, value: Any, low: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"model.{key}: expected an int, got {value!r} ({type(value).__name__})")
-    if low is not None and value < low:
-        raise ValueError(f"model.{key}: must be >= {low}, got {value}")
-    return value
-
-
-def bool_value(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"model.{key}: expected true or false, got {value!r}")
-    return value
-
-
-def choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise ValueError(f"model.{key}: unknown value {value!r}; allowed: {list(allowed)}")
-    return str(value)
 
 
 def modality_name(key: str, name: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> str:
@@ -60,13 +42,13 @@ def fusion_spec(
             layer = None
         if layer is None or str(key).strip() != str(layer):
             raise ValueError(
-                f"model.fusion_spec: layer key {key!r} is not an integer; allowed: 0 .. "
-                f"{num_layers - 1}"
+                f"model.fusion_spec: layer key {key!r} is not an integer; allowed: "
+                f"{_layer_range(num_layers)}"
             )
-        if not 0 <= layer < num_layers:
+        if not 0 <= layer <= num_layers:
             raise ValueError(
                 f"model.fusion_spec: layer {layer} is outside the encoder (num_layers = "
-                f"{num_layers}); allowed layers: 0 .. {num_layers - 1}"
+                f"{num_layers}); allowed layers: {_layer_range(num_layers)}"
             )
         if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
             raise TypeError(
@@ -85,16 +67,22 @@ def fusion_spec(
     if 0 not in spec:
         raise ValueError(
             f"model.fusion_spec: layer 0 must name at least one modality (the encoder's first "
-            f"layer needs tokens), got layers {sorted(spec)}; allowed layers: 0 .. {num_layers - 1}"
+            f"layer needs tokens), got layers {sorted(spec)}; allowed layers: "
+            f"{_layer_range(num_layers)}"
         )
     return dict(sorted(spec.items()))
 
 
+def _layer_range(num_layers: int) -> str:
+    """Allowed fusion layers: at the input of layer ``0 .. L-1``, or ``L`` = after the last."""
+    return f"0 .. {num_layers} ({num_layers} = after the last layer)"
+
+
 def patch_pair(key: str, value: Any) -> tuple[int, int]:
     if isinstance(value, (list, tuple)) and len(value) == 2:
-        return int_value(key, value[0], 1), int_value(key, value[1], 1)
+        return pos_int(value[0], f"model.{key}"), pos_int(value[1], f"model.{key}")
     if isinstance(value, int) and not isinstance(value, bool):
-        p = int_value(key, value, 1)
+        p = pos_int(value, f"model.{key}")
         return p, p
     raise TypeError(f"model.{key}: expected an int or a [height, width] pair, got {value!r}")
 

@@ -11,13 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuselab.models._check import choice, flag, fraction, known_keys, pos_int
 from fuselab.models.transformer._checks import (
     TOKENIZERS,
-    bool_value,
-    choice,
     default_tokenizer,
     fusion_spec,
-    int_value,
     modality_name,
     patch_sizes,
 )
@@ -76,7 +74,8 @@ class TokenFusionConfig:
         return tuple(m for layer in sorted(self.fusion_spec) for m in self.fusion_spec[layer])
 
     def fusion_layer(self, modality: str) -> int:
-        """Encoder layer at whose input ``modality``'s tokens join the sequence."""
+        """Encoder layer at whose input ``modality``'s tokens join the sequence (``num_layers``:
+        after the last layer)."""
         for layer, names in self.fusion_spec.items():
             if modality in names:
                 return layer
@@ -90,140 +89,164 @@ def parse_config(
     num_outputs: int,
 ) -> TokenFusionConfig:
     """Validate plain config values (``name`` already removed) against ``input_shapes``."""
-    unknown = sorted(set(config) - _KEYS - {"name"})
-    if unknown:
-        raise ValueError(
-            f"model: unknown key {unknown[0]!r} for model family 'token_fusion'; allowed: "
-            f"{sorted(_KEYS)}"
-        )
+    known_keys(config, _KEYS | {"name"}, "model (family 'token_fusion')")
     if not input_shapes:
         raise ValueError("token_fusion: input_shapes must name at least one modality")
     shapes = {str(m): tuple(int(s) for s in v) for m, v in input_shapes.items()}
     c = dict(config)
-    num_layers = int_value("num_layers", c.get("num_layers", 4), 1)
-    d_model = int_value("d_model", c.get("d_model", 64), 1)
-    num_heads = int_value("num_heads", c.get("num_heads", 4), 1)
-    dropout = c.get("dropout", 0.1)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"model.dropout: expected a float in [0, 1), got {dropout!r}")
-    cfg = TokenFusionConfig(
-        input_shapes=shapes,
-        num_outputs=int_value("num_outputs", num_outputs, 1),
-        head=choice("head", c.get("head", "generation"), HEADS),
-        num_layers=num_layers,
-        d_model=d_model,
-        num_heads=num_heads,
-        ff_dim=int_value("ff_dim", c.get("ff_dim", 4 * d_model), 1),
-        dropout=float(dropout),
-        fusion_spec=fusion_spec(c.get("fusion_spec"), num_layers, shapes),
-        type_embeddings=bool_value("type_embeddings", c.get("type_embeddings", True)),
-        position_embeddings=bool_value("position_embeddings", c.get("position_embeddings", True)),
-        trunk=choice("trunk", c.get("trunk", "torch"), TRUNKS),
-        t5=c.get("t5"),
-        freeze_trunk=bool_value("freeze_trunk", c.get("freeze_trunk", False)),
-        decoder=choice(
-            "decoder", c.get("decoder", "t5" if c.get("t5") is not None else "torch"), DECODERS
-        ),
-        decoder_layers=int_value("decoder_layers", c.get("decoder_layers", 2), 1),
-        vit=c.get("vit"),
-        vit_config=dict(c.get("vit_config") or {}),
-        freeze_vit=bool_value("freeze_vit", c.get("freeze_vit", True)),
-        vit_cache=c.get("vit_cache"),
-        allow_missing=bool_value("allow_missing", c.get("allow_missing", False)),
-        pad_id=int_value("pad_id", c.get("pad_id", 0), 0),
-        bos_id=int_value("bos_id", c.get("bos_id", 1), 0),
-        eos_id=int_value("eos_id", c.get("eos_id", 2), 0),
-    )
+    cfg = _scalars(c, shapes, num_outputs)
+    cfg.tokenizers = _tokenizers(c.get("tokenizers") or {}, cfg, shapes)
+    cfg.patch_size = patch_sizes(c.get("patch_size", 4), cfg.tokenizers, shapes)
+    cfg.pooling, cfg.pooled = _pooling(c.get("pooling", "none"), c.get("pooled"), cfg, shapes)
+    cfg.vocab_size = _vocab_size(c.get("vocab_size"), cfg)
+    _check_special_ids(cfg)
+    return cfg
+
+
+def _int(c: Mapping[str, Any], key: str, default: int, minimum: int = 1) -> int:
+    return pos_int(c.get(key, default), f"model.{key}", minimum)
+
+
+def _path(c: Mapping[str, Any], key: str) -> str | None:
+    value = c.get(key)
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"model.{key}: expected a local path or hub name (str), got {value!r}")
+    return value
+
+
+def _scalars(
+    c: Mapping[str, Any], shapes: dict[str, tuple[int, ...]], num_outputs: int
+) -> TokenFusionConfig:
+    """Every key that does not depend on another modality-level key (sizes, switches, paths)."""
+    num_layers, d_model, num_heads = (
+        _int(c, "num_layers", 4), _int(c, "d_model", 64), _int(c, "num_heads", 4)
+    )  # fmt: skip
     if d_model % num_heads:
         raise ValueError(
             f"model.num_heads: must divide d_model = {d_model}, got num_heads = {num_heads}"
         )
-    for key in ("t5", "vit", "vit_cache"):
-        value = getattr(cfg, key)
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"model.{key}: expected a local path or hub name (str), got {value!r}")
+    t5 = _path(c, "t5")
+    cfg = TokenFusionConfig(
+        input_shapes=shapes,
+        num_outputs=pos_int(num_outputs, "num_outputs"),
+        head=choice(c.get("head", "generation"), "model.head", HEADS),
+        num_layers=num_layers, d_model=d_model, num_heads=num_heads,
+        ff_dim=_int(c, "ff_dim", 4 * d_model),
+        dropout=fraction(c.get("dropout", 0.1), "model.dropout"),
+        fusion_spec=fusion_spec(c.get("fusion_spec"), num_layers, shapes),
+        type_embeddings=flag(c.get("type_embeddings", True), "model.type_embeddings"),
+        position_embeddings=flag(c.get("position_embeddings", True), "model.position_embeddings"),
+        trunk=choice(c.get("trunk", "torch"), "model.trunk", TRUNKS),
+        t5=t5,
+        freeze_trunk=flag(c.get("freeze_trunk", False), "model.freeze_trunk"),
+        decoder=choice(c.get("decoder", "torch" if t5 is None else "t5"), "model.decoder", DECODERS),
+        decoder_layers=_int(c, "decoder_layers", 2),
+        vit=_path(c, "vit"),
+        vit_config=dict(c.get("vit_config") or {}),
+        freeze_vit=flag(c.get("freeze_vit", True), "model.freeze_vit"),
+        vit_cache=_path(c, "vit_cache"),
+        allow_missing=flag(c.get("allow_missing", False), "model.allow_missing"),
+        pad_id=_int(c, "pad_id", 0, 0), bos_id=_int(c, "bos_id", 1, 0), eos_id=_int(c, "eos_id", 2, 0),
+    )  # fmt: skip
     if cfg.t5 is not None and cfg.trunk != "t5":
         raise ValueError(f"model.t5: a pretrained T5 needs trunk = 't5', got trunk = {cfg.trunk!r}")
+    return cfg
 
-    raw_tok = c.get("tokenizers") or {}
-    for m, t in raw_tok.items():
+
+_RANKS = {"embedding": (1,), "patch": (3,), "linear": (1, 2), "vit": (3,)}
+
+
+def _tokenizers(
+    raw: Mapping[str, Any], cfg: TokenFusionConfig, shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, str]:
+    """Tokenizer per used modality: as named, else the default for its input rank."""
+    for m, t in raw.items():
         modality_name("tokenizers", m, shapes)
-        choice(f"tokenizers.{m}", t, TOKENIZERS)
-    cfg.tokenizers = {
-        m: str(raw_tok.get(m) or default_tokenizer(m, shapes[m])) for m in cfg.modalities
-    }
-
-    if cfg.vit_cache is not None and "vit" not in cfg.tokenizers.values():
+        choice(t, f"model.tokenizers.{m}", TOKENIZERS)
+    out = {m: str(raw.get(m) or default_tokenizer(m, shapes[m])) for m in cfg.modalities}
+    if cfg.vit_cache is not None and "vit" not in out.values():
         raise ValueError(
             "model.vit_cache: caches the outputs of a 'vit' tokenizer, but no modality uses one "
-            f"(tokenizers: {cfg.tokenizers})"
+            f"(tokenizers: {out})"
         )
-
-    for m, kind in cfg.tokenizers.items():
-        ranks = {"embedding": (1,), "patch": (3,), "linear": (1, 2), "vit": (3,)}[kind]
-        if len(shapes[m]) not in ranks:
+    for m, kind in out.items():
+        if len(shapes[m]) not in _RANKS[kind]:
             raise ValueError(
-                f"model.tokenizers.{m}: tokenizer {kind!r} needs per-sample rank {ranks}, but "
-                f"modality {m!r} has shape {shapes[m]}"
+                f"model.tokenizers.{m}: tokenizer {kind!r} needs per-sample rank {_RANKS[kind]}, "
+                f"but modality {m!r} has shape {shapes[m]}"
             )
-    cfg.patch_size = patch_sizes(c.get("patch_size", 4), cfg.tokenizers, shapes)
+    return out
 
-    raw_pool = c.get("pooling", "none")
+
+def _pooling(
+    raw_pool: Any, raw_pooled: Any, cfg: TokenFusionConfig, shapes: Mapping[str, tuple[int, ...]]
+) -> tuple[dict[str, str], dict[str, int]]:
+    """``(pooling per used modality, pooled token count per pooled modality)``.
+
+    A global pooling string applies only to the modalities given a length in ``pooled``.
+    """
     if isinstance(raw_pool, str):
-        choice("pooling", raw_pool, POOLINGS)
+        choice(raw_pool, "model.pooling", POOLINGS)
         pool_of = dict.fromkeys(cfg.modalities, raw_pool)
     elif isinstance(raw_pool, Mapping):
         pool_of = dict.fromkeys(cfg.modalities, "none")
         for m, p in raw_pool.items():
             modality_name("pooling", m, shapes)
-            pool_of[str(m)] = choice(f"pooling.{m}", p, POOLINGS)
+            pool_of[str(m)] = choice(p, f"model.pooling.{m}", POOLINGS)
     else:
         raise TypeError(
             f"model.pooling: expected one of {list(POOLINGS)} or a table modality -> pooling, "
             f"got {raw_pool!r}"
         )
-    raw_pooled = c.get("pooled") or {}
+    raw_pooled = raw_pooled or {}
     if not isinstance(raw_pooled, Mapping):
         raise TypeError(
             f"model.pooled: expected a table modality -> token count, got {raw_pooled!r}"
         )
-    for m, n in raw_pooled.items():
-        modality_name("pooled", m, shapes)
-        cfg.pooled[str(m)] = int_value(f"pooled.{m}", n, 1)
-    # A global pooling string applies only to the modalities given a length in `pooled`.
-    cfg.pooling = {
-        m: (p if isinstance(raw_pool, Mapping) or m in cfg.pooled else "none")
+    pooled = {
+        str(modality_name("pooled", m, shapes)): pos_int(n, f"model.pooled.{m}")
+        for m, n in raw_pooled.items()
+    }
+    pooling = {
+        m: (p if isinstance(raw_pool, Mapping) or m in pooled else "none")
         for m, p in pool_of.items()
     }
-    for m, p in cfg.pooling.items():
-        if p != "none" and m not in cfg.pooled:
+    for m, p in pooling.items():
+        if p != "none" and m not in pooled:
             raise ValueError(
                 f"model.pooled: modality {m!r} uses pooling {p!r} but has no token count; "
                 f"add pooled.{m} = N (1 <= N <= its token count)"
             )
-    for m in cfg.pooled:
-        if m in cfg.pooling and cfg.pooling[m] == "none":
+    for m, n in pooled.items():
+        if pooling.get(m) == "none":
             raise ValueError(
-                f"model.pooling: pooled.{m} = {cfg.pooled[m]} is given but modality {m!r} has "
+                f"model.pooling: pooled.{m} = {n} is given but modality {m!r} has "
                 f"pooling 'none'; allowed poolings: {list(POOLINGS[1:])}"
             )
+    return pooling, pooled
 
-    vocab = c.get("vocab_size")
-    if vocab is not None:
-        cfg.vocab_size = int_value("vocab_size", vocab, 1)
-    elif cfg.head == "generation":
-        cfg.vocab_size = cfg.num_outputs
-    needs_vocab = [m for m, t in cfg.tokenizers.items() if t == "embedding"]
-    if needs_vocab and cfg.vocab_size is None and (cfg.trunk != "t5" or cfg.t5 is None):
+
+def _vocab_size(raw: Any, cfg: TokenFusionConfig) -> int | None:
+    """Vocabulary of ``embedding`` tokenizers (generation: the output vocabulary by default)."""
+    if raw is not None:
+        return pos_int(raw, "model.vocab_size")
+    if cfg.head == "generation":
+        return cfg.num_outputs
+    needs = [m for m, t in cfg.tokenizers.items() if t == "embedding"]
+    if needs and (cfg.trunk != "t5" or cfg.t5 is None):
         raise ValueError(
-            f"model.vocab_size: modality {needs_vocab[0]!r} uses an 'embedding' tokenizer; with "
+            f"model.vocab_size: modality {needs[0]!r} uses an 'embedding' tokenizer; with "
             f"head = 'classification' its vocabulary size must be given (int >= 1)"
         )
-    if cfg.head == "generation":
-        for key in ("pad_id", "bos_id", "eos_id"):
-            if getattr(cfg, key) >= cfg.num_outputs:
-                raise ValueError(
-                    f"model.{key}: {getattr(cfg, key)} is outside the vocabulary "
-                    f"(num_outputs = {cfg.num_outputs}); allowed: 0 .. {cfg.num_outputs - 1}"
-                )
-    return cfg
+    return None
+
+
+def _check_special_ids(cfg: TokenFusionConfig) -> None:
+    if cfg.head != "generation":
+        return
+    for key in ("pad_id", "bos_id", "eos_id"):
+        if getattr(cfg, key) >= cfg.num_outputs:
+            raise ValueError(
+                f"model.{key}: {getattr(cfg, key)} is outside the vocabulary "
+                f"(num_outputs = {cfg.num_outputs}); allowed: 0 .. {cfg.num_outputs - 1}"
+            )

@@ -2,9 +2,11 @@
 
 Shapes: each modality ``m`` -> tokenizer -> ``(B, n_m, d)`` -> pool -> ``(B, N_m, d)`` + type
 embedding; the tokens of the modalities in ``fusion_spec[i]`` are appended to the running sequence
-right before encoder layer ``i``, so layer ``i`` sees ``sum(N_m for m fused at <= i)`` tokens. The
-fused ``(B, n, d)`` sequence feeds a decoder (``(B, T, V)`` teacher-forced logits, greedy
-``generate``) or a classification head (masked mean of the tokens -> ``(B, num_outputs)``).
+right before encoder layer ``i``, so layer ``i`` sees ``sum(N_m for m fused at <= i)`` tokens.
+``i = L`` (``num_layers``) is late fusion: those tokens are appended after the last layer and pass
+through no encoder layer, only the trunk's final per-token norm. The fused ``(B, n, d)`` sequence
+feeds a decoder (``(B, T, V)`` teacher-forced logits, greedy ``generate``) or a classification
+head (masked mean of the tokens -> ``(B, num_outputs)``).
 """
 
 from __future__ import annotations
@@ -196,6 +198,11 @@ class TokenFusionTransformer(nn.Module):
     def encode(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Fused encoder output ``(B, n, d)`` and its padding mask ``(B, n)`` (``True`` = pad).
 
+        Tokens fused at layer ``L`` (late fusion) are appended after the last layer, so the
+        output is ``finish(cat(layers(earlier tokens), late tokens))``; ``finish`` (LayerNorm, or
+        T5's RMS norm + dropout) acts per token, so late tokens meet the others only in the
+        decoder's cross-attention (or the classification mean).
+
         With ``allow_missing``, an absent modality contributes no tokens; layers before the first
         present modality's fusion layer then have nothing to process and are skipped.
         """
@@ -203,13 +210,14 @@ class TokenFusionTransformer(nn.Module):
         self.trunk.begin()
         h: Tensor | None = None
         pad: Tensor | None = None
-        for i in range(self.cfg.num_layers):
+        # i = num_layers is "after the last layer": tokens joining there pass through no layer.
+        for i in range(self.cfg.num_layers + 1):
             joining = [m for m in self.fusion_spec.get(i, []) if m in toks]
             if joining:
                 parts = ([h] if h is not None else []) + [toks[m][0] for m in joining]
                 masks = ([pad] if pad is not None else []) + [toks[m][1] for m in joining]
                 h, pad = torch.cat(parts, dim=1), torch.cat(masks, dim=1)
-            if h is not None and pad is not None:
+            if h is not None and pad is not None and i < self.cfg.num_layers:
                 h = self.trunk.layer(i, h, _attendable(pad))
         assert h is not None and pad is not None  # tokens() guarantees one present modality
         return self.trunk.finish(h), pad
