@@ -87,7 +87,8 @@ class Stepper:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     n_img = (args.image // 4) ** 2
-    layers = sorted({0, args.layers // 2, args.layers - 2, args.layers - 1} - {-1})
+    # the thesis's fusion points 0, 6, 11, 12 of a 12-layer encoder: 0, L/2, L-1, L (L = late)
+    layers = sorted({0, args.layers // 2, args.layers - 1, args.layers})
     pools = [p for p in (n_img, args.mid_pool, 1) if p <= n_img]
     configs: list[tuple[str, int, int | None]] = [("fusion_layer", k, None) for k in layers]
     configs += [("pooled_tokens", 0, p if p < n_img else None) for p in pools]
