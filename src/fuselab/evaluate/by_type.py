@@ -1,4 +1,5 @@
-"""Task metric per sample group, e.g. exact match per VQA question type (thesis 004).
+"""Task metric per sample group, e.g. exact match per VQA question type (fuselab's addition to
+the thesis-004 study, which reports overall accuracy only).
 
 The synthetic VQA set stores each sample's question type in ``source_ids["question"]`` and which
 types need the image in ``meta["needs_image"]`` (``{type: bool}``). Splitting the test metric by

@@ -1,5 +1,8 @@
 """Token pooling (thesis 004, section 1.3.3): ``(B, n, D)`` tokens -> ``(B, N, D)`` tokens.
 
+The thesis names the three poolings and the pooled lengths; how ``n`` tokens become ``N`` is
+fuselab's choice:
+
 * ``none``: identity.
 * ``mean`` / ``max``: the ``n`` tokens are split into ``N`` contiguous segments exactly as
   ``adaptive_avg_pool1d`` / ``adaptive_max_pool1d`` do (segment ``i`` covers tokens
