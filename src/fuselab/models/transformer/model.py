@@ -138,7 +138,8 @@ class TokenFusionTransformer(nn.Module):
         return self.cfg.modalities
 
     def sequence_lengths(self) -> list[int]:
-        """Tokens each encoder layer processes (before padding), e.g. ``[12, 12, 28, 28]``."""
+        """Tokens each encoder layer processes (before padding), e.g. ``[12, 12, 28, 28]``; tokens
+        fused at layer ``L`` (after the last layer) are in none of them."""
         lengths, n = [], 0
         for i in range(self.cfg.num_layers):
             n += sum(self.token_counts[m] for m in self.fusion_spec.get(i, []))
@@ -150,7 +151,8 @@ class TokenFusionTransformer(nn.Module):
 
         Trunk layers from the first layer that holds two modalities on, the type embeddings and
         the attention pools (which exist for fusion into a shared sequence). Empty for a
-        unimodal model. The decoder/classifier is the task head and is not counted.
+        unimodal model. The decoder/classifier is the task head and is not counted, so late
+        fusion (second modality at layer ``L``) counts no trunk layer.
         """
         if len(self.modalities) < 2:
             return
