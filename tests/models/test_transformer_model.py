@@ -195,6 +195,9 @@ def test_fusion_parameters_are_the_layers_that_see_two_modalities():
     assert counts[0] - counts[1] == per_layer
     early = build()
     assert count(early) == 3 * per_layer + early.type_embed.weight.numel()
+    # late fusion (layer L = 3): no trunk layer sees both modalities, only the type embeddings
+    late = build(fusion_spec={"0": ["question"], "3": ["image"]})
+    assert count(late) == late.type_embed.weight.numel()
     ids = {id(p) for p in early.parameters()}
     assert all(id(p) in ids for p in early.fusion_parameters())
 
