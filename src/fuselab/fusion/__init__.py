@@ -14,6 +14,7 @@ from fuselab.fusion.base import FeatureMapOp, FusionOp, count_parameters
 from fuselab.fusion.bilinear import BilinearFusion
 from fuselab.fusion.concat import ConcatFusion
 from fuselab.fusion.cross_attention import CrossAttentionFusion
+from fuselab.fusion.deepset import DeepsetFusion
 from fuselab.fusion.describe import describe
 from fuselab.fusion.gated import GatedFusion
 from fuselab.fusion.late import LateFusion
@@ -21,6 +22,9 @@ from fuselab.fusion.lowrank import LowRankFusion
 from fuselab.fusion.mcb import CompactBilinearFusion
 from fuselab.fusion.mmtm import MMTM
 from fuselab.fusion.msaf import MSAF, MSAFBlock
+from fuselab.fusion.mult import MulTFusion
+from fuselab.fusion.multiplicative import MultiplicativeFusion
+from fuselab.fusion.nlgate import NLGateFusion
 from fuselab.fusion.product import ProductFusion
 from fuselab.fusion.registry import OPERATORS, available, build, register
 from fuselab.fusion.shift import ShiftFusion
@@ -36,12 +40,16 @@ __all__ = [
     "CompactBilinearFusion",
     "ConcatFusion",
     "CrossAttentionFusion",
+    "DeepsetFusion",
     "FeatureMapOp",
     "FusionOp",
     "GatedFusion",
     "LateFusion",
     "LowRankFusion",
     "MSAFBlock",
+    "MulTFusion",
+    "MultiplicativeFusion",
+    "NLGateFusion",
     "ProductFusion",
     "ShiftFusion",
     "SumFusion",

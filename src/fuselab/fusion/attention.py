@@ -11,11 +11,11 @@ from fuselab.fusion.base import FusionOp
 from fuselab.fusion.registry import register
 
 
-def check_heads(where: str, width: int, num_heads: int) -> None:
-    """``ValueError`` unless ``num_heads`` is a positive divisor of ``width``."""
+def check_heads(where: str, width: int, num_heads: int, label: str = "out_dim") -> None:
+    """``ValueError`` unless ``num_heads`` is a positive divisor of ``width`` (named ``label``)."""
     if not isinstance(num_heads, int) or num_heads <= 0 or width % num_heads:
         raise ValueError(
-            f"{where}: num_heads must be a positive divisor of out_dim={width}, got {num_heads!r}"
+            f"{where}: num_heads must be a positive divisor of {label}={width}, got {num_heads!r}"
         )
 
 

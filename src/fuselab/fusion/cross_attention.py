@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from fuselab.fusion.attention import check_heads, default_heads
 from fuselab.fusion.base import FusionOp
+from fuselab.fusion.masks import Masks, check_masks, padding_of, safe_key_padding
 from fuselab.fusion.registry import register
 
 
@@ -39,7 +40,9 @@ class CrossAttentionFusion(FusionOp):
 
     Shapes:
         vectors ``{m: (B, D_m)}`` -> ``(B, out_dim)``; sequences ``{m: (B, T_m, D_m)}`` ->
-        ``(B, T_target, out_dim)``. :meth:`attention_weights`: ``(B, T_target, sum_s T_s)``
+        ``(B, T_target, out_dim)``. ``masks``: optional ``{m: (B, T_m)}`` bool, ``True`` =
+        padding (see ``fusion.masks``): padded source steps get no attention, padded target
+        steps output 0. :meth:`attention_weights`: ``(B, T_target, sum_s T_s)``
         (``(B, 1, S)`` for vectors), head-averaged, rows sum to 1.
     """
 
@@ -79,8 +82,13 @@ class CrossAttentionFusion(FusionOp):
             nn.Linear(ffn_mult * out_dim, out_dim),
         )
 
-    def _tokens(self, inputs: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, bool]:
+    def _tokens(
+        self, inputs: Mapping[str, Tensor], masks: Masks | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Queries ``(B, T_t, d)``, source tokens ``(B, S, d)``, source padding ``(B, S)`` or
+        ``None`` (no source has a mask)."""
         self.check_inputs(inputs, same_length=False)
+        check_masks(masks, inputs, "CrossAttentionFusion")
         vector = inputs[self.target].dim() == 2
 
         def seq(x: Tensor) -> Tensor:
@@ -91,17 +99,32 @@ class CrossAttentionFusion(FusionOp):
             [self.proj[s](seq(inputs[s])) + self.embed[i] for i, s in enumerate(self.sources)],
             dim=1,
         )
-        return q, kv, vector
+        if masks is None or not any(s in masks for s in self.sources):
+            return q, kv, None
+        pad = torch.cat([padding_of(masks, s, seq(inputs[s])) for s in self.sources], dim=1)
+        return q, kv, pad
 
-    def attention_weights(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        """Head-averaged weights ``(B, T_target, sum_s T_s)`` of target steps over source steps."""
-        q, kv, _ = self._tokens(inputs)
+    def _attend(self, q: Tensor, kv: Tensor, pad: Tensor | None, weights: bool) -> Tensor:
         k = self.norm_kv(kv)
-        return self.attn(self.norm_q(q), k, k, need_weights=True, average_attn_weights=True)[1]
+        if pad is None:
+            out = self.attn(self.norm_q(q), k, k, need_weights=weights)
+            return out[1] if weights else out[0]
+        mask, has_keys = safe_key_padding(pad)
+        out = self.attn(self.norm_q(q), k, k, key_padding_mask=mask, need_weights=weights)
+        return (out[1] if weights else out[0]) * has_keys.to(q.dtype)[:, None, None]
 
-    def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        q, kv, vector = self._tokens(inputs)
-        k = self.norm_kv(kv)
-        h = q + self.attn(self.norm_q(q), k, k, need_weights=False)[0]
+    def attention_weights(self, inputs: Mapping[str, Tensor], masks: Masks | None = None) -> Tensor:
+        """Head-averaged weights ``(B, T_target, sum_s T_s)`` of target steps over source steps
+        (rows of samples whose sources are all padding are 0)."""
+        q, kv, pad = self._tokens(inputs, masks)
+        return self._attend(q, kv, pad, weights=True)
+
+    def forward(self, inputs: Mapping[str, Tensor], masks: Masks | None = None) -> Tensor:
+        q, kv, pad = self._tokens(inputs, masks)
+        h = q + self._attend(q, kv, pad, weights=False)
         z = h + self.ffn(self.norm_ffn(h))
-        return z.squeeze(1) if vector else z
+        if inputs[self.target].dim() == 2:
+            return z.squeeze(1)
+        if masks is not None and self.target in masks:
+            z = z * (~masks[self.target]).unsqueeze(-1).to(z.dtype)
+        return z

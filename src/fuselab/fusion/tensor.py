@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.fusion.base import FusionOp
+from fuselab.fusion.multilinear import multilinear
 from fuselab.fusion.registry import register
 
 
@@ -17,25 +18,15 @@ def append_one(x: Tensor) -> Tensor:
     return torch.cat([x, x.new_ones((*x.shape[:-1], 1))], dim=-1)
 
 
-def outer_flat(vectors: list[Tensor]) -> Tensor:
-    """Flattened outer product of ``(..., D_m)`` tensors -> ``(..., prod D_m)``, row-major.
-
-    Index ``(i_1, ..., i_M)`` lands at ``i_1 * prod_{m>1} D_m + ... + i_M`` (first modality
-    slowest), matching ``torch.einsum`` + ``reshape`` of the full tensor.
-    """
-    t = vectors[0]
-    for v in vectors[1:]:
-        t = (t.unsqueeze(-1) * v.unsqueeze(-2)).flatten(-2)
-    return t
-
-
 @register("tensor")
 class TensorFusion(FusionOp):
     """Tensor fusion ``z = W vec([x_1; 1] ⊗ ... ⊗ [x_M; 1]) + b``.
 
     The appended 1 keeps every lower-order interaction (unimodal and bimodal terms) in the
     tensor. ``W`` has ``out_dim * prod_m (D_m + 1)`` entries, so this grows quickly; ``lowrank``
-    is the factorised version.
+    is the factorised version. The product ``W vec(...)`` is computed by
+    :func:`~fuselab.fusion.multilinear.multilinear` without forming the full outer product when a
+    partial contraction writes less (e.g. at ``(512, 512) -> 128``).
 
     Args:
         in_dims: ``{modality: D_m}``; the order fixes the flattening order of the tensor.
@@ -53,4 +44,7 @@ class TensorFusion(FusionOp):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
-        return self.linear(outer_flat([append_one(inputs[m]) for m in self.modalities]))
+        sizes = [d + 1 for d in self.in_dims.values()]
+        weight = self.linear.weight.view(self.out_dim, *sizes)
+        xs = [append_one(inputs[m]) for m in self.modalities]
+        return multilinear(xs, weight) + self.linear.bias

@@ -91,7 +91,8 @@ class PositionMerge(nn.Module):
         in_dims = {m: s.channels for m, s in shapes.items()}
         out_dim = vector_out_dim(name, in_dims, options)
         self.op = build_operator(name, where, in_dims=in_dims, **{**options, "out_dim": out_dim})
-        if self.kind != "vec" and not getattr(self.op, "accepts_sequences", False):
+        if self.kind != "vec" and (not getattr(self.op, "accepts_sequences", False)
+                                   or getattr(self.op, "pools_sequences", False)):
             raise ValueError(f"{where}.operator: {name!r} cannot run per position on {listing}; "
                              "set adapter to 'pool' (allowed: ['pool'])")
         self.out_shape = target.with_channels(out_dim)

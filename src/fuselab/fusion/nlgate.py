@@ -1,0 +1,108 @@
+"""Non-local gated fusion (NL-gate; Wang, Tran & Feiszli 2020, MultiBench ``NLgate``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from fuselab.fusion.base import FusionOp
+from fuselab.fusion.masks import Masks, check_masks, padding_of, safe_key_padding
+from fuselab.fusion.registry import register
+
+
+@register("nlgate")
+class NLGateFusion(FusionOp):
+    """Query from one modality, keys/values from the others: ``z = Q + softmax(s Q Kᵀ) V``.
+
+    ``Q = W_q x_q + b_q`` (one row per query step); every other modality ``s`` gives keys
+    ``W_k,s x_s + b_k,s`` and values ``W_v,s x_s + b_v,s``, concatenated along time. The output
+    adds the attended values to the query itself (the non-local block's residual, the "gate" of
+    the NL-gate). Single head, as in the paper. ``s = 1`` (``scaled=False``, default) is the
+    unscaled dot product of the paper and of MultiBench; ``scaled=True`` uses ``1/√out_dim``.
+    MultiBench's linear maps are optional and act on flattened inputs that it then reshapes; here
+    the projections act per step (so any ``T_m`` works) and are always present (``out_dim`` is
+    the common width of ``Q``, ``K``, ``V``).
+
+    Args:
+        in_dims: ``{modality: D_m}``, at least two modalities.
+        out_dim: width of queries, keys, values and the output.
+        query: the querying modality (default: the first declared).
+        scaled: divide the scores by ``√out_dim``.
+
+    Shapes:
+        sequences ``{m: (B, T_m, D_m)}`` -> ``(B, T_query, out_dim)``; vectors ``{m: (B, D_m)}``
+        are one step each -> ``(B, out_dim)`` (with one source its weight is 1: ``z = Q + V``).
+        ``masks``: optional ``{m: (B, T_m)}`` bool, ``True`` = padding (see ``fusion.masks``);
+        padded query steps output 0, padded source steps get no attention.
+    """
+
+    def __init__(
+        self,
+        in_dims: Mapping[str, int],
+        out_dim: int,
+        query: str | None = None,
+        scaled: bool = False,
+    ) -> None:
+        super().__init__(in_dims, out_dim)
+        if len(in_dims) < 2:
+            raise ValueError(f"NLGateFusion: needs at least 2 modalities, got {sorted(in_dims)}")
+        query = self.modalities[0] if query is None else query
+        if query not in in_dims:
+            raise ValueError(
+                f"NLGateFusion: query must be one of {sorted(in_dims)}, got {query!r}"
+            )
+        self.query = query
+        self.sources = tuple(m for m in self.modalities if m != query)
+        self.scale = 1.0 / math.sqrt(out_dim) if scaled else 1.0
+        self.q = nn.Linear(in_dims[query], out_dim)
+        # Keys and values of one source come from one (D_s -> 2 out_dim) product.
+        self.kv = nn.ModuleDict({s: nn.Linear(in_dims[s], 2 * out_dim) for s in self.sources})
+
+    def _steps(
+        self, inputs: Mapping[str, Tensor], masks: Masks | None
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+        """``Q (B, T_q, d)``, ``K``, ``V`` ``(B, S, d)`` and the source padding ``(B, S)``
+        (``None`` when no source has a mask: the unmasked attention kernel is faster)."""
+        self.check_inputs(inputs, same_length=False)
+        check_masks(masks, inputs, "NLGateFusion")
+        vector = inputs[self.query].dim() == 2
+        xs = {m: x.unsqueeze(1) if vector else x for m, x in inputs.items()}
+        q = self.q(xs[self.query])
+        k, v = torch.cat([self.kv[s](xs[s]) for s in self.sources], dim=1).chunk(2, dim=-1)
+        if masks is None or not any(s in masks for s in self.sources):
+            return q, k, v, None
+        pad = torch.cat([padding_of(masks, s, xs[s]) for s in self.sources], dim=1)
+        return q, k, v, pad
+
+    def attention_weights(self, inputs: Mapping[str, Tensor], masks: Masks | None = None) -> Tensor:
+        """``softmax(s Q Kᵀ)``: ``(B, T_query, Σ_s T_s)`` (``(B, 1, S)`` for vectors); rows of
+        samples whose sources are all padding are 0."""
+        q, k, _, pad = self._steps(inputs, masks)
+        scores = (q @ k.transpose(1, 2)) * self.scale
+        if pad is None:
+            return torch.softmax(scores, dim=-1)
+        mask, has_keys = safe_key_padding(pad)
+        w = torch.softmax(scores.masked_fill(mask.unsqueeze(1), float("-inf")), dim=-1)
+        return w * has_keys.to(w.dtype)[:, None, None]
+
+    def forward(self, inputs: Mapping[str, Tensor], masks: Masks | None = None) -> Tensor:
+        q, k, v, pad = self._steps(inputs, masks)
+        # One fused kernel (scores, softmax, weighted sum) instead of writing and re-reading the
+        # (B, T_q, S) scores and weights as an explicit matmul-softmax-matmul does.
+        if pad is None:
+            z = q + F.scaled_dot_product_attention(q, k, v, scale=self.scale)
+        else:
+            mask, has_keys = safe_key_padding(pad)
+            att = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=~mask.unsqueeze(1), scale=self.scale
+            )
+            z = q + att * has_keys.to(q.dtype)[:, None, None]
+        if inputs[self.query].dim() == 2:
+            return z.squeeze(1)
+        if masks is not None and self.query in masks:
+            z = z * (~masks[self.query]).unsqueeze(-1).to(z.dtype)
+        return z
