@@ -109,3 +109,39 @@ def test_not_a_dict(vec_op: torch.nn.Module) -> None:
 def test_unknown_operator_name() -> None:
     with pytest.raises(KeyError, match="Did you mean 'lowrank'"):
         fl.fusion.build("lowrnak", in_dims={"a": 1}, out_dim=1)
+
+
+def test_nlgate_mask_of_wrong_shape_names_the_modality() -> None:
+    op = fl.fusion.build("nlgate", in_dims={"a": 3, "b": 2}, out_dim=4)
+    xs = {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 4, 2)}
+    with pytest.raises(
+        ValueError, match=r"modality 'b': padding mask must have shape \(B, T\) = \(2, 4\), got \(2, 5\)"
+    ):
+        op(xs, {"b": torch.zeros(2, 5, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"mask for unknown modality 'c'"):
+        op(xs, {"c": torch.zeros(2, 4, dtype=torch.bool)})
+
+
+def test_mult_mask_must_be_bool_and_settings_checked() -> None:
+    op = fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, width=4, num_heads=2,
+                         layers=1)
+    xs = {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 4, 2)}
+    with pytest.raises(TypeError, match=r"modality 'a': padding mask must be a bool tensor"):
+        op(xs, {"a": torch.zeros(2, 5)})
+    with pytest.raises(ValueError, match=r"modality 'a': a padding mask needs a sequence"):
+        op({"a": torch.randn(2, 3), "b": torch.randn(2, 2)}, {"a": torch.zeros(2, 1).bool()})
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, kernel_size=2)
+    with pytest.raises(ValueError, match=r"num_heads must be a positive divisor of width=30"):
+        fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, num_heads=4)
+
+
+def test_multiplicative_and_deepset_name_the_modality() -> None:
+    mi = fl.fusion.build("multiplicative", in_dims={"c": 3, "x": 4}, out_dim=4, form="vector")
+    with pytest.raises(
+        ValueError, match=r"modality 'x': expected feature width 4, got shape \(2, 5\)"
+    ):
+        mi({"c": torch.randn(2, 3), "x": torch.randn(2, 5)})
+    ds = fl.fusion.build("deepset", in_dims={"a": 3, "b": 2, "c": 4}, out_dim=2)
+    with pytest.raises(ValueError, match=r"missing modality 'c'"):
+        ds({"a": torch.randn(2, 3), "b": torch.randn(2, 2)})

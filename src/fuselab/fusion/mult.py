@@ -116,9 +116,11 @@ class MulTFusion(FusionOp):
         if pad is not None:
             x = x.masked_fill(pad.unsqueeze(-1), 0.0)
         conv = self.temporal[m]
+        assert isinstance(conv, nn.Conv1d)
+        weight = conv.weight  # (width, D_m, kernel_size)
         if self.kernel_size == 1:  # a per-step matrix product: no transposes to channels-first
-            return F.linear(x, conv.weight.squeeze(-1))
-        return conv(x.transpose(1, 2)).transpose(1, 2)
+            return F.linear(x, weight.squeeze(-1))
+        return F.conv1d(x.transpose(1, 2), weight, padding=self.kernel_size // 2).transpose(1, 2)
 
     def forward(self, inputs: Mapping[str, Tensor], masks: Masks | None = None) -> Tensor:
         self.check_inputs(inputs, same_length=False)
