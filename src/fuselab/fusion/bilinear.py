@@ -52,4 +52,4 @@ class BilinearFusion(FusionOp):
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
         a, b = self.modalities
-        return multilinear([inputs[a], inputs[b]], self.weight) + self.bias
+        return multilinear([inputs[a], inputs[b]], self.weight, self.bias)

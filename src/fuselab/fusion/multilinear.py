@@ -49,12 +49,13 @@ def split_point(dims: Sequence[int], out_dim: int) -> int:
     return min(range(len(dims)), key=cost)
 
 
-def multilinear(xs: Sequence[Tensor], weight: Tensor) -> Tensor:
-    """``z[..., k] = Σ_{i_1…i_M} weight[k, i_1, …, i_M] Π_m xs[m][..., i_m]``.
+def multilinear(xs: Sequence[Tensor], weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``z[..., k] = Σ_{i_1…i_M} weight[k, i_1, …, i_M] Π_m xs[m][..., i_m] (+ bias[k])``.
 
     Args:
         xs: ``M`` tensors ``(..., D_m)`` with the same leading dims.
         weight: ``(K, D_1, …, D_M)``, contiguous.
+        bias: optional ``(K,)``, added inside the last product (``addmm``/``baddbmm``).
 
     Returns:
         ``(..., K)``. The contraction order is :func:`split_point`'s, chosen from the shapes only
@@ -66,8 +67,12 @@ def multilinear(xs: Sequence[Tensor], weight: Tensor) -> Tensor:
     s = split_point(dims, k)
     suffix = outer_flat(flat[s:])
     if s == 0:
-        return F.linear(suffix, weight.reshape(k, -1)).reshape(*lead, k)
+        return F.linear(suffix, weight.reshape(k, -1), bias).reshape(*lead, k)
     p = math.prod(dims[:s])
     t = F.linear(suffix, weight.reshape(k * p, -1)).view(-1, k, p)
-    z = torch.bmm(t, outer_flat(flat[:s]).unsqueeze(-1)).squeeze(-1)
+    prefix = outer_flat(flat[:s]).unsqueeze(-1)
+    if bias is None:
+        z = torch.bmm(t, prefix)
+    else:
+        z = torch.baddbmm(bias.view(1, k, 1).expand(t.shape[0], k, 1), t, prefix)
     return z.reshape(*lead, k)

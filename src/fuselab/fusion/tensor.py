@@ -47,4 +47,4 @@ class TensorFusion(FusionOp):
         sizes = [d + 1 for d in self.in_dims.values()]
         weight = self.linear.weight.view(self.out_dim, *sizes)
         xs = [append_one(inputs[m]) for m in self.modalities]
-        return multilinear(xs, weight) + self.linear.bias
+        return multilinear(xs, weight, self.linear.bias)
