@@ -125,7 +125,7 @@ def test_multiplicative_bad_settings() -> None:
 
 def _nlgate_by_hand(op: torch.nn.Module, q_in: Tensor, s_in: Tensor, scale: float) -> Tensor:
     q = op.q(q_in)
-    k, v = op.kv["b"](s_in).chunk(2, -1)
+    k, v = op.k["b"](s_in), op.v["b"](s_in)
     return q + torch.softmax(scale * q @ k.transpose(1, 2), -1) @ v
 
 

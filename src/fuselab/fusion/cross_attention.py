@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from fuselab.fusion.attention import check_heads, default_heads
 from fuselab.fusion.base import FusionOp
 from fuselab.fusion.masks import Masks, check_masks, padding_of, safe_key_padding
+from fuselab.fusion.options import require_modalities, role_modality
 from fuselab.fusion.registry import register
 
 
@@ -56,15 +57,10 @@ class CrossAttentionFusion(FusionOp):
         dropout: float = 0.0,
     ) -> None:
         super().__init__(in_dims, out_dim)
-        if len(in_dims) < 2:
-            raise ValueError(
-                f"CrossAttentionFusion: needs at least 2 modalities, got {sorted(in_dims)}"
-            )
-        target = self.modalities[0] if target is None else target
-        if target not in in_dims:
-            raise ValueError(
-                f"CrossAttentionFusion: target must be one of {sorted(in_dims)}, got {target!r}"
-            )
+        require_modalities("CrossAttentionFusion", in_dims)
+        target = role_modality(
+            "CrossAttentionFusion", in_dims, "target", target, self.modalities[0]
+        )
         heads = default_heads(out_dim) if num_heads is None else num_heads
         check_heads("CrossAttentionFusion", out_dim, heads)
         self.target = target

@@ -12,6 +12,7 @@ from fuselab.fusion.attention import check_heads
 from fuselab.fusion.base import FusionOp
 from fuselab.fusion.masks import Masks, check_masks, last_valid, masked_mean
 from fuselab.fusion.mult_layers import MulTEncoder
+from fuselab.fusion.options import require_modalities
 from fuselab.fusion.registry import register
 
 POOLS = ("last", "mean")
@@ -80,8 +81,7 @@ class MulTFusion(FusionOp):
     ) -> None:
         super().__init__(in_dims, out_dim)
         where = "MulTFusion"
-        if len(in_dims) < 2:
-            raise ValueError(f"{where}: needs at least 2 modalities, got {sorted(in_dims)}")
+        require_modalities(where, in_dims)
         self_layers = max(layers, 3) if self_layers is None else self_layers
         for name, value in (("width", width), ("layers", layers), ("self_layers", self_layers),
                             ("kernel_size", kernel_size)):

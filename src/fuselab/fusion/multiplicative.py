@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from fuselab.fusion.base import FusionOp
 from fuselab.fusion.multilinear import multilinear, outer_flat
+from fuselab.fusion.options import role_modality
 from fuselab.fusion.registry import register
 from fuselab.fusion.tensor import append_one
 
@@ -74,9 +75,7 @@ class MultiplicativeFusion(FusionOp):
                 f"{where}: form for {n} modalities must be one of {list(FORMS[n])}, "
                 f"got {form!r}{hint}"
             )
-        target = self.modalities[-1] if target is None else target
-        if target not in in_dims:
-            raise ValueError(f"{where}: target must be one of {sorted(in_dims)}, got {target!r}")
+        target = role_modality(where, in_dims, "target", target, self.modalities[-1])
         d_x = in_dims[target]
         if form in ("vector", "scalar") and out_dim != d_x:
             raise ValueError(

@@ -6,11 +6,11 @@ import math
 from collections.abc import Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fuselab.fusion.base import FusionOp
 from fuselab.fusion.masks import Masks, check_masks, padding_of, safe_key_padding
+from fuselab.fusion.options import require_modalities, role_modality
 from fuselab.fusion.registry import register
 
 
@@ -48,37 +48,28 @@ class NLGateFusion(FusionOp):
         scaled: bool = False,
     ) -> None:
         super().__init__(in_dims, out_dim)
-        if len(in_dims) < 2:
-            raise ValueError(f"NLGateFusion: needs at least 2 modalities, got {sorted(in_dims)}")
-        query = self.modalities[0] if query is None else query
-        if query not in in_dims:
-            raise ValueError(
-                f"NLGateFusion: query must be one of {sorted(in_dims)}, got {query!r}"
-            )
-        self.query = query
-        self.sources = tuple(m for m in self.modalities if m != query)
+        require_modalities("NLGateFusion", in_dims)
+        self.query = role_modality("NLGateFusion", in_dims, "query", query, self.modalities[0])
+        self.sources = tuple(m for m in self.modalities if m != self.query)
         self.scale = 1.0 / math.sqrt(out_dim) if scaled else 1.0
-        self.q = nn.Linear(in_dims[query], out_dim)
-        # Keys and values of one source come from one (D_s -> 2 out_dim) product.
-        self.kv = nn.ModuleDict({s: nn.Linear(in_dims[s], 2 * out_dim) for s in self.sources})
+        self.q = nn.Linear(in_dims[self.query], out_dim)
+        # Separate key and value maps (not one 2·out_dim map split in two: the halves of its
+        # output would be strided and the attention products would copy them).
+        self.k = nn.ModuleDict({s: nn.Linear(in_dims[s], out_dim) for s in self.sources})
+        self.v = nn.ModuleDict({s: nn.Linear(in_dims[s], out_dim) for s in self.sources})
 
     def _steps(
         self, inputs: Mapping[str, Tensor], masks: Masks | None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
         """``Q (B, T_q, d)``, ``K``, ``V`` ``(B, S, d)`` and the source padding ``(B, S)``
-        (``None`` when no source has a mask: the unmasked attention kernel is faster)."""
+        (``None`` when no source has a mask)."""
         self.check_inputs(inputs, same_length=False)
         check_masks(masks, inputs, "NLGateFusion")
         vector = inputs[self.query].dim() == 2
         xs = {m: x.unsqueeze(1) if vector else x for m, x in inputs.items()}
         q = self.q(xs[self.query])
-        d = self.out_dim
-        # Two products with the row halves (contiguous views) of the source's (K; V) weight: a
-        # chunk of one product would leave K and V strided and make the attention copy them.
-        k = torch.cat([F.linear(xs[s], self.kv[s].weight[:d], self.kv[s].bias[:d])
-                       for s in self.sources], dim=1)
-        v = torch.cat([F.linear(xs[s], self.kv[s].weight[d:], self.kv[s].bias[d:])
-                       for s in self.sources], dim=1)
+        k = torch.cat([self.k[s](xs[s]) for s in self.sources], dim=1)
+        v = torch.cat([self.v[s](xs[s]) for s in self.sources], dim=1)
         if masks is None or not any(s in masks for s in self.sources):
             return q, k, v, None
         pad = torch.cat([padding_of(masks, s, xs[s]) for s in self.sources], dim=1)

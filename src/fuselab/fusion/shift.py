@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.fusion.base import FusionOp
+from fuselab.fusion.options import require_modalities, role_modality
 from fuselab.fusion.registry import register
 
 
@@ -48,13 +49,8 @@ class ShiftFusion(FusionOp):
         eps: float = 1e-6,
     ) -> None:
         super().__init__(in_dims, out_dim)
-        if len(in_dims) < 2:
-            raise ValueError(f"ShiftFusion: needs at least 2 modalities, got {sorted(in_dims)}")
-        primary = self.modalities[0] if primary is None else primary
-        if primary not in in_dims:
-            raise ValueError(
-                f"ShiftFusion: primary must be one of {sorted(in_dims)}, got {primary!r}"
-            )
+        require_modalities("ShiftFusion", in_dims)
+        primary = role_modality("ShiftFusion", in_dims, "primary", primary, self.modalities[0])
         if beta <= 0:
             raise ValueError(f"ShiftFusion: beta must be > 0, got {beta!r}")
         self.primary = primary
