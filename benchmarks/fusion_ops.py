@@ -170,6 +170,8 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for widths in args.widths:
         for factory in PEERS:
+            if args.peers and factory.__name__ not in args.peers:
+                continue
             sizes = Sizes(widths, args.out_dim, args.batch, args.seq_len)
             base = {"factory": factory.__name__, "widths": list(widths)}
             torch.manual_seed(0)
@@ -214,6 +216,8 @@ def run_compare(args: argparse.Namespace) -> dict[str, Any]:
     for flag in ("multibench", "mult_repo"):
         if getattr(args, flag):
             cmd += [f"--{flag.replace('_', '-')}", getattr(args, flag)]
+    if args.peers:
+        cmd += ["--peers", *args.peers]
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False, timeout=7200)
     except (OSError, subprocess.TimeoutExpired) as err:
@@ -270,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compare-python", help="python of the venv with torchmultimodal/fusilli")
     p.add_argument("--multibench", help="a copy of MultiBench's fusions/common_fusions.py")
     p.add_argument("--mult-repo", help="a copy of the MulT repository (src/, modules/)")
+    p.add_argument("--peers", nargs="*", help="subset of fusion_peers.PEERS factories by name")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
