@@ -43,7 +43,8 @@ class MultiplicativeFusion(FusionOp):
     MultiBench does, ``B·D_x·K`` values) unless that is the cheapest order:
     :func:`~fuselab.fusion.multilinear.multilinear` chooses by shape. Initialisation (the paper
     gives none; MultiBench uses Xavier-normal blocks and a N(0, 1) bias): ``nn.Linear``'s for
-    the flattened weight, as ``tensor``; ``vector``/``scalar``: ``nn.Linear``'s.
+    the flattened weight, as ``tensor``; ``vector``/``scalar``: ``nn.Linear``'s for the maps
+    ``self.scale`` (``w`` or ``s``) and ``self.shift`` (``b`` or ``t``).
 
     Args:
         in_dims: ``{modality: D_m}``, two or three modalities.
@@ -85,8 +86,11 @@ class MultiplicativeFusion(FusionOp):
         self.form, self.target = form, target
         self.contexts = tuple(m for m in self.modalities if m != target)
         if form in ("vector", "scalar"):
-            width = d_x if form == "vector" else 1
-            self.hyper = nn.Linear(in_dims[self.contexts[0]], 2 * width)  # -> [scale, shift]
+            # Two maps, not one to [scale; shift]: the halves of one output would be strided and
+            # its backward would concatenate their gradients (measured 1.18x slower at 512 wide).
+            width, d_c = (d_x if form == "vector" else 1), in_dims[self.contexts[0]]
+            self.scale = nn.Linear(d_c, width)
+            self.shift = nn.Linear(d_c, width)
         else:
             sizes = [in_dims[m] + 1 for m in (*self.contexts, target)]
             bound = 1.0 / math.sqrt(math.prod(sizes))
@@ -106,7 +110,7 @@ class MultiplicativeFusion(FusionOp):
         self.check_inputs(inputs)
         x = inputs[self.target]
         if self.form in ("vector", "scalar"):
-            scale, shift = self.hyper(inputs[self.contexts[0]]).chunk(2, dim=-1)
-            return torch.addcmul(shift, scale, x)
+            c = inputs[self.contexts[0]]
+            return torch.addcmul(self.shift(c), self.scale(c), x)
         xs = [append_one(inputs[m]) for m in (*self.contexts, self.target)]
         return multilinear(xs, self.weight)

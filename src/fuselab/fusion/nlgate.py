@@ -14,6 +14,11 @@ from fuselab.fusion.options import require_modalities, role_modality
 from fuselab.fusion.registry import register
 
 
+def _steps_of(parts: list[Tensor]) -> Tensor:
+    """The sources' steps joined along time (no copy for a single source)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
 @register("nlgate")
 class NLGateFusion(FusionOp):
     """Query from one modality, keys/values from the others: ``z = Q + softmax(s Q Kᵀ) V``.
@@ -68,8 +73,8 @@ class NLGateFusion(FusionOp):
         vector = inputs[self.query].dim() == 2
         xs = {m: x.unsqueeze(1) if vector else x for m, x in inputs.items()}
         q = self.q(xs[self.query])
-        k = torch.cat([self.k[s](xs[s]) for s in self.sources], dim=1)
-        v = torch.cat([self.v[s](xs[s]) for s in self.sources], dim=1)
+        k = _steps_of([self.k[s](xs[s]) for s in self.sources])
+        v = _steps_of([self.v[s](xs[s]) for s in self.sources])
         if masks is None or not any(s in masks for s in self.sources):
             return q, k, v, None
         pad = torch.cat([padding_of(masks, s, xs[s]) for s in self.sources], dim=1)
