@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 import fuselab.models as fm
 from fuselab import fusion
@@ -89,3 +90,17 @@ def test_model_level_errors(encoders, shapes):
         fm.build({"name": "stagd"}, input_shapes=shapes, num_outputs=3)
     with pytest.raises(ValueError, match=r"the 'staged' family needs key 'fusion'"):
         fm.build({"name": "staged", "encoders": encoders}, input_shapes=shapes, num_outputs=3)
+
+
+def test_position_merge_refuses_operators_that_pool_sequences() -> None:
+    from fuselab.models.merge import PositionMerge
+    from fuselab.models.shapes import Shape
+
+    shapes = {"a": Shape("seq", (5, 3)), "b": Shape("seq", (5, 2))}
+    options = {"out_dim": 4, "width": 4, "num_heads": 2, "layers": 1}
+    with pytest.raises(ValueError, match=r"fusion\[0\]\.operator: 'mult' cannot run per position"):
+        PositionMerge("mult", shapes, shapes["a"], "none", options, "fusion[0]")
+    merge = PositionMerge("nlgate", shapes, shapes["a"], "none", {"out_dim": 4}, "fusion[0]")
+    assert merge(
+        {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 5, 2)}
+    ).shape == (2, 5, 4)
