@@ -16,28 +16,30 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fuselab import tasks
 from fuselab.data import MultimodalDataset, check_has_modalities
 from fuselab.models import prefers_channels_last
+from fuselab.tasks import DEFAULT_METRIC, confusion_matrix, macro_f1_from_confusion
 
 Record = dict[str, Any]
 Condition = str | int | float | None
 
-#: metric name -> (task, higher_is_better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "accuracy": ("classification", True),
-    "macro_f1": ("classification", True),
-    "mse": ("regression", False),
-    "mae": ("regression", False),
-    "exact_match": ("generation", True),
+#: The metrics the evaluations compute (streamed by :class:`MetricAccumulator`) -> their task.
+METRICS: dict[str, str] = {
+    "accuracy": "classification",
+    "macro_f1": "classification",
+    "mse": "regression",
+    "mae": "regression",
+    "exact_match": "generation",
 }
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "mse", "generation": "exact_match"}
 
 
 def higher_is_better(metric: str) -> bool:
-    """Whether larger values of ``metric`` are better (``False`` for error metrics)."""
+    """Whether larger values of evaluation metric ``metric`` are better
+    (:func:`fuselab.tasks.higher_is_better`); ``ValueError`` for a metric no evaluation computes."""
     if metric not in METRICS:
         raise ValueError(f"metric: unknown metric {metric!r}; allowed: {sorted(METRICS)}")
-    return METRICS[metric][1]
+    return tasks.higher_is_better(metric)
 
 
 def resolve_metric(ds: MultimodalDataset, metric: str | None) -> str:
@@ -50,8 +52,8 @@ def resolve_metric(ds: MultimodalDataset, metric: str | None) -> str:
         return DEFAULT_METRIC[ds.task]
     if metric not in METRICS:
         raise ValueError(f"metric: unknown metric {metric!r}; allowed: {sorted(METRICS)}")
-    if METRICS[metric][0] != ds.task:
-        allowed = sorted(k for k, (t, _) in METRICS.items() if t == ds.task)
+    if METRICS[metric] != ds.task:
+        allowed = sorted(k for k, t in METRICS.items() if t == ds.task)
         raise ValueError(
             f"metric: {metric!r} does not apply to a {ds.task} dataset; allowed: {allowed}"
         )
@@ -231,11 +233,7 @@ class MetricAccumulator:
             self.err += float(exact_hits(out, labels, self.eos_id, self.pad_id).sum())
             self.count += int(labels.shape[0])
         elif self.metric in ("accuracy", "macro_f1"):
-            pred = out.argmax(dim=1)
-            flat = labels * self.num_classes + pred
-            self.confusion += torch.bincount(flat, minlength=self.num_classes**2).view(
-                self.num_classes, self.num_classes
-            )
+            self.confusion += confusion_matrix(out.argmax(dim=1), labels, self.num_classes)
         else:
             diff = out.double() - labels.double()
             self.err += float((diff.abs() if self.metric == "mae" else diff.pow(2)).sum())
@@ -246,13 +244,7 @@ class MetricAccumulator:
             total = int(self.confusion.sum())
             return float(self.confusion.diag().sum()) / total if total else float("nan")
         if self.metric == "macro_f1":
-            tp = self.confusion.diag().double()
-            support = self.confusion.sum(1).double()
-            predicted = self.confusion.sum(0).double()
-            denom = support + predicted
-            f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
-            present = support > 0
-            return float(f1[present].mean()) if bool(present.any()) else float("nan")
+            return macro_f1_from_confusion(self.confusion)
         # exact_match: err holds the hit count
         return self.err / self.count if self.count else float("nan")
 

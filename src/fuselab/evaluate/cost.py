@@ -53,6 +53,7 @@ from fuselab.evaluate._common import (
     restrict,
     to_device,
 )
+from fuselab.tasks import task_loss
 
 MiB = 2**20
 
@@ -150,18 +151,6 @@ def _mha_fastpath_off() -> Iterator[None]:
 def _forward(model: nn.Module, x: dict[str, Tensor], y: Tensor | None) -> Tensor:
     """``model(x)``, or the teacher-forced ``model(x, y)`` when ``y`` is given (generation)."""
     return model(x) if y is None else model(x, y)
-
-
-def _loss_fn(ds: MultimodalDataset) -> Callable[[Tensor, Tensor], Tensor]:
-    if ds.task == "classification":
-        return nn.functional.cross_entropy
-    if ds.task == "generation":
-        pad = (ds.meta or {}).get("pad_id")
-        ignore = -100 if pad is None else int(pad)
-        return lambda out, y: nn.functional.cross_entropy(
-            out.flatten(0, -2), y.reshape(-1), ignore_index=ignore
-        )
-    return lambda out, y: nn.functional.mse_loss(out.reshape(y.shape), y.to(out.dtype))
 
 
 def _train_step(
@@ -302,7 +291,7 @@ def cost(
     if not trainable:  # a frozen model has no training cost to measure
         return out
     opt = torch.optim.SGD(trainable, lr=1e-4)
-    loss = _loss_fn(ds)
+    loss = task_loss(ds.task, pad_id=(ds.meta or {}).get("pad_id"))
     xt, yt = head(train_batch), y[:train_batch]
 
     def step() -> None:

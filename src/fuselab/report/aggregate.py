@@ -22,8 +22,6 @@ from typing import Any
 from fuselab._stats import Stat, fmt_number, fmt_stat, summarize  # noqa: F401
 from fuselab._stats import is_number as _is_number
 
-#: Metrics where a smaller value is better (matched as substrings of the metric name).
-LOWER_IS_BETTER = ("mse", "mae", "loss", "latency", "params", "flops", "memory", "duration", "error")
 #: Preferred primary metrics, best first (``test_`` prefixed in a run's metrics).
 PRIMARY_PREFERENCE = (
     "accuracy", "macro_f1", "exact_match", "acc2", "acc7", "f1", "pearson_r", "mse", "mae",
@@ -36,12 +34,6 @@ COST_METRICS = (
 #: Factor names that mean "where the modalities are fused", preferred as a plot's x axis.
 DEPTH_FACTORS = ("depth", "fusion_depth", "fusion_layer", "fusion", "stage", "fusion_point")
 _DEPTH_WORDS = ("input", "early", "stage", "mid", "middle", "intermediate", "late", "decision")
-
-
-def lower_is_better(metric: str) -> bool:
-    """True for error-like metrics (MSE, loss, latency, cost) where smaller values win."""
-    name = metric.lower()
-    return any(word in name for word in LOWER_IS_BETTER)
 
 
 def variant_of(run: Mapping[str, Any]) -> str:

@@ -13,7 +13,6 @@ from fuselab.report.aggregate import (
     COST_METRICS,
     DEPTH_FACTORS,
     group_values,
-    lower_is_better,
     order_levels,
     seed_stat,
     summarize,
@@ -21,6 +20,7 @@ from fuselab.report.aggregate import (
 from fuselab.report.context import ReportData
 from fuselab.report.document import FigureRef
 from fuselab.report.plotting import FigureSink, colors, legend_outside, metric_label, new_figure
+from fuselab.tasks import lower_is_better
 
 #: Count-like metrics shown with k/M/G tick labels (not latencies or memory: "200m ms" misleads).
 _COUNTS = ("params", "fusion_params", "flops_per_sample", "throughput_b256", "train_samples_per_s")

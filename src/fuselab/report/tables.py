@@ -13,7 +13,6 @@ from fuselab.report.aggregate import (
     fmt_number,
     fmt_stat,
     group_values,
-    lower_is_better,
     order_metrics,
     seed_stat,
     summarize,
@@ -21,6 +20,7 @@ from fuselab.report.aggregate import (
 )
 from fuselab.report.context import ReportData
 from fuselab.report.document import Cell, Table
+from fuselab.tasks import lower_is_better
 
 
 def leaderboard_rows(data: ReportData) -> list[dict[str, Any]]:

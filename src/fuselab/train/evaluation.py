@@ -1,4 +1,5 @@
-"""Per-task loss, forward call, output checks and whole-split scoring used by ``fit``.
+"""Forward call, output checks and whole-split scoring used by ``fit`` (the task rules: losses,
+metrics, directions, live in :mod:`fuselab.tasks`).
 
 Task conventions (docs/architecture.md): classification/regression call ``model(inputs)`` ->
 ``(B, num_outputs)``; generation calls ``model(inputs, labels)`` -> ``(B, L, V)`` teacher-forced
@@ -15,35 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
+from fuselab.tasks import LossFn, task_loss
 from fuselab.train import metrics as M
-
-LossFn = Callable[[Tensor, Tensor], Tensor]
-
-#: Metrics each task reports (besides ``loss``), for validating ``TrainConfig.metric``.
-TASK_METRICS = {
-    "classification": ("accuracy", "macro_f1"),
-    "regression": ("mse", "mae", "pearson_r", "acc2", "acc7", "f1"),
-    "generation": ("exact_match",),
-}
-
-
-def make_loss(task: str, regression_loss: str = "mse", pad_id: int | None = None) -> LossFn:
-    """Cross-entropy (classification, generation ignoring ``pad_id``) or MSE/L1 (regression)."""
-    if task == "classification":
-        return F.cross_entropy
-    if task == "generation":
-        ignore = -100 if pad_id is None else int(pad_id)
-
-        def seq_ce(logits: Tensor, labels: Tensor) -> Tensor:
-            return F.cross_entropy(logits.flatten(0, -2), labels.reshape(-1), ignore_index=ignore)
-
-        return seq_ce
-    reg = F.mse_loss if regression_loss == "mse" else F.l1_loss
-
-    def regression(preds: Tensor, labels: Tensor) -> Tensor:
-        return reg(preds.reshape(labels.shape), labels.to(preds.dtype))
-
-    return regression
 
 
 def forward(model: nn.Module, inputs: dict[str, Tensor], labels: Tensor | None, task: str) -> Tensor:
@@ -133,7 +107,7 @@ def evaluate_split(
     """
     task = data.task
     meta = data.meta or {}
-    loss_fn = loss_fn or make_loss(task, pad_id=meta.get("pad_id"))
+    loss_fn = loss_fn or task_loss(task, pad_id=meta.get("pad_id"))
     call = fwd or (lambda x, y: forward(model, x, y, task))
     needed = needed_modalities(model, data, "evaluate")
     was = model.training

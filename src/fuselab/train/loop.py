@@ -16,14 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
+from fuselab.tasks import DEFAULT_METRIC, TASK_METRICS, higher_is_better
 from fuselab.train import blending as B
 from fuselab.train.checkpoint import save_checkpoint
 from fuselab.train.config import TrainConfig
-from fuselab.train.evaluation import (
-    TASK_METRICS,
-    evaluate_split,
-)
-from fuselab.train.metrics import DEFAULT_METRIC, higher_is_better
+from fuselab.train.evaluation import evaluate_split
 from fuselab.train.optim import make_scheduler
 from fuselab.train.result import FitResult
 from fuselab.train.trainer import Trainer

@@ -3,8 +3,9 @@
 All functions take whole-split tensors and return Python floats:
 
 * classification: ``outputs`` ``(N, C)`` logits or ``(N,)`` predicted classes, ``labels`` ``(N,)``;
-  :func:`accuracy`, :func:`macro_f1` (scikit-learn's ``average="macro"``: the mean F1 over every
-  class present in the labels or the predictions).
+  :func:`accuracy`, :func:`macro_f1` (scikit-learn's ``average="macro"``, as
+  :mod:`fuselab.tasks` defines it: the mean F1 over every class present in the labels or the
+  predictions).
 * regression: ``preds`` and ``targets`` of equal numel; :func:`mse`, :func:`mae`, :func:`pearson_r`.
   MOSI-style sentiment in [-3, 3] as paper 002 Table 2 defines it: :func:`acc2` (labels in
   [-3, 0) negative, (0, 3] positive, zero labels excluded; prediction positive iff > 0),
@@ -17,18 +18,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor
 
-#: Metrics where a smaller value is better (everything else is maximised).
-LOWER_IS_BETTER = frozenset({"loss", "mse", "mae"})
-#: Metric monitored when ``TrainConfig.metric == "auto"``.
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "mse", "generation": "exact_match"}
-
-
-def higher_is_better(name: str) -> bool:
-    """Whether a larger value of metric ``name`` is better (``loss``/``mse``/``mae``: no)."""
-    return name not in LOWER_IS_BETTER
+from fuselab.tasks import confusion_matrix, f1_per_class, macro_f1_from_confusion
 
 
 def _classes(outputs: Tensor, labels: Tensor, where: str) -> Tensor:
@@ -49,18 +41,6 @@ def accuracy(outputs: Tensor, labels: Tensor) -> float:
     return float((preds == labels).double().mean())
 
 
-def _f1_per_class(preds: Tensor, labels: Tensor, num: int) -> tuple[Tensor, Tensor, Tensor]:
-    """(F1, support in labels, present-in-either mask) per class ``0..num-1``."""
-    confusion = torch.bincount(labels * num + preds, minlength=num * num).reshape(num, num).double()
-    tp = confusion.diagonal()
-    support = confusion.sum(dim=1)
-    predicted = confusion.sum(dim=0)
-    denom = support + predicted
-    # F1 = 2TP / (2TP + FP + FN) = 2TP / (support + predicted); 0 when a class is never hit.
-    f1 = torch.where(denom > 0, 2 * tp / denom.clamp_min(1), torch.zeros_like(tp))
-    return f1, support, denom > 0
-
-
 def macro_f1(outputs: Tensor, labels: Tensor, num_classes: int | None = None) -> float:
     """Unweighted mean F1 over the classes present in ``labels`` or the predictions."""
     preds = _classes(outputs, labels, "macro_f1")
@@ -69,8 +49,7 @@ def macro_f1(outputs: Tensor, labels: Tensor, num_classes: int | None = None) ->
     num = int(max(int(labels.max()), int(preds.max()))) + 1
     if num_classes is not None:
         num = max(num, num_classes)
-    f1, _, present = _f1_per_class(preds, labels.long(), num)
-    return float(f1[present].mean())
+    return macro_f1_from_confusion(confusion_matrix(preds, labels, num))
 
 
 def _flat_pair(preds: Tensor, targets: Tensor, where: str) -> tuple[Tensor, Tensor]:
@@ -121,7 +100,9 @@ def f1_binary(preds: Tensor, targets: Tensor) -> float:
     p, t = _nonzero_binary(preds, targets, "f1")
     if t.numel() == 0:
         return math.nan
-    f1, support, _ = _f1_per_class(p, t, 2)
+    confusion = confusion_matrix(p, t, 2)
+    f1, _ = f1_per_class(confusion)
+    support = confusion.sum(dim=1).double()
     return float((f1 * support).sum() / support.sum())
 
 

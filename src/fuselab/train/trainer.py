@@ -17,13 +17,13 @@ from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
 from fuselab.models import prefers_channels_last
+from fuselab.tasks import task_loss
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
 from fuselab.train.evaluation import (
     check_output,
     forward,
-    make_loss,
     model_inputs,
     needed_modalities,
 )
@@ -56,7 +56,7 @@ class Trainer:
             val_snr = config.train_snr if config.val_snr == "train" else None
             val = cache_features(val, val_snr) if val is not None else None
         self.val = val
-        self.loss_fn = make_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
+        self.loss_fn = task_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
         if config.retain_memory:
             retain_freed_memory()
         self.channels_last = resolve_channels_last(config.channels_last, model)
