@@ -64,8 +64,7 @@ def test_msaf_attention_summed_per_modality_and_averaged_per_class() -> None:
 
 
 def test_msaf_attention_on_the_real_operator() -> None:
-    if "msaf" not in ff.available():
-        pytest.skip("fuselab.fusion has no 'msaf' operator yet")
+    assert "msaf" in ff.available()
     op = ff.build("msaf", in_channels={"a": 4, "b": 2}, block_channel=2, reduction=1)
 
     class M(nn.Module):

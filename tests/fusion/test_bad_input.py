@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fusion_cases import CASES, Case
 
 import fuselab as fl
 
@@ -145,3 +146,84 @@ def test_multiplicative_and_deepset_name_the_modality() -> None:
     ds = fl.fusion.build("deepset", in_dims={"a": 3, "b": 2, "c": 4}, out_dim=2)
     with pytest.raises(ValueError, match=r"missing modality 'c'"):
         ds({"a": torch.randn(2, 3), "b": torch.randn(2, 2)})
+
+
+# Every registered operator (fusion_cases.CASES), so operators added later are covered too.
+
+
+def _case_op(case: Case) -> torch.nn.Module:
+    torch.manual_seed(0)
+    op = fl.fusion.build(case.name, **case.kwargs)
+    return op.eval() if case.eval_mode else op
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_wrong_dtype_names_the_modality(case: Case, gen: torch.Generator) -> None:
+    op = _case_op(case)
+    inputs = case.make(2, torch.float32, gen)
+    last = list(inputs)[-1]
+    if any(p.is_floating_point() for p in [*op.parameters(), *op.buffers()]):
+        bad = {**inputs, last: inputs[last].double()}  # float64 into a float32 operator
+        with pytest.raises(TypeError, match=rf"modality '{last}': expected dtype torch.float32 "
+                                            r"\(the operator's parameters\), got torch.float64"):
+            op(bad)
+    mixed = {m: x.double() if m == last else x for m, x in inputs.items()}
+    with pytest.raises(TypeError, match=rf"modality '{last}'.*torch.float64"):
+        op(mixed)
+    with pytest.raises(TypeError, match="expected a dict of named modalities"):
+        op(list(inputs.values()))
+    with pytest.raises(TypeError, match=rf"modality '{last}': expected a torch.Tensor, got list"):
+        op({**inputs, last: inputs[last].tolist()})
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_autocast_inputs_are_accepted(case: Case, gen: torch.Generator) -> None:
+    """Under CPU autocast encoders hand bfloat16 features to float32 operators: not an error."""
+    op = _case_op(case)
+    inputs = {m: x.to(torch.bfloat16) for m, x in case.make(2, torch.float32, gen).items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = op(inputs)
+    for t in out.values() if isinstance(out, dict) else [out]:
+        assert torch.isfinite(t.float()).all()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_empty_batch_gives_an_empty_output(case: Case, gen: torch.Generator) -> None:
+    op = _case_op(case).eval()
+    full = op(case.make(2, torch.float32, gen))
+    out = op(case.make(0, torch.float32, gen))
+    if isinstance(full, dict):
+        assert {m: t.shape for m, t in out.items()} == {
+            m: (0, *t.shape[1:]) for m, t in full.items()
+        }
+        assert all(t.dtype == torch.float32 for t in out.values())
+    else:
+        assert out.shape == (0, *full.shape[1:]) and out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_empty_map_or_sequence_is_refused(case: Case, gen: torch.Generator) -> None:
+    """A zero-size spatial/time dim would average to NaN (MSAF, MMTM) or attend over nothing:
+    every operator refuses it, naming the modality."""
+    op = _case_op(case)
+    inputs = case.make(2, torch.float32, gen)
+    last = list(inputs)[-1]
+    x = inputs[last]
+    if x.dim() == 2:  # vector inputs: make them sequences of length 0
+        if not getattr(op, "accepts_sequences", False):
+            pytest.skip(f"{case.id} takes vectors only")
+        bad = {m: t.unsqueeze(1)[:, :0 if m == last else 1] for m, t in inputs.items()}
+    else:
+        maps = isinstance(op, fl.fusion.FeatureMapOp) and case.kwargs.get("layout") != "sequence"
+        dim = 2 if maps else 1  # (B, C, *spatial) maps, else (B, T, D) sequences
+        bad = {**inputs, last: x.narrow(dim, 0, 0)}
+    with pytest.raises(ValueError, match=rf"modality '{last}': empty (map|sequence)"):
+        op(bad)
+
+
+def test_msaf_and_mmtm_refuse_an_empty_spatial_dim() -> None:
+    """Regression: a (2, C, 0, W) map made the *other* modality's output all NaN."""
+    for name in ("msaf", "mmtm"):
+        op = fl.fusion.build(name, in_channels={"a": 8, "b": 8}).eval()
+        with pytest.raises(ValueError, match=r"modality 'a': empty map .* got shape \(2, 8, 0, 5\)"):
+            op({"a": torch.randn(2, 8, 0, 5), "b": torch.randn(2, 8, 3)})

@@ -31,7 +31,7 @@ def test_bilinear_equation_and_two_modalities_only(gen: torch.Generator) -> None
 @pytest.mark.parametrize("dims", [{"a": 5, "b": 4}, {"a": 3, "b": 2, "c": 3}])
 def test_mcb_is_count_sketch_of_outer_product(dims: dict[str, int], gen: torch.Generator) -> None:
     d = 7
-    op = fl.fusion.build("mcb", in_dims=dims, out_dim=d, seed=3)
+    op = fl.fusion.build("mcb", in_dims=dims, out_dim=d, seed=3).double()
     assert sum(p.numel() for p in op.parameters()) == 0
     xs = {m: _x(gen, 2, n) for m, n in dims.items()}
     hashes = {m: op.sketch(m).abs().argmax(1) for m in dims}
@@ -44,7 +44,7 @@ def test_mcb_is_count_sketch_of_outer_product(dims: dict[str, int], gen: torch.G
             term = term * signs[m][i] * xs[m][:, i]
         want[:, k] += term
     torch.testing.assert_close(op(xs), want)
-    again = fl.fusion.build("mcb", in_dims=dims, out_dim=d, seed=3)
+    again = fl.fusion.build("mcb", in_dims=dims, out_dim=d, seed=3).double()
     torch.testing.assert_close(again(xs), op(xs))  # the seed fixes the sketch
 
 

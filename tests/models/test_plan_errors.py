@@ -62,8 +62,7 @@ def test_plan_errors(encoders, shapes, plan, match):
 
 
 def test_feature_map_point_rules(encoders, shapes):
-    if "msaf" not in fusion.available():
-        pytest.skip("msaf operator not registered yet")
+    assert "msaf" in fusion.available()
     with pytest.raises(ValueError, match=r"model\.fusion\[0\]: the merging point must be the last"):
         build(encoders, shapes, [LATE[0], {"at": 2, "operator": "msaf", "options": MSAF}])
     with pytest.raises(ValueError, match=r"model\.fusion\[1\]\.at: stage 1 of 'image' comes before stage 2"):
@@ -104,3 +103,15 @@ def test_position_merge_refuses_operators_that_pool_sequences() -> None:
     assert merge(
         {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 5, 2)}
     ).shape == (2, 5, 4)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.0, True, "10", None])
+def test_num_outputs_must_be_a_positive_int(encoders, shapes, bad) -> None:
+    cfg = {"name": "staged", "encoders": encoders, "fusion": LATE}
+    with pytest.raises(ValueError, match=rf"num_outputs: expected an int >= 1, got {bad!r}"):
+        fm.build(cfg, input_shapes=shapes, num_outputs=bad)
+    for family in ("clstm", "token_fusion"):  # checked before any family's factory runs
+        with pytest.raises(ValueError, match="num_outputs: expected an int >= 1"):
+            fm.build({"name": family}, input_shapes=shapes, num_outputs=bad)
+    with pytest.raises(TypeError, match=r"input_shapes: expected a mapping"):
+        fm.build(cfg, input_shapes=[(1, 12, 12)], num_outputs=3)

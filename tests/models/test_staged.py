@@ -135,8 +135,7 @@ def test_bad_inputs_name_the_modality(encoders, shapes, batch):
 
 
 def test_msaf_points_couple_the_branches_at_their_stages(encoders, shapes, batch):
-    if "msaf" not in fusion.available():
-        pytest.skip("msaf operator not registered in fuselab.fusion yet")
+    assert "msaf" in fusion.available()
     plan = [
         {"at": {"image": "conv2", "audio": "conv3"}, "operator": "msaf", "options": {"reduction": 1}},
         {"at": "late", "operator": "msaf", "options": {"reduction": 1}},

@@ -10,13 +10,18 @@ Two families:
   the same shapes (recalibrated features).
 
 Bad input raises ``ValueError``/``TypeError`` whose message names the modality, what was expected
-and what arrived; nothing is broadcast or truncated silently.
+and what arrived; nothing is broadcast or truncated silently. Every operator's ``check_inputs``
+refuses: a non-dict container, a non-tensor or non-floating value, a dtype or device other than
+the operator's parameters' (mixed precision is left to autocast: under ``torch.autocast`` the
+dtype is not checked), and empty maps or sequences (a zero-size spatial/time dim, whose average
+would be NaN). An empty batch (``B = 0``) is valid and gives an empty output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import torch
 from torch import Tensor, nn
 
 
@@ -57,6 +62,57 @@ def check_floating(name: str, x: Tensor, where: str) -> None:
         raise TypeError(
             f"{where}: modality {name!r}: expected a floating-point tensor, got dtype {x.dtype}"
         )
+
+
+def _reference(module: nn.Module) -> Tensor | None:
+    """The first floating parameter or buffer: its dtype and device are what inputs must have."""
+    for t in module.parameters():
+        if t.is_floating_point():
+            return t
+    for t in module.buffers():
+        if t.is_floating_point():
+            return t
+    return None
+
+
+def check_dtype_and_device(module: nn.Module, inputs: Mapping[str, Tensor], where: str) -> None:
+    """``TypeError`` naming the modality when the floating tensors ``inputs`` differ in dtype from
+    each other or from ``module``'s parameters, or live on another device than the parameters.
+
+    Under ``torch.autocast`` dtypes may legitimately differ (autocast casts per op), so only the
+    device is checked there.
+    """
+    ref = _reference(module)
+    first_name, first = next(iter(inputs.items()))
+    for name, x in inputs.items():
+        if ref is not None and x.device != ref.device:
+            raise TypeError(
+                f"{where}: modality {name!r} is on device {x.device}, the operator's parameters "
+                f"on {ref.device}; move the inputs or the operator (.to(device))"
+            )
+        kind = x.device.type
+        if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+            continue
+        if ref is not None and x.dtype != ref.dtype:
+            raise TypeError(
+                f"{where}: modality {name!r}: expected dtype {ref.dtype} (the operator's "
+                f"parameters), got {x.dtype}; convert the input or the operator (.to(dtype))"
+            )
+        if x.dtype != first.dtype:
+            raise TypeError(
+                f"{where}: modality {name!r} has dtype {x.dtype}, modality {first_name!r} has "
+                f"{first.dtype}; give every modality the same dtype"
+            )
+
+
+def check_not_empty(name: str, x: Tensor, dims: range, what: str, where: str) -> None:
+    """``ValueError`` naming the modality when one of ``x``'s ``dims`` has size 0."""
+    for d in dims:
+        if x.shape[d] == 0:
+            raise ValueError(
+                f"{where}: modality {name!r}: empty {what} (size 0 at dim {d}), got shape "
+                f"{tuple(x.shape)}"
+            )
 
 
 def check_batch_sizes(inputs: Mapping[str, Tensor], where: str) -> int:
@@ -124,7 +180,9 @@ class FusionOp(nn.Module):
                     f"{where}: modality {name!r}: expected feature width {d}, "
                     f"got shape {tuple(x.shape)}"
                 )
+            check_not_empty(name, x, range(1, x.dim() - 1), "sequence", where)
         check_batch_sizes(inputs, where)
+        check_dtype_and_device(self, inputs, where)
         ranks_seen = {inputs[m].dim() for m in self.in_dims}
         if len(ranks_seen) > 1:
             shapes = {m: tuple(inputs[m].shape) for m in self.in_dims}
@@ -189,7 +247,10 @@ class FeatureMapOp(nn.Module):
                     f"{where}: modality {name!r}: expected {c} channels at dim {dim}, "
                     f"got shape {tuple(x.shape)}"
                 )
+            spatial = range(1, x.dim() - 1) if channels_last else range(2, x.dim())
+            check_not_empty(name, x, spatial, "map (its average would be NaN)", where)
         check_batch_sizes(inputs, where)
+        check_dtype_and_device(self, inputs, where)
 
     def extra_repr(self) -> str:
         return f"in_channels={self.in_channels}"
@@ -204,7 +265,9 @@ __all__ = [
     "FeatureMapOp",
     "FusionOp",
     "check_batch_sizes",
+    "check_dtype_and_device",
     "check_floating",
     "check_modality_names",
+    "check_not_empty",
     "count_parameters",
 ]

@@ -53,10 +53,15 @@ class CompactBilinearFusion(FusionOp):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
+        first = inputs[self.modalities[0]]
+        if first.shape[0] == 0:  # the FFT backends reject empty transforms
+            return first.new_zeros((*first.shape[:-1], self.out_dim))
+        # torch.fft has no half-precision CPU kernels: (b)float16 inputs (autocast) use float32.
+        work = torch.promote_types(first.dtype, torch.float32)
         spec: Tensor | None = None
         for m in self.modalities:
-            x = inputs[m]
-            f = torch.fft.rfft(x @ self.sketch(m).to(x.dtype), n=self.out_dim, dim=-1)
+            x = inputs[m].to(work)
+            f = torch.fft.rfft(x @ self.sketch(m).to(work), n=self.out_dim, dim=-1)
             spec = f if spec is None else spec * f
         assert spec is not None
-        return torch.fft.irfft(spec, n=self.out_dim, dim=-1)
+        return torch.fft.irfft(spec, n=self.out_dim, dim=-1).to(first.dtype)

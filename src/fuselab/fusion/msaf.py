@@ -216,10 +216,7 @@ class MSAF(FeatureMapOp):
                 x.flatten(2).mean(dim=-1).unsqueeze(1), (0, -channels % self.block_channel)
             )
         xc = self._channels_last(x)
-        b = xc.shape[0]
-        means = [
-            xc[:, s:e].reshape(b, -1, channels).mean(dim=1) for s, e in self._bounds(xc.shape[1])
-        ]
+        means = [xc[:, s:e].flatten(1, -2).mean(dim=1) for s, e in self._bounds(xc.shape[1])]
         pad = -channels % self.block_channel
         return F.pad(torch.stack(means, dim=1), (0, pad))
 

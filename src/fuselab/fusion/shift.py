@@ -79,5 +79,6 @@ class ShiftFusion(FusionOp):
         return torch.clamp(ratio, max=1.0) * shift
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
-        shifted = inputs[self.primary] + self.displacement(inputs)
+        displacement = self.displacement(inputs)  # checks the inputs first
+        shifted = inputs[self.primary] + displacement
         return self.out(self.dropout(self.norm(shifted)))

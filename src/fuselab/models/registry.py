@@ -12,6 +12,7 @@ from typing import Any
 from torch import nn
 
 from fuselab._registry import Registry
+from fuselab.models._check import pos_int
 
 MODELS: Registry[nn.Module] = Registry("model family")
 register_model = MODELS.register
@@ -23,7 +24,16 @@ def build(
     input_shapes: Mapping[str, tuple[int, ...]],
     num_outputs: int,
 ) -> nn.Module:
-    """Build a model from plain config values; errors name the config key and allowed values."""
+    """Build a model from plain config values; errors name the config key and allowed values.
+
+    ``num_outputs``: the output width (classes, regression targets or vocabulary), an int >= 1.
+    """
+    pos_int(num_outputs, "num_outputs")
+    if not isinstance(input_shapes, Mapping):
+        raise TypeError(
+            f"input_shapes: expected a mapping {{modality: per-sample shape}} (e.g. ds.shapes), "
+            f"got {type(input_shapes).__name__}"
+        )
     if not isinstance(config, Mapping) or "name" not in config:
         raise ValueError(
             f"model config needs a 'name' key naming the model family; allowed: {MODELS.available()}"
