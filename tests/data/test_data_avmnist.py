@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import time
 import wave
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import pytest
 import torch
 
 import fuselab.data as fd
+from fuselab.data import avmnist_sources
 from fuselab.data.audio import valid_mask
 
 
@@ -147,14 +147,17 @@ def test_mfcc_option(shared_data, cache):
         fd.load("avmnist", root=shared_data, cache_dir=cache, audio_feature="cqt")
 
 
-def test_second_load_of_60k_pairs_is_fast(shared_data, cache):
+def test_second_load_of_60k_pairs_reads_only_the_cache(shared_data, cache, monkeypatch):
+    """The second load decodes no MNIST/FSDD file and hashes none: it reads the one tensor cache
+    (how fast that is depends on the machine; tests assert no timings)."""
     fd.load("avmnist", root=shared_data, cache_dir=cache, split="train", pairs=60000)
-    times = []
-    for _ in range(2):  # CPU time, best of two: wall time on a shared machine is noise
-        t = time.process_time()
-        ds = fd.load("avmnist", root=shared_data, cache_dir=cache, split="train", pairs=60000)
-        times.append(time.process_time() - t)
-    assert min(times) < 1.0
+
+    def decoded_again(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a source file was read again: {args}")
+
+    for name in ("read_idx", "read_wav", "verify_file"):
+        monkeypatch.setattr(avmnist_sources, name, decoded_again)
+    ds = fd.load("avmnist", root=shared_data, cache_dir=cache, split="train", pairs=60000)
     assert len(ds) == 60000 and len(list((cache).glob("avmnist-sources-*.safetensors"))) == 1
 
 

@@ -59,6 +59,20 @@ def test_truncated_idx_names_the_file(root, tmp_path):
         read_idx(path)
 
 
+def test_corrupt_gzip_payload_names_the_file(root, tmp_path):
+    """A flipped byte inside the deflate stream (zlib.error, not OSError) with verify=False."""
+    make_root(root)
+    path = root / "mnist/train-labels-idx1-ubyte.gz"
+    data = bytearray(path.read_bytes())
+    for i in range(20, len(data) - 8, 7):  # damage the compressed blocks, keep the header
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz: cannot read IDX file"):
+        read_idx(path)
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz.*corrupted"):
+        _load(root, tmp_path)
+
+
 def test_not_an_idx_file(tmp_path):
     path = tmp_path / "x.idx"
     path.write_bytes(b"\x12\x34\x56\x78" + bytes(10))
@@ -108,6 +122,14 @@ def test_bad_fsdd_file_name(root, tmp_path):
         _load(root, tmp_path)
 
 
+def test_out_of_range_snr_db_is_rejected():
+    x = torch.randn(4, 10)
+    for bad in (1e6, -1e6, 4000.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"snr_db must give a finite positive power ratio"):
+            fd.add_white_noise(x, snr_db=bad)
+    assert fd.add_white_noise(x, snr_db=300.0, generator=torch.Generator()).allclose(x)
+
+
 def test_nonpositive_snr_is_rejected():
     x = torch.randn(4, 10)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
@@ -129,7 +151,9 @@ def test_unknown_split_and_dataset():
 
 def test_bad_avmnist_options_name_the_key(root, tmp_path):
     make_root(root)
-    for key, value in (("variant", "cifar"), ("audio_noise", "pink"), ("pairs", 0)):
+    for key, value in (("variant", "cifar"), ("audio_noise", "pink"), ("pairs", 0),
+                       ("max_seconds", -1.0), ("max_seconds", 0.0), ("max_seconds", float("inf")),
+                       ("max_seconds", 1e-6), ("max_seconds", "2")):
         with pytest.raises(ValueError, match=key):
             _load(root, tmp_path, **{key: value})
 

@@ -31,6 +31,7 @@ each recording is mixed once, deterministically, with an ESC-50 segment at linea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,14 @@ def build_avmnist(
         sums = dict(manifest)
     else:
         sums = parse_manifest(Path(manifest).read_text())
+    if max_seconds is not None and not (
+        isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
+        and 0 < max_seconds < math.inf and round(max_seconds * FSDD_RATE) >= 1
+    ):
+        raise ValueError(
+            f"avmnist: option 'max_seconds' must be a positive finite number of seconds (at "
+            f"least one sample at {FSDD_RATE} Hz) or None, got {max_seconds!r}"
+        )
     max_samples = None if max_seconds is None else round(float(max_seconds) * FSDD_RATE)
     io: dict[str, Any] = {
         "verify": verify,

@@ -14,8 +14,17 @@ from torch import Tensor
 
 
 def snr_from_db(snr_db: float) -> float:
-    """Linear power ratio of ``snr_db`` decibels."""
-    return 10.0 ** (snr_db / 10.0)
+    """Linear power ratio of ``snr_db`` decibels; ``ValueError`` when it is not a finite positive
+    float (|snr_db| beyond about 3000 dB overflows or underflows)."""
+    try:
+        ratio = 10.0 ** (float(snr_db) / 10.0)
+    except OverflowError:
+        ratio = math.inf
+    if not math.isfinite(ratio) or ratio <= 0:
+        raise ValueError(
+            f"snr_db must give a finite positive power ratio 10 ** (snr_db / 10), got {snr_db!r}"
+        )
+    return ratio
 
 
 def check_snr(snr: float, what: str = "snr") -> float:

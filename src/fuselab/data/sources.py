@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import wave
+import zlib
 from importlib import resources
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # gzip raises these on a truncated stream
+    except (OSError, EOFError, zlib.error) as e:  # truncated stream, bad header, corrupt deflate
         raise ValueError(
             f"{path}: cannot read IDX file ({e}); the file is truncated or corrupted"
         ) from e
