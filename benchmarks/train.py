@@ -15,7 +15,9 @@ computed once, so every variant reads its batches from memory.
 * ``fit ...``: ``fuselab.train.fit`` with the same SGD settings and one option changed per row.
 
 The baseline runs in a worker process of its own (``--worker``): ``fit`` changes process-wide
-malloc settings (``TrainConfig.retain_memory``), which must not reach the baseline. The worker
+malloc settings (``TrainConfig.retain_memory``, on by default where fuselab owns the process, as
+this script's main process declares, like the ``fuselab`` command), which must not reach the
+baseline. The worker
 also times a plain loop on the fused model and ``fit`` without ``retain_memory``, to show what
 each part is worth. Rows take turns step by step (baseline step, then one step of each other
 row, ``steps x repeats`` times) so machine-load drift hits every row alike; samples/s = batch /
@@ -50,6 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import fuselab.data as fd
 import fuselab.models as fm
+from fuselab._process import own_process
 from fuselab.train import TrainConfig, fit
 from fuselab.train.features import cache_features
 from fuselab.train.loop import run_settings
@@ -222,6 +225,7 @@ def main() -> None:
         return
 
     remote, proc = remote_steps(args)  # before this process runs fit (and its heap setting)
+    own_process()  # like the `fuselab` command: fit's default retain_memory="auto" is on here
     raw, ds, load_s = load(args)
     x, y = next(ds.batches(len(ds)))
     model = build_model(ds.shapes, 0, fused=False)

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from fuselab._process import own_process
+
 
 def _parse_dims(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
@@ -263,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``fuselab`` command. Called without ``argv`` (the installed program) it owns its
+    process, so process-wide speed settings (``TrainConfig.retain_memory="auto"``) apply."""
+    if argv is None:
+        own_process()
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     return int(args.func(args))

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 import fuselab.evaluate as ev
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import exact_hits
-from fuselab.evaluate.cost import _loss_fn
+from fuselab.tasks import task_loss
 from fuselab.train.metrics import exact_match
 
 PAD, EOS, V, D = 0, 2, 8, 6
@@ -147,7 +147,8 @@ def test_cost_times_the_teacher_forced_pass() -> None:
 
 
 def test_generation_loss_ignores_padding() -> None:
-    loss = _loss_fn(vqa_like())
+    ds = vqa_like()
+    loss = task_loss(ds.task, pad_id=ds.meta["pad_id"])
     logits = torch.randn(4, 3, V)
     labels = torch.tensor([[4, 2, 0]] * 4)
     changed = logits.clone()

@@ -9,9 +9,6 @@ partial windows (ceil mode), channels-last tensors, 1-D pooling and eval mode.
 from __future__ import annotations
 
 import copy
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -210,29 +207,3 @@ def test_native_build_and_fallback(tmp_path, monkeypatch: pytest.MonkeyPatch) ->
     y = torch.randn(4, 3, 6, 6)
     torch.testing.assert_close(bn_relu_maxpool(y, copy.deepcopy(bn), 2), textbook(y, bn, 2))
     native.reset()
-
-
-def test_retained_heap_stops_page_faults() -> None:
-    """In a fresh process: repeated 64 MB allocations page-fault every time by default and not
-    at all after ``retain_freed_memory()``."""
-    script = textwrap.dedent("""
-        import resource, torch
-        from fuselab.train.memory import retain_freed_memory
-        def faults():
-            for _ in range(3):  # warm-up: the heap grows to its steady state
-                torch.empty(16 * 2**20).fill_(1.0)
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(5):
-                torch.empty(16 * 2**20).fill_(1.0)
-            return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-        before = faults()
-        ok = retain_freed_memory()
-        print(before, ok, faults())
-    """)
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True).stdout.split()
-    before, ok, after = int(out[0]), out[1] == "True", int(out[2])
-    if not ok:
-        pytest.skip("not glibc: the heap setting does not apply")
-    assert before > 5 * 10_000  # 64 MB = 16k pages, mapped afresh each time
-    assert after < 1_000

@@ -87,3 +87,35 @@ def test_evaluations_run_channels_last_and_restore_the_layout() -> None:
     assert all(c.weight.is_contiguous() for c in model.modules() if isinstance(c, nn.Conv2d))
     with torch.no_grad():
         torch.testing.assert_close(out, ref(x), rtol=1e-4, atol=1e-5)
+
+
+def _conv_layouts(model: nn.Module) -> list[tuple[bool, bool]]:
+    return [(c.weight.is_contiguous(), c.weight.is_contiguous(memory_format=torch.channels_last))
+            for c in model.modules() if isinstance(c, nn.Conv2d)]
+
+
+@pytest.mark.parametrize("caller_layout", ["nchw", "channels_last"])
+def test_fit_gives_the_caller_back_their_layout(caller_layout: str) -> None:
+    """``fit`` trains channels-last for speed (``auto``), then restores each conv weight's layout;
+    the parameters stay the same objects (an optimizer of the caller keeps working)."""
+    from fuselab.data import MultimodalDataset
+    from fuselab.train import fit
+
+    torch.manual_seed(0)
+    model = fm.build(avmnist_models()["late · concat"], input_shapes=SHAPES, num_outputs=10)
+    if caller_layout == "channels_last":
+        model.to(memory_format=torch.channels_last)
+    before, params = _conv_layouts(model), list(model.parameters())
+    gen = torch.Generator().manual_seed(0)
+    ds = MultimodalDataset({m: torch.randn(8, *s, generator=gen) for m, s in SHAPES.items()},
+                           torch.arange(8) % 10, num_classes=10)
+    seen: list[list[tuple[bool, bool]]] = []
+    fit(model, ds, None, TrainConfig(epochs=1, batch_size=4, progress=False),
+        on_epoch=lambda row: seen.append(_conv_layouts(model)) and None)
+    assert all(cl for _, cl in seen[0])  # trained channels-last
+    assert _conv_layouts(model) == before
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
+    with pytest.raises(ValueError, match="model output shape"):  # failed setup: untouched too
+        fit(model, MultimodalDataset(ds.modalities, torch.arange(8) % 3, num_classes=3), None,
+            TrainConfig(epochs=1, batch_size=4, progress=False))
+    assert _conv_layouts(model) == before

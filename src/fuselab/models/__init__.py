@@ -8,6 +8,7 @@ Config schema: ``docs/models.md`` (``staged``, ``clstm``) and ``docs/transformer
 from fuselab.models import families, transformer  # noqa: F401  (register the families)
 from fuselab.models.encoders import ENCODERS, PRESETS, StagedEncoder, build_encoder
 from fuselab.models.encoders.cnn import prefers_channels_last, set_fused
+from fuselab.models.layout import memory_formats, restore_memory_formats
 from fuselab.models.progressive import ProgressiveFusion
 from fuselab.models.registry import MODELS, build, register_model
 from fuselab.models.staged import LateStagedModel, StagedModel, build_staged
@@ -24,8 +25,10 @@ __all__ = [
     "build",
     "build_encoder",
     "build_staged",
+    "memory_formats",
     "prefers_channels_last",
     "register_model",
+    "restore_memory_formats",
     "set_fused",
     "unimodal_config",
 ]

@@ -81,8 +81,10 @@ class TrainConfig:
             fuselab conv stage, whose fused kernels run fastest channels-last; off for other
             models, which may ``.view`` 4-D activations).
         retain_memory: keep freed tensor memory in the process heap instead of returning it to
-            the system after every step (glibc ``mallopt``; process-wide, see
+            the system after every step (glibc ``mallopt``; process-wide and permanent, see
             :mod:`fuselab.train.memory`): large activations stop page-faulting each step.
+            ``"auto"``: on in processes fuselab owns (the ``fuselab`` command, study workers),
+            off in yours; ``true`` opts in anywhere (logged once); ``false``: never.
         precision: ``"float32"`` or ``"bfloat16"`` (CPU autocast of forward and loss: faster
             convolutions and matmuls on CPUs with AVX512-BF16/AMX; weights stay float32).
         feature_cache: run a dataset's per-batch ``transform`` (e.g. spectrograms) once for
@@ -121,7 +123,7 @@ class TrainConfig:
     threads: int | None = None
     compile: bool = False
     channels_last: bool | str = "auto"
-    retain_memory: bool = True
+    retain_memory: bool | str = "auto"
     precision: str = "float32"
     feature_cache: bool = True
     train_snr: dict[str, float | None] = field(default_factory=dict)
@@ -156,7 +158,9 @@ class TrainConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
             raise _bad("channels_last", "true, false or 'auto'", self.channels_last)
-        for key in ("deterministic", "compile", "retain_memory", "feature_cache", "progress"):
+        if not (isinstance(self.retain_memory, bool) or self.retain_memory == "auto"):
+            raise _bad("retain_memory", "true, false or 'auto'", self.retain_memory)
+        for key in ("deterministic", "compile", "feature_cache", "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise _bad(key, "true or false", getattr(self, key))
         if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):

@@ -204,6 +204,7 @@ def fit(
                     break
         finally:
             t.bar.close()
+            t.restore_layout()
         if best_state is not None:
             model.load_state_dict(best_state)
     curve = [r[f"val_{metric}"] if val is not None else r["train_loss"] for r in history]

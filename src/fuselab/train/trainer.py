@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from fuselab.data import MultimodalDataset
-from fuselab.models import prefers_channels_last
+from fuselab.models import memory_formats, prefers_channels_last, restore_memory_formats
 from fuselab.tasks import task_loss
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
@@ -28,7 +28,7 @@ from fuselab.train.evaluation import (
     needed_modalities,
 )
 from fuselab.train.features import cache_features
-from fuselab.train.memory import retain_freed_memory
+from fuselab.train.memory import retain_freed_memory, wants_retained_heap
 from fuselab.train.optim import make_optimizer
 from fuselab.train.progress import Progress
 
@@ -57,11 +57,9 @@ class Trainer:
             val = cache_features(val, val_snr) if val is not None else None
         self.val = val
         self.loss_fn = task_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
-        if config.retain_memory:
+        if wants_retained_heap(config.retain_memory):
             retain_freed_memory()
         self.channels_last = resolve_channels_last(config.channels_last, model)
-        if self.channels_last:
-            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
         self.bf16 = config.precision == "bfloat16"
         first = next(iter(model.parameters()), None)
@@ -96,6 +94,16 @@ class Trainer:
         self.last_finite: float | None = None
         self.busy_s = 0.0
         self.samples = 0
+        #: The caller's layout of each 4-D tensor, given back by :meth:`restore_layout`; the
+        #: switch comes last, so a failed setup leaves the model untouched.
+        self.formats = memory_formats(model)
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def restore_layout(self) -> None:
+        """Give the model the memory layout it had before ``fit`` (channels-last is ``fit``'s
+        choice for speed, not the caller's)."""
+        restore_memory_formats(self.model, self.formats)
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """bfloat16 CPU autocast when ``precision = "bfloat16"``, else nothing."""

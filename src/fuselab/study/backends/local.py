@@ -19,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from fuselab._process import own_process
 from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
 _EVENTS: Any = None
@@ -34,6 +35,7 @@ def _watch_parent(parent: int) -> None:
 def _init_worker(events: Any, parent: int) -> None:
     global _EVENTS
     _EVENTS = events
+    own_process()  # a worker process is fuselab's: retain_memory="auto" applies here
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 

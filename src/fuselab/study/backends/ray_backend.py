@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from fuselab._process import own_process
 from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
 
 def _remote_run(task: RunTask, run_fn: RunFn) -> Outcome:
+    own_process()  # a Ray worker runs fuselab's tasks: retain_memory="auto" applies here
     return run_task(task, run_fn, lambda ev: None)
 
 
