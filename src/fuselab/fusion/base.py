@@ -66,13 +66,8 @@ def check_floating(name: str, x: Tensor, where: str) -> None:
 
 def _reference(module: nn.Module) -> Tensor | None:
     """The first floating parameter or buffer: its dtype and device are what inputs must have."""
-    for t in module.parameters():
-        if t.is_floating_point():
-            return t
-    for t in module.buffers():
-        if t.is_floating_point():
-            return t
-    return None
+    tensors: list[Tensor] = [*module.parameters(), *module.buffers()]
+    return next((t for t in tensors if t.is_floating_point()), None)
 
 
 def check_dtype_and_device(module: nn.Module, inputs: Mapping[str, Tensor], where: str) -> None:

@@ -15,185 +15,143 @@ this op stores ``y`` (which the convolution's backward keeps anyway) and makes f
 
 Batch statistics, running-statistic updates (momentum, cumulative average, unbiased variance)
 and eval mode follow ``torch.nn.BatchNorm{1,2}d``; outputs and gradients equal the textbook
-composition's to rounding (tested). Native kernels (:mod:`fuselab.ops.native`) do the full-size
-passes; without them the same maths runs on aten ops.
+composition's to rounding (tested).
+
+Registration: two functional custom operators, ``fuselab::bn_relu_maxpool`` and
+``fuselab::bn_relu_maxpool_backward`` (``torch.library.custom_op``), each with a fake
+implementation (so ``torch.compile``, ``torch.export`` and meta tensors trace it without running
+it) and the forward with an autograd formula. Their default implementation is aten ops on any
+device; the CPU kernel runs the native kernels (:mod:`fuselab.ops.native`, see
+:mod:`fuselab.ops.bn_relu_backends`) when they are built, so no other device's tensor, and no
+fake tensor, ever reaches them. The running statistics are updated outside the operator, from
+the batch statistics it returns.
 """
 
 from __future__ import annotations
 
-import ctypes
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from fuselab.ops import native
+from fuselab.ops.bn_relu_backends import (
+    AtenPath,
+    NativePath,
+    native_for,
+    native_format,
+    path_for,
+    pooled_size,
+)
 
-_SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
-_SHP, _DIMS = (1, -1, 1, 1), (0, 2, 3)
-
-
-def _out_size(n: int, k: int) -> int:
-    return max(-(-n // k), 1)
-
-
-def _bn_grad_terms(gw: Tensor, gb: Tensor, mean: Tensor, invstd: Tensor, scale: Tensor, n: int,
-                   batch_stats: bool) -> tuple[Tensor, Tensor]:
-    """``c1, c0`` of ``dy = c1 * y + c0 + (winner terms)``: BatchNorm's gradient through the batch
-    mean and variance (zero with running statistics, which do not depend on ``y``)."""
-    if not batch_stats:
-        return torch.zeros_like(scale), torch.zeros_like(scale)
-    c1 = -scale * invstd * gw / n
-    return c1, -scale * gb / n - c1 * mean
+Outputs = tuple[Tensor, Tensor, Tensor, Tensor, Tensor]
 
 
-class _Native:
-    """The C++ kernels (:mod:`fuselab.ops.native`) on nchw or channels-last tensors."""
-
-    def __init__(self, lib: Any, y: Tensor, k: tuple[int, int]) -> None:
-        if y.is_contiguous():
-            self.nhwc = False
-        elif y.is_contiguous(memory_format=torch.channels_last):
-            self.nhwc = True
-        else:
-            y, self.nhwc = y.contiguous(), False
-        self.lib, self.y, self.k = lib, y, k
-        self.fmt = torch.channels_last if self.nhwc else torch.contiguous_format
-        B, C, H, W = y.shape
-        self.out_shape = (B, C, _out_size(H, k[0]), _out_size(W, k[1]))
-        self.units = B * self.out_shape[2] if self.nhwc else B * C
-        self.suffix = _SUFFIX[y.dtype]
-
-    def _call(self, op: str, *tensors: Tensor, work: int, per_sample: bool = False) -> None:
-        """``per_sample``: pooled-size ops on channels-last tensors take one sample per slice."""
-        B, C, H, W = self.y.shape
-        units = B if per_sample and self.nhwc else self.units
-        ptrs = [ctypes.c_void_p(t.data_ptr()) for t in tensors]
-        dims = [ctypes.c_int64(v) for v in (C, H, W, *self.out_shape[2:], *self.k, units)]
-        getattr(self.lib, f"fl_{op}_{self.suffix}")(ctypes.c_int(self.nhwc), *ptrs, *dims,
-                                                    ctypes.c_int(native.threads(work)))
-
-    def _partials(self, per_sample: bool = False) -> Tensor:
-        B, C = self.y.shape[:2]
-        if not self.nhwc:
-            return torch.empty(self.units, dtype=torch.float64)
-        return torch.empty((B if per_sample else self.units) * C, dtype=torch.float64)
-
-    def _channel_sum(self, t: Tensor) -> Tensor:
-        # Per-slice partials added in a fixed order: the same result for any thread count.
-        return t.view(-1, self.y.shape[1]).sum(0)
-
-    def pool_stats(self, sign: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        p = torch.empty(self.out_shape, dtype=self.y.dtype, memory_format=self.fmt)
-        off = torch.empty(self.out_shape, dtype=torch.uint8, memory_format=self.fmt)
-        s, q = self._partials(), self._partials()
-        self._call("fwd", self.y, p, off, s, q, sign.to(torch.float32).contiguous(),
-                   work=self.y.numel())
-        return p, off, self._channel_sum(s), self._channel_sum(q)
-
-    def act(self, p: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-        out = torch.empty_like(p)
-        self._call("act", p, out, scale.contiguous(), shift.contiguous(), work=p.numel(),
-                   per_sample=True)
-        return out
-
-    def backward(self, off: Tensor, p: Tensor, g: Tensor, scale: Tensor, shift: Tensor,
-                 mean: Tensor, invstd: Tensor, batch_stats: bool) -> tuple[Tensor, ...]:
-        g = g.to(p.dtype).contiguous(memory_format=self.fmt)
-        gb, gw = self._partials(per_sample=True), self._partials(per_sample=True)
-        self._call("red", p, g, scale, shift, mean, invstd, gb, gw, work=p.numel(),
-                   per_sample=True)
-        acc = scale.dtype
-        gb, gw = self._channel_sum(gb).to(acc), self._channel_sum(gw).to(acc)
-        n = self.y.numel() // self.y.shape[1]
-        c1, c0 = _bn_grad_terms(gw, gb, mean, invstd, scale, n, batch_stats)
-        dy = torch.empty_like(self.y)
-        self._call("bwd", self.y, off, p, g, scale, shift, c1.contiguous(), c0.contiguous(), dy,
-                   work=self.y.numel())
-        return dy, gw, gb
+def _affine(weight: Tensor | None, bias: Tensor | None, mean: Tensor, var: Tensor, eps: float,
+            acc: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``scale, shift, mean, invstd`` in ``acc``: ``bn(y) = scale * y + shift`` per channel."""
+    mean = mean.to(acc)
+    invstd = torch.rsqrt(var.to(acc) + eps)
+    w = weight.detach().to(acc) if weight is not None else torch.ones_like(mean)
+    b = bias.detach().to(acc) if bias is not None else torch.zeros_like(mean)
+    scale = w * invstd
+    return scale, b - mean * scale, mean, invstd
 
 
-class _Torch:
-    """The same maths on aten ops (no compiler, or dtypes/windows the kernels do not take)."""
-
-    def __init__(self, y: Tensor, k: tuple[int, int]) -> None:
-        self.y, self.k = y.contiguous(), k
-
-    def pool_stats(self, sign: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        y = self.y
-        # ``sign * y`` picks the winner; ties (sign 0 included) go to the first element.
-        _, idx = torch.nn.functional.max_pool2d_with_indices(
-            y * sign.to(y.dtype).view(_SHP), self.k, self.k, (0, 0), (1, 1), True)
-        p = y.flatten(2).gather(2, idx.flatten(2)).view_as(idx)
-        yd = y.to(torch.float64)
-        return p, idx, yd.sum(_DIMS), yd.square().sum(_DIMS)
-
-    def act(self, p: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-        z = torch.addcmul(shift.view(_SHP), p.to(scale.dtype), scale.view(_SHP))
-        return torch.relu(z).to(p.dtype)
-
-    def backward(self, idx: Tensor, p: Tensor, g: Tensor, scale: Tensor, shift: Tensor,
-                 mean: Tensor, invstd: Tensor, batch_stats: bool) -> tuple[Tensor, ...]:
-        acc = scale.dtype
-        x = p.to(acc)
-        gz = torch.where(x * scale.view(_SHP) + shift.view(_SHP) > 0, g.to(acc), 0)
-        gb = gz.sum(_DIMS)
-        gw = (gz * ((x - mean.view(_SHP)) * invstd.view(_SHP))).sum(_DIMS)
-        n = self.y.numel() // self.y.shape[1]
-        c1, c0 = _bn_grad_terms(gw, gb, mean, invstd, scale, n, batch_stats)
-        dy = torch.addcmul(c0.view(_SHP), self.y.to(acc), c1.view(_SHP))
-        dy = dy.flatten(2).scatter_add(2, idx.flatten(2), (gz * scale.view(_SHP)).flatten(2))
-        return dy.view_as(self.y).to(self.y.dtype), gw, gb
-
-
-class _BNReLUMaxPool(torch.autograd.Function):
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, y: Tensor, weight: Tensor | None, bias: Tensor | None,
-        running: tuple[Tensor, Tensor] | None, update: float | None, eps: float,
-        k: tuple[int, int],
-    ) -> Tensor:
-        C = y.shape[1]
-        acc = torch.promote_types(y.dtype, torch.float32)
-        w = weight.detach().to(acc) if weight is not None else torch.ones(C, dtype=acc)
-        b = bias.detach().to(acc) if bias is not None else torch.zeros(C, dtype=acc)
-        lib = native.library() if y.dtype in _SUFFIX and k[0] * k[1] <= 255 else None
-        be: _Native | _Torch = _Native(lib, y, k) if lib is not None else _Torch(y, k)
-        p, where, s, q = be.pool_stats(torch.sign(w))
+def _forward(path: NativePath | AtenPath, y: Tensor, weight: Tensor | None, bias: Tensor | None,
+             running_mean: Tensor | None, running_var: Tensor | None, eps: float) -> Outputs:
+    C = y.shape[1]
+    acc = torch.promote_types(y.dtype, torch.float32)
+    sign = torch.sign(weight.detach()) if weight is not None else y.new_ones(C)
+    p, where, s, q = path.pool_stats(sign)
+    if running_mean is None or running_var is None:  # batch statistics
         n = y.numel() // C
-        batch_stats = running is None or update is not None
-        if batch_stats:
-            mean = s / n
-            var = (q / n - mean * mean).clamp_min(0)
-            if running is not None and update is not None:
-                with torch.no_grad():
-                    running[0].lerp_(mean.to(running[0].dtype), update)
-                    running[1].lerp_((var * (n / max(n - 1, 1))).to(running[1].dtype), update)
-            mean, var = mean.to(acc), var.to(acc)
-        else:
-            assert running is not None
-            mean, var = running[0].to(acc), running[1].to(acc)
-        invstd = torch.rsqrt(var + eps)
-        scale = w * invstd
-        shift = b - mean * scale
-        ctx.save_for_backward(be.y, where, p, scale, shift, mean, invstd)
-        ctx.k, ctx.native, ctx.batch_stats = k, lib is not None, batch_stats
-        return be.act(p, scale, shift)
+        mean = s / n
+        var = (q / n - mean * mean).clamp_min(0)
+    else:
+        mean = running_mean.to(torch.float64, copy=True)
+        var = running_var.to(torch.float64, copy=True)
+    scale, shift, _, _ = _affine(weight, bias, mean, var, eps, acc)
+    return path.act(p, scale, shift), p, where, mean, var
 
-    @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:  # type: ignore[override]
-        if torch.is_grad_enabled():  # create_graph=True: these gradients would be constants
-            raise RuntimeError(
-                "bn_relu_maxpool: higher-order gradients are not supported (backward with "
-                "create_graph=True); run the conv stages unfused: "
-                "fuselab.models.set_fused(model, False)")
-        y, where, p, scale, shift, mean, invstd = ctx.saved_tensors
-        be = _Native(native.library(), y, ctx.k) if ctx.native else _Torch(y, ctx.k)
-        dy, gw, gb = be.backward(where, p, g, scale, shift, mean, invstd, ctx.batch_stats)
-        need = ctx.needs_input_grad
-        return (dy if need[0] else None, gw if need[1] else None, gb if need[2] else None,
-                None, None, None, None)
+
+@torch.library.custom_op("fuselab::bn_relu_maxpool", mutates_args=())
+def _op(y: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+        running_var: Tensor | None, eps: float, kh: int, kw: int) -> Outputs:
+    """``(out, pooled y, winners, mean, var)``; ``mean``/``var`` ``(C,)`` float64 are the batch
+    statistics (biased variance), or a copy of the running ones when those are given."""
+    return _forward(AtenPath(y, (kh, kw)), y, weight, bias, running_mean, running_var, eps)
+
+
+@_op.register_kernel("cpu")
+def _op_cpu(y: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+            running_var: Tensor | None, eps: float, kh: int, kw: int) -> Outputs:
+    k = (kh, kw)
+    lib = native_for(y, k)
+    path = NativePath(lib, y, k) if lib is not None else AtenPath(y, k)
+    return _forward(path, y, weight, bias, running_mean, running_var, eps)
+
+
+@_op.register_fake
+def _op_fake(y: Tensor, weight: Tensor | None, bias: Tensor | None, running_mean: Tensor | None,
+             running_var: Tensor | None, eps: float, kh: int, kw: int) -> Outputs:
+    B, C, H, W = y.shape
+    shape = (B, C, pooled_size(H, kh), pooled_size(W, kw))
+    native = native_for(y, (kh, kw)) is not None
+    fmt = native_format(y) if native else torch.contiguous_format
+    p = y.new_empty(shape).contiguous(memory_format=fmt)
+    where = y.new_empty(shape, dtype=torch.uint8 if native else torch.int64)
+    stat = y.new_empty((C,), dtype=torch.float64)
+    return (torch.empty_like(p), p, where.contiguous(memory_format=fmt), stat,
+            torch.empty_like(stat))
+
+
+@torch.library.custom_op("fuselab::bn_relu_maxpool_backward", mutates_args=())
+def _grad_op(g: Tensor, y: Tensor, where: Tensor, pooled: Tensor, weight: Tensor | None,
+             bias: Tensor | None, mean: Tensor, var: Tensor, eps: float, kh: int, kw: int,
+             batch_stats: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dy, dweight, dbias)`` of :func:`_op`'s output gradient ``g``."""
+    path = path_for(y, (kh, kw), native_winners=where.dtype == torch.uint8)
+    acc = torch.promote_types(y.dtype, torch.float32)
+    scale, shift, mean_acc, invstd = _affine(weight, bias, mean, var, eps, acc)
+    dy, gw, gb = path.backward(where, pooled, g, scale, shift, mean_acc, invstd, batch_stats)
+    return dy, gw, gb
+
+
+@_grad_op.register_fake
+def _grad_op_fake(g: Tensor, y: Tensor, where: Tensor, pooled: Tensor, weight: Tensor | None,
+                  bias: Tensor | None, mean: Tensor, var: Tensor, eps: float, kh: int, kw: int,
+                  batch_stats: bool) -> tuple[Tensor, Tensor, Tensor]:
+    fmt = native_format(y) if where.dtype == torch.uint8 else torch.contiguous_format
+    stat = y.new_empty((y.shape[1],), dtype=torch.promote_types(y.dtype, torch.float32))
+    return torch.empty_like(y, memory_format=fmt), stat, torch.empty_like(stat)
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Outputs) -> None:
+    y, weight, bias, running_mean, _, eps, kh, kw = inputs
+    _, pooled, where, mean, var = output
+    ctx.mark_non_differentiable(pooled, where, mean, var)
+    ctx.save_for_backward(y, where, pooled, weight, bias, mean, var)
+    ctx.eps, ctx.k, ctx.batch_stats = eps, (kh, kw), running_mean is None
+
+
+def _backward(ctx: Any, g: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
+    if torch.is_grad_enabled():  # create_graph=True: these gradients would be constants
+        raise RuntimeError(
+            "bn_relu_maxpool: higher-order gradients are not supported (backward with "
+            "create_graph=True); run the conv stages unfused: "
+            "fuselab.models.set_fused(model, False)")
+    y, where, pooled, weight, bias, mean, var = ctx.saved_tensors
+    dy, gw, gb = _grad_op(g, y, where, pooled, weight, bias, mean, var, ctx.eps, *ctx.k,
+                          ctx.batch_stats)
+    need = ctx.needs_input_grad
+    return (dy if need[0] else None,
+            gw.to(weight.dtype) if need[1] and weight is not None else None,
+            gb.to(bias.dtype) if need[2] and bias is not None else None,
+            None, None, None, None, None)
+
+
+_op.register_autograd(_backward, setup_context=_setup_context)
 
 
 def bn_relu_maxpool(y: Tensor, norm: _BatchNorm, kernel: int) -> Tensor:
@@ -213,14 +171,15 @@ def bn_relu_maxpool(y: Tensor, norm: _BatchNorm, kernel: int) -> Tensor:
         norm.num_batches_tracked.add_(1)
         update = 1.0 / float(norm.num_batches_tracked) if norm.momentum is None else norm.momentum
     use_running = not norm.training and norm.running_mean is not None
-    running = (norm.running_mean, norm.running_var) if norm.running_mean is not None else None
-    if not use_running and y.numel() // y.shape[1] <= 1:
+    n = y.numel() // y.shape[1]
+    if not use_running and n <= 1:
         raise ValueError(f"bn_relu_maxpool: expected more than 1 value per channel when training, "
                          f"got input {tuple(y.shape)}")
-    if use_running:
-        update = None
-    elif running is not None and update is None:
-        running = None  # batch statistics without tracking (training, track_running_stats=False)
     y4, k = (y.unsqueeze(2), (1, kernel)) if y.dim() == 3 else (y, (kernel, kernel))
-    out = _BNReLUMaxPool.apply(y4, norm.weight, norm.bias, running, update, norm.eps, k)
+    running = (norm.running_mean, norm.running_var) if use_running else (None, None)
+    out, _, _, mean, var = _op(y4, norm.weight, norm.bias, *running, norm.eps, *k)
+    if update is not None and norm.running_mean is not None and norm.running_var is not None:
+        with torch.no_grad():
+            norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), update)
+            norm.running_var.lerp_((var * (n / max(n - 1, 1))).to(norm.running_var.dtype), update)
     return out.squeeze(2) if y.dim() == 3 else out

@@ -7,9 +7,10 @@ Width of stage ``i`` is ``widths[i]`` or ``channels * 2**i`` (paper 001: doubled
 Shapes: ``(B, C, H, W)`` -> ``(B, w_i, ceil(H / pool**i), ceil(W / pool**i))`` after stage ``i``.
 
 BatchNorm -> ReLU -> max-pool runs as one fused op (:func:`fuselab.ops.bn_relu_maxpool`: same
-outputs, gradients and running statistics, a fraction of the memory traffic) unless
-``stage.fused = False`` (see :func:`set_fused`) or the model is being traced by ``torch.compile``,
-which fuses the textbook composition itself.
+outputs, gradients and running statistics, a fraction of the memory traffic) on CPU tensors,
+unless ``stage.fused = False`` (see :func:`set_fused`) or the model is being traced by
+``torch.compile``, which fuses the textbook composition itself. On other devices (CUDA, meta)
+the stage runs the textbook aten modules (cuDNN's BatchNorm on a GPU).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class ConvStage(Stage):
             x = x.unsqueeze(1)
         y = self.conv(x)
         if (self.fused and self.pool_size > 1 and isinstance(self.norm, _BatchNorm)
-                and not torch.compiler.is_compiling()):
+                and y.device.type == "cpu" and not torch.compiler.is_compiling()):
             return bn_relu_maxpool(y, self.norm, self.pool_size)
         return self.pool(self.act(self.norm(y)))
 
