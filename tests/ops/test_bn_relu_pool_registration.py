@@ -173,3 +173,19 @@ def test_fake_strides_match_the_real_outputs(backend: str, gen: torch.Generator)
             fake_g = GRAD_OP(*grad_args)
         for r, f in zip(real_g, fake_g, strict=True):
             assert (r.shape, r.dtype, r.stride()) == (f.shape, f.dtype, f.stride())
+
+
+def test_backward_fills_no_zero_gradients(backend: str, gen: torch.Generator) -> None:
+    """The auxiliary outputs (pooled winners, statistics) get no materialised zero gradients: a
+    pooled-size zero fill per step cost about 20 % of the op on the AV-MNIST LeNet."""
+    from torch.profiler import ProfilerActivity, profile
+
+    y = torch.randn(8, 6, 21, 18, generator=gen).contiguous(memory_format=torch.channels_last)
+    y.requires_grad_()
+    out = bn_relu_maxpool(y, nn.BatchNorm2d(6), 2)
+    grad = torch.ones_like(out)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        out.backward(grad)
+    names = {e.key for e in prof.key_averages()}
+    assert "fuselab::bn_relu_maxpool_backward" in names
+    assert not names & {"aten::zeros", "aten::zero_", "aten::zeros_like"}, sorted(names)

@@ -131,17 +131,20 @@ def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: Outputs) -> None:
     y, weight, bias, running_mean, _, eps, kh, kw = inputs
     _, pooled, where, mean, var = output
     ctx.mark_non_differentiable(pooled, where, mean, var)
+    ctx.set_materialize_grads(False)  # no zero-filled gradients for the auxiliary outputs
     ctx.save_for_backward(y, where, pooled, weight, bias, mean, var)
     ctx.eps, ctx.k, ctx.batch_stats = eps, (kh, kw), running_mean is None
 
 
-def _backward(ctx: Any, g: Tensor, *_: Tensor) -> tuple[Tensor | None, ...]:
+def _backward(ctx: Any, g: Tensor | None, *_: Tensor | None) -> tuple[Tensor | None, ...]:
     if torch.is_grad_enabled():  # create_graph=True: these gradients would be constants
         raise RuntimeError(
             "bn_relu_maxpool: higher-order gradients are not supported (backward with "
             "create_graph=True); run the conv stages unfused: "
             "fuselab.models.set_fused(model, False)")
     y, where, pooled, weight, bias, mean, var = ctx.saved_tensors
+    if g is None:  # the output was not used: nothing flows back
+        return (None,) * 8
     dy, gw, gb = _grad_op(g, y, where, pooled, weight, bias, mean, var, ctx.eps, *ctx.k,
                           ctx.batch_stats)
     need = ctx.needs_input_grad
