@@ -7,7 +7,8 @@ Measures, on one machine in one run:
     white noise on the waveform and the image plus the spectrogram, and clean; beside the
     training step time (forward + backward + Adam) of the LeNet late-fusion model at the same
     batch size, so "data is not the bottleneck" is a ratio measured side by side;
-  * epoch time of a frozen encoder with and without :class:`fuselab.data.FeatureCache`.
+  * epoch time of a frozen encoder with and without :class:`fuselab.data.FeatureCache`;
+  * build time of the synthetic lattice task (4000 / 1000 / 1000 samples), median.
 
     python benchmarks/data.py                       # full size (60k pairs)
     python benchmarks/data.py --pairs 6000 --batches 10 --cache-samples 1024   # quick
@@ -141,6 +142,8 @@ def main() -> None:
         clean = batch_rate(ds, args.batches, None)
         step = train_step_time(ds, args.steps)
         fc = feature_cache_ratio(ds, min(args.cache_samples, len(ds)), Path(tmp))
+    lattice_s, _ = timed(lambda: fd.load_splits(
+        "lattice", sizes={"train": 4000, "val": 1000, "test": 1000}), args.repeats)
     res = {
         "pairs": args.pairs,
         "threads": args.threads,
@@ -152,6 +155,7 @@ def main() -> None:
         "lenet_late_train_step_s_b256": step,
         "data_time_over_step_time": None if step is None else (1 / noisy) / step,
         "feature_cache": fc,
+        "lattice_build_6000_s": lattice_s,
     }
     rows = [
         ("AV-MNIST build, cold (s)", f"{build_s:.2f}"),
@@ -169,6 +173,7 @@ def main() -> None:
         ),
         ("same epoch from FeatureCache (s)", f"{fc['epoch_cached_s']:.3f}"),
         ("FeatureCache speed-up (uncached / cached)", f"{fc['speedup']:.1f}x"),
+        ("lattice build, 4000 / 1000 / 1000 samples, median (s)", f"{lattice_s:.3f}"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"AV-MNIST data pipeline, {args.pairs} training pairs, {args.threads} threads")

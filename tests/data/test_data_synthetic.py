@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -54,13 +52,9 @@ def test_lattice_is_deterministic_and_splits_differ():
     assert not torch.equal(a.modalities["x1"], c.modalities["x1"])
 
 
-def test_lattice_builds_a_few_thousand_samples_quickly():
-    times = []
-    for _ in range(3):  # CPU time, best of three: wall time on a shared machine is noise
-        t = time.process_time()
-        splits = fd.load_splits("lattice", sizes={"train": 4000, "val": 1000, "test": 1000})
-        times.append(time.process_time() - t)
-    assert min(times) < 0.5
+def test_lattice_split_sizes():
+    # How fast this builds is a figure of benchmarks/data.py: tests assert no timings.
+    splits = fd.load_splits("lattice", sizes={"train": 4000, "val": 1000, "test": 1000})
     assert [len(s) for s in splits.values()] == [4000, 1000, 1000]
 
 
