@@ -140,7 +140,7 @@ def profile_fit(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig, to
     fit(model, ds, None, cfg.replace(epochs=1), progress=False)  # warm-up outside the trace
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         fit(model, ds, None, cfg.replace(epochs=1), progress=False)
-    events = [e for e in prof.key_averages() if e.key.startswith(("aten::", "_BNReLU"))]
+    events = [e for e in prof.key_averages() if e.key.startswith(("aten::", "fuselab::"))]
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [

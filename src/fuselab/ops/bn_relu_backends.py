@@ -24,6 +24,13 @@ SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.bfloat16: "bf16"}
 _SHP, _DIMS = (1, -1, 1, 1), (0, 2, 3)
 
 
+def _is_fake(t: Tensor) -> bool:
+    """A fake tensor (tracing) claims a device but owns no memory."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(t, FakeTensor)
+
+
 def pooled_size(n: int, k: int) -> int:
     return max(-(-n // k), 1)
 
@@ -69,7 +76,7 @@ class NativePath:
     def _call(self, op: str, *tensors: Tensor, work: int, per_sample: bool = False) -> None:
         """``per_sample``: pooled-size ops on channels-last tensors take one sample per slice."""
         for t in tensors:  # a pointer into another device's memory would crash the process
-            if t.device.type != "cpu" or isinstance(t, torch._subclasses.FakeTensor):
+            if t.device.type != "cpu" or (type(t) is not Tensor and _is_fake(t)):
                 raise RuntimeError(f"fuselab.ops: native kernel {op} got a {t.device} tensor "
                                    f"({type(t).__name__}); it takes CPU tensors only")
         B, C, H, W = self.y.shape
