@@ -11,9 +11,9 @@ tcmalloc preloads of PyTorch's CPU performance guide achieve, without a preload.
 The setting is process-wide and permanent (glibc cannot restore its adaptive thresholds): the
 process keeps its peak heap instead of returning it to the system. So fuselab applies it only
 where it owns the process: the ``fuselab`` command and the study's worker processes call
-:func:`fuselab._process.own_process`, and ``TrainConfig(retain_memory="auto")`` (the default) is on there and off
-in anyone else's process (a notebook, a service). ``retain_memory=True`` opts in anywhere;
-the first application is logged once. Elsewhere (macOS, musl) it is a no-op.
+:func:`fuselab._process.own_process`, and ``TrainConfig(retain_memory="auto")`` (the default)
+is on there and off in anyone else's process (a notebook, a service). ``retain_memory=True``
+opts in anywhere; the first application is logged once. Elsewhere (macOS, musl) it is a no-op.
 
 Standard alternatives that leave fuselab's code out of it, set before Python starts:
 ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=1073741824`` (the same two
