@@ -174,13 +174,16 @@ def _eager_cpu(t: Tensor) -> bool:
 
 
 class _EagerCPU(torch.autograd.Function):
-    """:func:`_op`'s CPU kernel, context setup and backward, without the dispatcher round trip."""
+    """:func:`_op`'s CPU kernel, context setup and backward, without the dispatcher round trip
+    (the ctx-style ``forward``: the separate-``setup_context`` style binds the arguments through
+    ``inspect.signature`` on every call)."""
 
     @staticmethod
-    def forward(*inputs: Any) -> Outputs:  # type: ignore[override]
-        return _op_cpu(*inputs)
+    def forward(ctx: Any, *inputs: Any) -> Outputs:  # type: ignore[override]
+        output = _op_cpu(*inputs)
+        _setup_context(ctx, inputs, output)
+        return output
 
-    setup_context = staticmethod(_setup_context)  # type: ignore[assignment]
     backward = staticmethod(_backward)  # type: ignore[assignment]
 
 
