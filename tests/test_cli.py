@@ -52,3 +52,93 @@ def test_show_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "4 done, 2 failed" in out and "loss became nan" in out
     assert main(["show", str(tmp_path / "none")]) == 2
     assert "no results database" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "{tmp}/nope"], "study folder '{tmp}/nope' does not exist"),
+    (["report", "{tmp}/a.txt"], "study folder '{tmp}/a.txt' is not a folder"),
+    (["show", "{tmp}/a.txt"], "study folder '{tmp}/a.txt' is not a folder"),
+    (["study", "{tmp}/a.txt"], "unknown config format '.txt'"),
+    (["study", "{tmp}"], "is a folder"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/a.txt"], "is a file, not a folder"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/a.txt/sub"], "Not a directory"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--db-url", "foo"], "bad database URL 'foo'"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--db-url", "postgresql://u@[::1/x"],
+     "bad database URL"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--data-dir", "{tmp}/a.txt"], "is a file"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--address", "auto"], "needs --backend ray"),
+])
+def test_bad_paths_and_urls_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               argv: list[str], message: str) -> None:
+    from fake_runs import write_fake
+
+    write_fake(tmp_path / "c.toml")
+    (tmp_path / "a.txt").write_text("x")
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fuselab: error: ") and err.count("\n") == 1, err
+    assert message.format(tmp=tmp_path) in err
+    assert not (tmp_path / "s").exists()  # nothing was created for a refused study
+
+
+@pytest.mark.parametrize("argv", [["study", "c.toml", "--workers", "-1"],
+                                  ["study", "c.toml", "--workers", "two"],
+                                  ["ops", "--dims", "=4"], ["ops", "--dims", "a=-1"],
+                                  ["ops", "--dims", "a=99999999999"], ["ops", "--out-dim", "0"]])
+def test_bad_arguments_are_usage_errors(argv: list[str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_unexpected_errors_are_one_line_unless_debugging(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import fuselab.study
+
+    def broken(*a: object, **k: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(fuselab.study, "open_store", broken)
+    monkeypatch.delenv("FUSELAB_DEBUG", raising=False)
+    assert main(["show", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("fuselab: unexpected error: ZeroDivisionError: a bug\n")
+    assert "--debug" in err and "Traceback" not in err
+    for argv in (["--debug", "show", str(tmp_path)], ["show", str(tmp_path), "--debug"]):
+        with pytest.raises(ZeroDivisionError):
+            main(argv)
+    monkeypatch.setenv("FUSELAB_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        main(["show", str(tmp_path)])
+
+
+def test_ctrl_c_outside_a_study_is_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import fuselab.study
+
+    def interrupted(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fuselab.study, "open_store", interrupted)
+    assert main(["show", "x"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+def test_ops_counts_parameters_without_allocating_them(capsys: pytest.CaptureFixture[str]) -> None:
+    # 65536-wide inputs: `tensor` fusion alone has W: 128 x 65537^2 and a bias, 2 TB as float32
+    assert main(["ops", "--dims", "a=65536,b=65536", "--out-dim", "128"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("tensor "))
+    assert f"{128 * 65537**2 + 128:,}" in row
+
+
+def test_show_a_study_stopped_before_it_started(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from fuselab.study.studydir import open_study_store
+
+    open_study_store(tmp_path, None).close()  # Ctrl-C during the up-front check leaves this
+    assert main(["show", str(tmp_path)]) == 2
+    assert "holds no study yet" in capsys.readouterr().err

@@ -3,29 +3,68 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 from fuselab._process import own_process
 
 
+#: Exit statuses (docs/study.md): every run finished; some run failed; bad input or an error
+#: met before or while running (message on stderr); an unexpected error (a bug: --debug shows
+#: its traceback); stopped by Ctrl-C.
+OK, RUN_FAILED, ERROR, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
+#: Largest width `fuselab ops` accepts (parameter counts of wider operators overflow int64).
+MAX_WIDTH = 65536
+
+
+def _nonnegative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _nonnegative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("expected an integer >= 1, got 0")
+    return value
+
+
+def _width(text: str) -> int:
+    value = _positive(text)
+    if value > MAX_WIDTH:
+        raise argparse.ArgumentTypeError(f"expected a width <= {MAX_WIDTH}, got {value}")
+    return value
+
+
 def _parse_dims(text: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in text.split(","):
         name, _, width = part.partition("=")
-        if not width:
+        if not name.strip() or not width.strip().isdigit():
             raise argparse.ArgumentTypeError(f"expected NAME=WIDTH[,NAME=WIDTH...], got {text!r}")
-        out[name.strip()] = int(width)
+        out[name.strip()] = _width(width)
     return out
 
 
 def _cmd_ops(args: argparse.Namespace) -> int:
+    import torch
+
     from fuselab import fusion
 
-    rows = fusion.describe(in_dims=args.dims, out_dim=args.out_dim)
+    with torch.device("meta"):  # parameter counts need shapes only, not memory
+        rows = fusion.describe(in_dims=args.dims, out_dim=args.out_dim)
     width = max(len(r["name"]) for r in rows)
     print(f"{'operator':<{width}}  {'kind':<11}  {'params':>10}  description")
     for r in rows:
@@ -38,7 +77,7 @@ def _cmd_ops(args: argparse.Namespace) -> int:
 
 def _fail(message: str) -> int:
     print(f"fuselab: error: {message}", file=sys.stderr)
-    return 2
+    return ERROR
 
 
 def _report_paths(study_dir: str) -> dict[str, Any]:
@@ -62,8 +101,16 @@ def _load_study_config(args: argparse.Namespace) -> Any:
 def _cmd_study(args: argparse.Namespace) -> int:
     import shlex
 
-    from fuselab.study import ConfigError, StoreError, StudyDirError, run_study
+    from fuselab.study import run_study
+    from fuselab.study.interrupt import Cancelled
 
+    if args.data_dir is not None and os.path.exists(args.data_dir) \
+            and not os.path.isdir(args.data_dir):
+        return _fail(f"--data-dir {args.data_dir}: is a file, not a folder")
+    if args.backend != "ray" and args.address is not None:
+        return _fail("--address is the Ray cluster address: it needs --backend ray")
+    if args.backend == "ray" and importlib.util.find_spec("ray") is None:
+        return _fail("--backend ray needs Ray: pip install 'fuselab[ray]'")
     try:
         summary = run_study(
             _load_study_config(args), args.out, resume=args.resume, force=args.force,
@@ -71,11 +118,10 @@ def _cmd_study(args: argparse.Namespace) -> int:
             address=args.address, data_dir=args.data_dir, db_url=args.db_url,
             progress=not args.quiet, command=shlex.join(["fuselab", *args.argv]),
         )
-    except (ConfigError, StudyDirError, StoreError, FileNotFoundError) as e:
-        return _fail(str(e))
-    except KeyboardInterrupt:
-        print("\ninterrupted: finished runs are saved; continue with --resume", file=sys.stderr)
-        return 130
+    except Cancelled:
+        print("\ncancelled: the runs in flight were stopped; finished runs are saved; "
+              "continue with --resume", file=sys.stderr)
+        return INTERRUPTED
     print(f"study {summary.study_dir}: {summary.done} done, {summary.failed} failed of "
           f"{summary.total} runs ({summary.skipped} already finished) in {summary.wall_s:.1f}s")
     for w in summary.warnings:
@@ -85,22 +131,31 @@ def _cmd_study(args: argparse.Namespace) -> int:
 
         print(f"claims: {count_verdicts(summary.claims)} (fuselab show {summary.study_dir} "
               "--claims)")
+    if summary.interrupted:
+        left = summary.total - summary.done - summary.failed
+        print(f"stopped by Ctrl-C: the runs in flight were recorded, {left} runs not run; "
+              "continue with --resume", file=sys.stderr)
+        return INTERRUPTED
+    status = OK if summary.failed == 0 else RUN_FAILED
     if args.no_report:
-        return 0 if summary.failed == 0 else 1
+        return status
     try:
         paths = _report_paths(str(summary.study_dir))
     except ImportError as e:
         print(f"report skipped (fuselab.report unavailable: {e})", file=sys.stderr)
-        return 0 if summary.failed == 0 else 1
+        return status
+    except OSError as e:
+        return _fail(f"the results are saved, but the report could not be written: {e}")
     print(f"report: {paths.get('html', paths)}")
-    return 0 if summary.failed == 0 else 1
+    return status
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from fuselab.study import ConfigError, StoreError
-
     if args.figures_dir and not args.results_md:
         return _fail("--figures-dir needs --results-md")
+    if "://" not in args.dir and not os.path.isdir(args.dir):
+        what = "is not a folder" if os.path.exists(args.dir) else "does not exist"
+        return _fail(f"study folder {args.dir!r} {what}")
     try:
         paths = _report_paths(args.dir)
         if args.results_md:
@@ -108,8 +163,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
             res = write_results_md(args.dir, args.results_md, figures_dir=args.figures_dir,
                                    force=args.force)
-    except (StoreError, ConfigError, FileExistsError, FileNotFoundError) as e:
+    except (FileExistsError, FileNotFoundError) as e:
         return _fail(str(e))
+    except OSError as e:
+        return _fail(f"cannot write the report into {args.dir}: {e}")
     for kind in ("html", "md"):
         if kind in paths:
             print(f"{kind}: {paths[kind]}")
@@ -154,22 +211,21 @@ def _show_claims(args: argparse.Namespace, study: dict[str, Any], runs: list[Any
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from fuselab.study import StoreError, open_store
+    from fuselab.study import open_store
     from fuselab.study.environment import describe_environment
 
     if args.format == "markdown" and not args.claims:
         return _fail("--format markdown prints the claims table: add --claims")
+    store = open_store(args.dir, readonly=True)
     try:
-        store = open_store(args.dir, readonly=True)
-        try:
-            runs = store.runs()
-            study = store.study()
-            declares = bool((study.get("config") or {}).get("claims"))
-            records = store.records() if args.claims or declares else []
-        finally:
-            store.close()
-    except StoreError as e:
-        return _fail(str(e))
+        runs = store.runs()
+        study = store.study()
+        declares = bool((study.get("config") or {}).get("claims"))
+        records = store.records() if args.claims or declares else []
+    finally:
+        store.close()
+    if not study:
+        return _fail(f"{args.dir} holds no study yet (it was stopped before its runs started)")
     if args.claims:
         return _show_claims(args, study, runs, records)
     if args.format == "json":
@@ -210,25 +266,32 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fuselab", description="Multimodal fusion studies")
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the traceback of an unexpected error (or FUSELAB_DEBUG=1)")
+    # --debug is also accepted after the command; SUPPRESS keeps it from resetting the above
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ops = sub.add_parser("ops", help="list fusion operators with parameter counts")
+    ops = sub.add_parser("ops", parents=[common],
+                         help="list fusion operators with parameter counts")
     ops.add_argument(
         "--dims",
         type=_parse_dims,
         default={"image": 64, "audio": 32},
         help="modality widths, e.g. image=64,audio=32",
     )
-    ops.add_argument("--out-dim", type=int, default=128)
+    ops.add_argument("--out-dim", type=_width, default=128)
     ops.set_defaults(func=_cmd_ops)
 
-    st = sub.add_parser("study", help="run (or resume) a fusion study from a TOML/YAML config")
+    st = sub.add_parser("study", parents=[common], help="run (or resume) a fusion study from a TOML/YAML config")
     st.add_argument("config", help="study config (.toml, .yaml)")
     st.add_argument("--resume", action="store_true", help="continue an interrupted study")
     st.add_argument("--force", action="store_true",
                     help="start over in a study dir holding results (of any config)")
     st.add_argument("--retry-failed", action="store_true", help="with --resume: rerun failed runs")
-    st.add_argument("--workers", type=int, default=None,
+    st.add_argument("--workers", type=_nonnegative, default=None,
                     help="local worker processes (default: cores / threads per run; 0: inline)")
     st.add_argument("--backend", choices=("local", "ray"), default="local")
     st.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
@@ -245,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "smoke.toml (applied before --set; repeatable)")
     st.set_defaults(func=_cmd_study)
 
-    rep = sub.add_parser("report", help="(re)build report.html and report.md of a study")
+    rep = sub.add_parser("report", parents=[common], help="(re)build report.html and report.md of a study")
     rep.add_argument("dir", help="study directory")
     rep.add_argument("--results-md", metavar="PATH", default=None,
                      help="also write a RESULTS.md skeleton (command, machine, claims, figures)")
@@ -254,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--force", action="store_true", help="overwrite an existing --results-md")
     rep.set_defaults(func=_cmd_report)
 
-    show = sub.add_parser("show", help="print a study's results")
+    show = sub.add_parser("show", parents=[common], help="print a study's results")
     show.add_argument("dir", help="study directory")
     show.add_argument("--claims", action="store_true",
                       help="print the verdicts of the study's [[claims]]")
@@ -271,7 +334,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         own_process()
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    return int(args.func(args))
+    debug = args.debug or os.environ.get("FUSELAB_DEBUG", "") not in ("", "0")
+    ctrl_c: list[bool] = []
+    old = None
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler and \
+            threading.current_thread() is threading.main_thread():
+        def on_sigint(signum: int, frame: Any) -> None:
+            ctrl_c.append(True)
+            signal.default_int_handler(signum, frame)
+
+        old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("\nfuselab: interrupted; finished runs are saved (continue a study with --resume)",
+              file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:  # `fuselab show ... | head`: the reader left; nothing to report
+        sys.stderr.close()
+        return OK
+    except Exception as e:
+        if ctrl_c:  # e.g. an import cut short by Ctrl-C fails again later with an ImportError
+            print("\nfuselab: interrupted", file=sys.stderr)
+            return INTERRUPTED
+        if debug:
+            raise
+        return _error(e)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+
+
+def _error(e: Exception) -> int:
+    """One line for an error that reached the top: expected kinds as they are, others as a bug."""
+    from fuselab.study import ConfigError, StoreError, StudyDirError
+
+    if isinstance(e, (ConfigError, StudyDirError, StoreError, OSError)):
+        return _fail(str(e))
+    if isinstance(e, MemoryError):
+        return _fail("out of memory")
+    print(f"fuselab: unexpected error: {type(e).__name__}: {e}\n"
+          "(run again with --debug or FUSELAB_DEBUG=1 for the traceback, and please report it)",
+          file=sys.stderr)
+    return INTERNAL
 
 
 if __name__ == "__main__":

@@ -98,3 +98,11 @@ def test_bad_input() -> None:
 
     with pytest.raises(ValueError, match="does not match the label space"):
         ev.cost(Wrong(), additive_dataset(5))
+
+
+@pytest.mark.parametrize("option, value", [("repeats", 10**14), ("warmup", -1),
+                                           ("warmup", 10**9), ("throughput_batch", 10**12)])
+def test_unbounded_options_are_refused_before_any_work(option: str, value: int) -> None:
+    # a typo such as repeats = 10**14 would otherwise time the model until the end of days
+    with pytest.raises(ValueError, match=f"cost: {option} must be"):
+        ev.cost(AdditiveModel(), additive_dataset(5), **{option: value})

@@ -23,8 +23,11 @@ def _score(task: RunTask) -> float:
 
 
 def ok_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
-    """Reports two epochs, writes a checkpoint, returns a test record and an SNR curve."""
-    sleep = float(task.config["train"].get("sleep", 0.0))
+    """Reports two epochs, writes a checkpoint, returns a test record and an SNR curve.
+
+    It sleeps ``train.sleep`` seconds, or ``$FAKE_SLEEP`` when set (which, unlike the config,
+    leaves the run ids unchanged: a test can resume a slow study quickly)."""
+    sleep = float(os.environ.get("FAKE_SLEEP") or task.config["train"].get("sleep", 0.0))
     for epoch in (1, 2):
         time.sleep(sleep / 2)
         report({"kind": "epoch", "run_id": task.run_id, "epoch": epoch, "epochs": 2,
@@ -50,6 +53,16 @@ def marker_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
     with open(os.environ["FAKE_MARKERS"], "a") as fh:
         fh.write(task.run_id + "\n")
     return ok_run(task, ckpt, report)
+
+
+def traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Like ok_run; appends ``start <run_id> <pid>`` and ``end <run_id>`` to $FAKE_MARKERS."""
+    with open(os.environ["FAKE_MARKERS"], "a") as fh:
+        fh.write(f"start {task.run_id} {os.getpid()}\n")
+    result = ok_run(task, ckpt, report)
+    with open(os.environ["FAKE_MARKERS"], "a") as fh:
+        fh.write(f"end {task.run_id}\n")
+    return result
 
 
 def crash_once_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:

@@ -62,3 +62,31 @@ def test_rejects_files_that_are_not_checkpoints(tmp_path: Path) -> None:
         load_checkpoint(bad)
     with pytest.raises(FileNotFoundError, match=r"missing\.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 20, b"PK\x03\x04truncated zip"])
+def test_garbage_files_get_a_clear_message_without_unsafe_advice(tmp_path: Path,
+                                                                 content: bytes) -> None:
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(content)
+    with pytest.raises(CheckpointMismatchError) as info:
+        load_checkpoint(bad)
+    msg = str(info.value)
+    assert msg.startswith(f"checkpoint {str(bad)!r}: ")
+    assert "weights_only" not in msg and "\n" not in msg  # torch's advice would run the file
+
+
+def test_a_pickle_of_arbitrary_objects_is_never_unpickled(tmp_path: Path) -> None:
+    import pickle
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps(Path("/x")))  # any class: loading it would call its code
+    with pytest.raises(CheckpointMismatchError, match="holds objects other than tensors"):
+        load_checkpoint(bad)
+
+
+def test_a_damaged_payload_names_the_missing_part(tmp_path: Path) -> None:
+    bad = tmp_path / "half.pt"
+    torch.save({"format": "fuselab-checkpoint", "version": 1, "config": {}}, bad)
+    with pytest.raises(CheckpointMismatchError, match="'state_dict' is missing"):
+        load_checkpoint(bad)

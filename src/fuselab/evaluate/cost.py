@@ -218,6 +218,11 @@ def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
     return float(peak)
 
 
+#: Bounds on the options: a typo (an extra zero or three) is an error, not a run that never ends.
+MAX_BATCH = 65_536
+MAX_REPEATS = 10_000
+
+
 def cost(
     model: nn.Module,
     ds: MultimodalDataset,
@@ -236,14 +241,16 @@ def cost(
     ``train_samples_per_s``, ``peak_memory_mb`` (the last two only with trainable parameters);
     generation models time the teacher-forced forward and add ``latency_ms_generate_b1``.
     """
-    for key, v in (
-        ("flops_batch", flops_batch),
-        ("throughput_batch", throughput_batch),
-        ("train_batch", train_batch),
-        ("repeats", repeats),
+    for key, v, low, high in (
+        ("flops_batch", flops_batch, 1, MAX_BATCH),
+        ("throughput_batch", throughput_batch, 1, MAX_BATCH),
+        ("train_batch", train_batch, 1, MAX_BATCH),
+        ("repeats", repeats, 1, MAX_REPEATS),
+        ("warmup", warmup, 0, MAX_REPEATS),
     ):
-        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"cost: {key} must be a positive int, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            kind = "a positive int" if low == 1 else f"an int >= {low}"
+            raise ValueError(f"cost: {key} must be {kind} <= {high}, got {v!r}")
     resolve_metric(ds, None)
     names = check_dataset(model, ds, "cost")
     device = model_device(model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ def render(
         sections = build_sections(data, sink, strict=strict)
     name = str(data.study.get("name") or out.resolve().name)
     title = f"fuselab study report: {name}"
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     subtitle = f"Built {stamp} by fuselab.report from the study's results store."
     html = write_html(out / "report.html", title, subtitle, sections)
     md = write_markdown(out / "report.md", title, subtitle, sections)

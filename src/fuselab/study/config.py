@@ -1,4 +1,4 @@
-"""The typed study config: load TOML (``tomllib``) or YAML (``yaml.safe_load``) and validate it.
+"""The typed study config: load TOML or YAML (:mod:`fuselab.study.configfile`) and validate it.
 
 A study file has these tables (see docs/study.md for every key)::
 
@@ -25,11 +25,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import tomllib
-import yaml
-
 from fuselab.study import _check as c
 from fuselab.study.claims.schema import Claim, parse_claims
+from fuselab.study.configfile import check_shape, read_config_file
 from fuselab.study.errors import ConfigError
 from fuselab.study.overrides import apply_overrides
 
@@ -46,6 +44,9 @@ SHORTHANDS: dict[str, tuple[str | None, str]] = {
     "progressive": ("progressive", "model.progressive"),
     "grad_blend": ("grad_blend", "train.grad_blend"),
 }
+#: Upper bounds that keep a typo (an extra zero or two) from exhausting the machine.
+MAX_THREADS = 1024
+MAX_WORKERS = 4096
 _FUSION_RESERVED = ("label", "factors", "model", "train", "evaluate")
 _TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution", "claims")
 
@@ -124,25 +125,16 @@ class StudyConfig:
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
                 origin: str = "override") -> StudyConfig:
-    """Read and validate a ``.toml`` / ``.yaml`` / ``.yml`` study file.
+    """Read and validate a ``.toml`` / ``.yaml`` / ``.yml`` study file (limits on size, encoding
+    and YAML aliases: :mod:`fuselab.study.configfile`).
 
     ``overrides`` (``{"train.epochs": 1}``) are set before validation, see
     :mod:`fuselab.study.overrides`; ``origin`` names them in error messages.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"study config not found: {str(p)!r}")
-    text = p.read_text(encoding="utf-8")
-    try:
-        if p.suffix.lower() in (".yaml", ".yml"):
-            raw = yaml.safe_load(text)
-        elif p.suffix.lower() == ".toml":
-            raw = tomllib.loads(text)
-        else:
-            raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
-        raise ConfigError("", f"{p}: cannot parse: {e}") from None
+    raw = read_config_file(p)
     if overrides:
+        check_shape(raw)  # before the overrides walk it
         raw = apply_overrides(c.table(raw, ""), overrides, tables=_TOP, origin=origin)
         return replace(parse_config(raw, source=p), overrides=dict(overrides))
     return parse_config(raw, source=p)
@@ -150,6 +142,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
 
 def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
     """Validate an already parsed mapping (the content of a study file)."""
+    check_shape(raw)
     top = c.table(raw, "")
     c.plain(top, "")
     c.known_keys(top, _TOP, "")
@@ -170,8 +163,8 @@ def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
     if "fusion" not in grid:
         raise ConfigError("grid.fusion", "missing: list at least one fusion variant")
     return StudyConfig(
-        name=c.string(study["name"], "study.name"),
-        description=str(study.get("description", "")),
+        name=c.name(study["name"], "study.name"),
+        description=_description(study.get("description", "")),
         seeds=seeds,
         baseline=None if baseline is None else c.string(baseline, "study.baseline"),
         data=_data(top["data"]),
@@ -188,6 +181,12 @@ def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
         source=source,
         claims=parse_claims(top.get("claims", [])),
     )
+
+
+def _description(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError("study.description", f"expected a string, got {c.type_name(value)}")
+    return value
 
 
 def _data(value: Any) -> DataConfig:
@@ -248,6 +247,7 @@ def _axis(name: str, value: Any) -> Axis:
     raw_paths = a["path"] if isinstance(a["path"], list) else [a["path"]]
     paths = [c.string(p, f"{where}.path") for p in c.items(raw_paths, f"{where}.path")]
     for path in paths:
+        c.dotted_path(path, f"{where}.path")
         root = path.split(".")[0]
         if root not in ("model", "train") and not path.startswith("data.options."):
             raise ConfigError(f"{where}.path", f"expected 'model.KEY', 'train.KEY' or "
@@ -292,9 +292,11 @@ def _execution(value: Any) -> ExecutionConfig:
     c.known_keys(x, ExecutionConfig.__dataclass_fields__, "execution")
     workers = x.get("workers")
     return ExecutionConfig(
-        threads_per_run=c.integer(x.get("threads_per_run", 1), "execution.threads_per_run", 1),
-        workers=None if workers is None else c.integer(workers, "execution.workers", 0),
-        max_retries=c.integer(x.get("max_retries", 1), "execution.max_retries", 0),
+        threads_per_run=c.integer(x.get("threads_per_run", 1), "execution.threads_per_run", 1,
+                                  MAX_THREADS),
+        workers=None if workers is None else c.integer(workers, "execution.workers", 0,
+                                                       MAX_WORKERS),
+        max_retries=c.integer(x.get("max_retries", 1), "execution.max_retries", 0, 100),
         device=c.string(x.get("device", "cpu"), "execution.device", ("cpu", "cuda", "auto")),
         checkpoints=c.boolean(x.get("checkpoints", True), "execution.checkpoints"),
         tensorboard=c.boolean(x.get("tensorboard", False), "execution.tensorboard"),

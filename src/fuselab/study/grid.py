@@ -11,6 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,8 +70,24 @@ def _factor_value(value: Any) -> str | int | float | bool | None:
     return _fmt(value)
 
 
+#: More runs than this is a typo (a product of long lists), not a study: refused before expanding.
+MAX_RUNS = 100_000
+
+
+def grid_size(cfg: StudyConfig) -> int:
+    """The number of runs :func:`expand` would produce, computed without expanding."""
+    per_variant = sum(math.prod(len(v) for v in variant.shorthands.values())
+                      for variant in cfg.fusion)
+    return (per_variant * math.prod(len(a.values) for a in cfg.axes) * len(cfg.train_snrs)
+            * len(cfg.seeds))
+
+
 def expand(cfg: StudyConfig) -> list[RunSpec]:
     """Every run of the study, in a stable order; duplicate grid points raise ``ConfigError``."""
+    size = grid_size(cfg)
+    if size > MAX_RUNS:
+        raise ConfigError("grid", f"expands to {size:,} runs (variants x axes x train SNRs x "
+                                  f"seeds); a study holds at most {MAX_RUNS:,}")
     base = {
         "data": {"name": cfg.data.name, "options": copy.deepcopy(cfg.data.options)},
         "model": copy.deepcopy(cfg.model),
@@ -141,7 +158,7 @@ def _resolve(
     factors: dict[str, Any] = {k: _factor_value(v) for k, v in variant.factors.items()}
     for key, value in point.items():
         factor, path = SHORTHANDS[key]
-        c.set_path(resolved, path, copy.deepcopy(value))
+        c.set_path(resolved, path, copy.deepcopy(value), f"{variant.where}.{key}")
         if factor is not None:
             factors[factor] = _factor_value(value)
     if variant.label:
@@ -154,7 +171,7 @@ def _resolve(
         factors["fusion"] = variant.label
     for axis, i in zip(cfg.axes, axis_idx, strict=True):
         for path in axis.paths:
-            c.set_path(resolved, path, copy.deepcopy(axis.values[i]))
+            c.set_path(resolved, path, copy.deepcopy(axis.values[i]), f"grid.axes.{axis.name}.path")
         label = axis.labels[i]
         factors[axis.name] = _factor_value(label)
         parts.append(f"{axis.name}={_fmt(label)}")

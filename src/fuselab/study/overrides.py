@@ -19,11 +19,10 @@ import difflib
 import json
 import math
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from fuselab.study import _check as c
 from fuselab.study.errors import ConfigError

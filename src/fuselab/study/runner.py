@@ -7,6 +7,9 @@ The parent process is the only writer of the store. A run is marked ``running`` 
 starts it and ``done``/``failed`` together with its metrics and records in one transaction, so a
 ``kill -9`` of the parent loses only the runs in flight, and ``resume=True`` re-runs exactly the
 runs that are not finished (``pending``/``running``; ``failed`` too with ``retry_failed``).
+Ctrl-C: the first lets the runs in flight finish and be recorded and starts no new one
+(``interrupted=True`` in the summary), the second cancels them (``KeyboardInterrupt``); see
+:mod:`fuselab.study.interrupt`.
 """
 
 from __future__ import annotations
@@ -15,21 +18,23 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fuselab.study._sql import display_url
 from fuselab.study.claims import Verdict, evaluate_claims
 from fuselab.study.config import StudyConfig, load_config
 from fuselab.study.crossrun import robustness_vs_baseline
 from fuselab.study.environment import Invocation
 from fuselab.study.errors import StoreError
 from fuselab.study.grid import RunSpec, baseline_part, config_hash, expand
+from fuselab.study.interrupt import Interrupts
 from fuselab.study.overrides import dump_overrides
 from fuselab.study.progress import StudyProgress
 from fuselab.study.store import Store
-from fuselab.study.studydir import StudyLock, open_study_store, prepare
+from fuselab.study.studydir import StudyLock, check_target, dir_error, open_study_store, prepare
 from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
 
 
@@ -50,6 +55,7 @@ class StudySummary:
     warnings: list[str] = field(default_factory=list)
     #: one :class:`~fuselab.study.claims.Verdict` per ``[[claims]]`` entry, from the store
     claims: list[Verdict] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: runs in flight were recorded, the rest not started
 
 
 def default_workers(threads_per_run: int) -> int:
@@ -100,6 +106,9 @@ def run_study(
     completed = False
     if backend not in ("local", "ray"):
         raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 0):
+        raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
     specs = expand(cfg)
     if run_fn is None:
         from fuselab.study.execute import execute_run
@@ -110,6 +119,9 @@ def run_study(
     n_workers = workers if workers is not None else cfg.execution.workers
     if n_workers is None:
         n_workers = default_workers(cfg.execution.threads_per_run)
+    if db_url is not None:
+        display_url(db_url)  # a malformed URL is refused before any file is created
+    check_target(study_dir, cfg.source)
     with StudyLock(study_dir):
         store = open_study_store(study_dir, db_url)
         try:
@@ -120,7 +132,7 @@ def run_study(
             if check:
                 from fuselab.study.plan import check_plan
 
-                check_plan(cfg, specs, data_root=root)
+                check_plan(cfg, specs, data_root=root, local=backend == "local")
             check_s = time.perf_counter() - t_check
             prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
                     force=force, apply=True)
@@ -136,23 +148,17 @@ def run_study(
             tasks = [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
             names = {s.run_id: f"{s.variant} · seed {s.seed}" for s in specs}
             bar = StudyProgress(len(tasks), names, enabled=progress, workers=max(1, n_workers))
-            run_time = 0.0
             try:
-                for item in _backend(backend, tasks, run_fn, n_workers, address, cfg):
-                    if isinstance(item, Outcome):
-                        _record(store, item)
-                        run_time += item.duration_s
-                        bar.finished(item)
-                    else:
-                        if item.get("kind") == "start":
-                            store.mark_running(item["run_id"])
-                        bar.event(item)
+                with Interrupts() as intr:
+                    run_time = _execute(store, bar, intr, _backend(
+                        backend, tasks, run_fn, n_workers, address, cfg, lambda: intr.stopping))
             finally:
                 bar.close()
+            stopped = intr.stopping
             warnings = _cross_run(store, cfg)
             final = store.status()
             verdicts = evaluate_claims(cfg.claims, store.runs(), store.records())
-            completed = True
+            completed = not stopped
         finally:
             with contextlib.suppress(StoreError):  # the end time must not mask the real error
                 invocation.record_end(store, interrupted=not completed)
@@ -163,7 +169,31 @@ def run_study(
         failed=sum(v == "failed" for v in final.values()),
         skipped=len(specs) - len(tasks), wall_s=time.perf_counter() - t0, run_time_s=run_time,
         mode=mode, check_s=check_s, warnings=warnings, claims=verdicts,
+        interrupted=stopped,
     )
+
+
+def _execute(store: Store, bar: StudyProgress, intr: Interrupts,
+             items: Iterator[dict[str, Any] | Outcome]) -> float:
+    """Record what the backend yields; returns the summed run time. Each store write is kept
+    whole by a second Ctrl-C, and the backend is closed (its workers stopped) on any exit."""
+    run_time = 0.0
+    try:
+        for item in items:
+            with intr.deferred():
+                if isinstance(item, Outcome):
+                    _record(store, item)
+                    run_time += item.duration_s
+                    bar.finished(item)
+                else:
+                    if item.get("kind") == "start":
+                        store.mark_running(item["run_id"])
+                    bar.event(item)
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    return run_time
 
 
 def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
@@ -178,7 +208,8 @@ def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
 
 
 def _backend(name: str, tasks: list[RunTask], run_fn: RunFn, workers: int,
-             address: str | None, cfg: StudyConfig) -> Iterator[dict[str, Any] | Outcome]:
+             address: str | None, cfg: StudyConfig,
+             stop: Callable[[], bool]) -> Iterator[dict[str, Any] | Outcome]:
     if not tasks:
         return iter(())
     if name == "ray":
@@ -186,10 +217,11 @@ def _backend(name: str, tasks: list[RunTask], run_fn: RunFn, workers: int,
 
         gpus = 1.0 if cfg.execution.device == "cuda" else 0.0
         return run_ray(tasks, run_fn, address=address, max_retries=cfg.execution.max_retries,
-                       num_gpus=gpus)
+                       num_gpus=gpus, stop=stop)
     from fuselab.study.backends.local import run_local
 
-    return run_local(tasks, run_fn, workers=workers, max_retries=cfg.execution.max_retries)
+    return run_local(tasks, run_fn, workers=workers, max_retries=cfg.execution.max_retries,
+                     stop=stop)
 
 
 def _record(store: Store, out: Outcome) -> None:
@@ -229,5 +261,8 @@ def _save_config(cfg: StudyConfig, study_dir: Path) -> None:
     dest = study_dir / f"config{cfg.source.suffix}"
     if cfg.source.resolve() != dest.resolve():
         tmp = dest.with_suffix(".tmp")
-        shutil.copyfile(cfg.source, tmp)
-        os.replace(tmp, dest)
+        try:
+            shutil.copyfile(cfg.source, tmp)
+            os.replace(tmp, dest)  # replaces a link named config.*, never writes through it
+        except OSError as e:
+            raise dir_error(study_dir, e) from None

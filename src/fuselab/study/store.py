@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,19 @@ _SCHEMA = (
     " seq INTEGER NOT NULL, evaluation TEXT NOT NULL, metric TEXT NOT NULL,"
     " value DOUBLE PRECISION, cond TEXT NOT NULL, PRIMARY KEY (run_id, source, seq))",
 )
+#: Every column of every table, so that an existing database is recognised by its shape.
+_COLUMNS = {
+    "study": ("key", "value"),
+    "runs": ("run_id", "position", "status", "variant", "factors", "seed", "config", "metrics",
+             "error", "duration_s", "checkpoint_path", "attempts", "updated_at"),
+    "records": ("run_id", "source", "seq", "evaluation", "metric", "value", "cond"),
+}
 _RUN_COLS = ("run_id", "status", "variant", "factors", "seed", "config", "metrics", "error",
              "duration_s", "checkpoint_path", "attempts")
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _dumps(value: Any) -> str:
@@ -62,16 +69,41 @@ class Store:
         self.conn = conn
         self.location = conn.where
         self.readonly = readonly
-        if not readonly and not self._has_schema():
-            conn.write(_run_all(_SCHEMA))
+        has_schema = self._has_schema()
+        if not has_schema:
+            other = sorted(set(conn.tables()) - set(_COLUMNS))
+            if other:
+                raise StoreError(f"{self.location} is not a fuselab results database (it holds "
+                                 f"tables {other[:5]}); fuselab needs a new or empty database")
+            if readonly:
+                raise StoreError(f"{self.location} holds no fuselab results")
+        if not readonly:
+            conn.prepare_writes()  # only now: nothing is changed in a database that is not ours
+            if not has_schema:
+                conn.write(_run_all(_SCHEMA))
 
     def _has_schema(self) -> bool:
         # Reading first means opening an existing store takes no write lock (a report built
-        # while the study runs, or a store on a read-only disk).
+        # while the study runs, or a store on a read-only disk). Every column is named, so a
+        # database holding other tables called "runs" or "study" is never taken for a store
+        # (and never written to: --force deletes rows).
+        found = 0
+        for table, cols in _COLUMNS.items():
+            try:
+                self.conn.query(f"SELECT {', '.join(cols)} FROM {table} WHERE 1 = 0")
+                found += 1
+            except StoreError:
+                if self._table_exists(table):
+                    raise StoreError(f"{self.location} holds a table {table!r} that is not a "
+                                     "fuselab results table; use an empty database or "
+                                     "another study folder") from None
+        if 0 < found < len(_COLUMNS):
+            raise StoreError(f"{self.location} holds only part of a fuselab results store")
+        return found == len(_COLUMNS)
+
+    def _table_exists(self, table: str) -> bool:
         try:
-            self.conn.query("SELECT count(*) FROM study")
-            self.conn.query("SELECT count(*) FROM records")
-            self.conn.query("SELECT count(*) FROM runs")
+            self.conn.query(f"SELECT 1 FROM {table} WHERE 1 = 0")
         except StoreError:
             return False
         return True
@@ -85,7 +117,7 @@ class Store:
             return {}
         return {
             "name": meta.get("name", ""),
-            "config": json.loads(meta.get("config", "{}")),
+            "config": self._loads(meta.get("config", "{}"), "the study's config"),
             "created_at": meta.get("created_at", ""),
             "config_hash": meta.get("config_hash", ""),
             "environment": json.loads(meta.get("environment", "{}")),
@@ -98,7 +130,7 @@ class Store:
         for row in rows:
             r = dict(zip(_RUN_COLS, row, strict=True))
             for key in ("factors", "config", "metrics"):
-                r[key] = json.loads(r[key])
+                r[key] = self._loads(r[key], f"run {r['run_id']}'s {key}")
             out.append(r)
         return out
 
@@ -112,12 +144,19 @@ class Store:
         rows = self.conn.query(sql + " ORDER BY run_id, source, seq", params)
         out = []
         for rid, evaluation, metric, value, cond in rows:
-            rec = json.loads(cond)
+            rec = self._loads(cond, f"a record of run {rid}")
             # SQLite stores NaN as NULL; a record value is always a float.
             rec.update(run_id=rid, evaluation=evaluation, metric=metric,
                        value=math.nan if value is None else float(value))
             out.append(rec)
         return out
+
+    def _loads(self, text: str, what: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise StoreError(f"{self.location} is damaged: {what} is not valid JSON ({e})"
+                             ) from None
 
     # ---- writes (the study's parent process only) ----------------------------------------
     def meta(self, key: str) -> str | None:
@@ -272,16 +311,55 @@ def open_store(
     """
     target = os.fspath(study_dir_or_url)
     if "://" in target:
-        return Store(SQLAlchemyConnection(target, lock_timeout=lock_timeout), readonly=readonly)
+        return open_url(target, readonly=readonly, lock_timeout=lock_timeout)
     path = Path(target)
     if (path / URL_FILE).is_file():
-        url = os.environ.get("FUSELAB_DB_URL") or json.loads((path / URL_FILE).read_text())["url"]
-        return Store(SQLAlchemyConnection(url, lock_timeout=lock_timeout), readonly=readonly)
+        url = os.environ.get("FUSELAB_DB_URL") or _stored_url(path / URL_FILE)
+        return open_url(url, readonly=readonly, lock_timeout=lock_timeout)
+    if path.suffix != ".sqlite" and not path.is_dir() and (readonly or not create):
+        what = "is not a folder" if path.exists() else "does not exist"
+        raise StoreError(f"no results database: study folder {str(path)!r} {what}")
     db = path if path.suffix == ".sqlite" else path / DB_NAME
     if not db.is_file() and (readonly or not create):
         raise StoreError(f"no results database at {db}; run `fuselab study CONFIG --out "
                          f"{path}` first")
     if create:
         db.parent.mkdir(parents=True, exist_ok=True)
-    return Store(SqliteConnection(db, readonly=readonly, lock_timeout=lock_timeout),
-                 readonly=readonly)
+    return _opened(SqliteConnection(db, readonly=readonly, lock_timeout=lock_timeout), readonly)
+
+
+def check_sqlite(db: Path) -> None:
+    """``StoreError`` when the existing file ``db`` is not a fuselab results database; reads only
+    (an empty database, left by a study stopped before it wrote its tables, passes)."""
+    conn = SqliteConnection(db, readonly=True)
+    try:
+        Store(conn, readonly=True)
+    except StoreError:
+        if conn.tables():
+            raise
+    finally:
+        conn.close()
+
+
+def open_url(url: str, *, readonly: bool = False, lock_timeout: float = 30.0) -> Store:
+    """The store in the database at SQLAlchemy ``url`` (``StoreError`` for a malformed URL)."""
+    return _opened(SQLAlchemyConnection(url, lock_timeout=lock_timeout), readonly)
+
+
+def _opened(conn: Connection, readonly: bool) -> Store:
+    """A :class:`Store` on ``conn``; the connection is closed if the store cannot be used."""
+    try:
+        return Store(conn, readonly=readonly)
+    except BaseException:
+        conn.close()
+        raise
+
+
+def _stored_url(url_file: Path) -> str:
+    try:
+        url = json.loads(url_file.read_text(encoding="utf-8"))["url"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise StoreError(f"{url_file} does not hold a database URL ({e})") from None
+    if not isinstance(url, str):
+        raise StoreError(f"{url_file} does not hold a database URL")
+    return url

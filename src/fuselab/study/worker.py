@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import time
 import traceback
@@ -23,6 +24,8 @@ from typing import Any
 Event = dict[str, Any]
 Reporter = Callable[[Event], None]
 PARTIAL_PREFIX = ".partial-"
+#: The name of a partial checkpoint folder: prefix, run id, 8-hex nonce (``run_task``).
+PARTIAL_RE = re.compile(r"\.partial-[0-9a-f]{16}-[0-9a-f]{8}")
 
 
 @dataclass(frozen=True)
@@ -114,11 +117,13 @@ def _publish(task: RunTask, written: str | None, partial: Path | None) -> str | 
 
 
 def clean_partials(checkpoint_dir: Path) -> int:
-    """Delete leftovers of runs killed mid-save; returns how many were removed."""
+    """Delete leftovers of runs killed mid-save (only folders named like :data:`PARTIAL_RE`);
+    returns how many were removed."""
     if not checkpoint_dir.is_dir():
         return 0
     n = 0
-    for p in checkpoint_dir.glob(f"{PARTIAL_PREFIX}*"):
-        shutil.rmtree(p, ignore_errors=True)
-        n += 1
+    for p in checkpoint_dir.iterdir():
+        if PARTIAL_RE.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
     return n

@@ -10,7 +10,9 @@ arbitrary objects)::
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +121,26 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], where: str) 
             )
 
 
+def _read(path: str | os.PathLike[str], where: str) -> Any:
+    """``torch.load(weights_only=True)`` with errors that say what is wrong with the file.
+
+    torch's own message for a file it cannot read safely advises ``weights_only=False``, which
+    would execute whatever the file holds: fuselab never does that, so the advice is dropped.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # pickle-protocol notes on garbage
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointMismatchError(
+            f"{where}: not a fuselab checkpoint (it is not a torch file, or it holds objects "
+            "other than tensors and plain values, which fuselab never unpickles)") from None
+    except (EOFError, RuntimeError, ValueError, OSError) as e:
+        first = str(e).split(". ")[0].strip() or type(e).__name__
+        raise CheckpointMismatchError(
+            f"{where}: cannot be read (empty, truncated or corrupt file: {first})") from None
+
+
 def load_checkpoint(
     path: str | os.PathLike[str],
     model: nn.Module | None = None,
@@ -137,13 +159,17 @@ def load_checkpoint(
     where = f"checkpoint {os.fspath(path)!r}"
     if not Path(path).is_file():
         raise FileNotFoundError(f"{where}: no such file")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = _read(path, where)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointMismatchError(f"{where}: not a fuselab checkpoint (format {FORMAT!r})")
     if payload.get("version") != VERSION:
         raise CheckpointMismatchError(
             f"{where}: checkpoint version {payload.get('version')!r}, this fuselab reads {VERSION}"
         )
+    for key, kind in (("state_dict", dict), ("config", dict), ("metrics", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise CheckpointMismatchError(f"{where}: damaged checkpoint: {key!r} is missing or "
+                                          f"not a {kind.__name__}")
     ckpt = Checkpoint(
         state_dict=payload["state_dict"],
         config=payload["config"],

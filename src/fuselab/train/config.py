@@ -23,6 +23,11 @@ REGRESSION_LOSSES = ("mse", "l1")
 PRECISIONS = ("float32", "bfloat16")
 #: Config keys that change how a run executes but not what it learns; a checkpoint written under
 #: different values of these is still "the same config" (see ``load_checkpoint``).
+#: Bounds that turn a typo (``epochs = 10000000000``) into an error instead of a run that never
+#: ends; a seed must fit torch's 64-bit generator state.
+MAX_EPOCHS = 100_000
+MAX_THREADS = 1024
+MAX_SEED = 2**63 - 1
 RUNTIME_KEYS = (
     "progress", "threads", "compile", "eval_batch_size", "feature_cache", "channels_last",
     "retain_memory",
@@ -33,12 +38,14 @@ def _bad(key: str, expected: str, got: object) -> ValueError:
     return ValueError(f"train config {key!r}: expected {expected}, got {got!r}")
 
 
-def _check_int(key: str, value: object, minimum: int, allow_none: bool = False) -> None:
+def _check_int(key: str, value: object, minimum: int, allow_none: bool = False,
+               maximum: int | None = None) -> None:
     if value is None and allow_none:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        want = f"an int >= {minimum}" + (" or None" if allow_none else "")
-        raise _bad(key, want, value)
+    if (not isinstance(value, int) or isinstance(value, bool) or value < minimum
+            or (maximum is not None and value > maximum)):
+        want = (f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]")
+        raise _bad(key, want + (" or None" if allow_none else ""), value)
 
 
 def _check_float(key: str, value: object, minimum: float, strict: bool) -> None:
@@ -142,7 +149,7 @@ class TrainConfig:
         _check_float("momentum", self.momentum, 0.0, strict=False)
         if float(self.momentum) >= 1.0:
             raise _bad("momentum", "a number in [0, 1)", self.momentum)
-        _check_int("epochs", self.epochs, 1)
+        _check_int("epochs", self.epochs, 1, maximum=MAX_EPOCHS)
         _check_int("max_steps", self.max_steps, 1, allow_none=True)
         _check_int("batch_size", self.batch_size, 1)
         _check_int("eval_batch_size", self.eval_batch_size, 1)
@@ -153,8 +160,8 @@ class TrainConfig:
         _check_int("patience", self.patience, 1, allow_none=True)
         if not isinstance(self.metric, str) or not self.metric:
             raise _bad("metric", "a metric name such as 'auto', 'accuracy', 'mse', 'loss'", self.metric)
-        _check_int("seed", self.seed, 0)
-        _check_int("threads", self.threads, 1, allow_none=True)
+        _check_int("seed", self.seed, 0, maximum=MAX_SEED)
+        _check_int("threads", self.threads, 1, allow_none=True, maximum=MAX_THREADS)
         _check_choice("precision", self.precision, PRECISIONS)
         if not (isinstance(self.channels_last, bool) or self.channels_last == "auto"):
             raise _bad("channels_last", "true, false or 'auto'", self.channels_last)

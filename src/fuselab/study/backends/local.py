@@ -3,8 +3,9 @@
 Workers are started with ``spawn`` (a forked child of a process that already ran torch can hang
 in OpenMP), set their own torch thread count, and send progress events through a queue. A worker
 whose parent died (``kill -9`` of the study) exits on its own within a second, so no orphan keeps
-computing. If a worker process dies (segfault, OOM kill), the runs it may have held are retried
-up to ``max_retries`` times in a fresh pool, then recorded as failed.
+computing. If a worker process dies (segfault, OOM kill), the runs in flight in that pool are
+retried up to ``max_retries`` times in a fresh pool, then recorded as failed. Workers ignore
+SIGINT; the parent decides what Ctrl-C means (:mod:`fuselab.study.interrupt`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,24 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fuselab._process import own_process
+
+
+from fuselab.study.interrupt import ignore_sigint, sigint_blocked
 from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
 _EVENTS: Any = None
+Stop = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 
 
 def _watch_parent(parent: int) -> None:
@@ -34,6 +44,7 @@ def _watch_parent(parent: int) -> None:
 
 def _init_worker(events: Any, parent: int) -> None:
     global _EVENTS
+    ignore_sigint()
     _EVENTS = events
     own_process()  # a worker process is fuselab's: retain_memory="auto" applies here
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
@@ -48,10 +59,14 @@ def _pool_run(task: RunTask, run_fn: RunFn) -> Outcome:
     return run_task(task, run_fn, _report)
 
 
-def run_inline(tasks: Sequence[RunTask], run_fn: RunFn) -> Iterator[dict[str, Any] | Outcome]:
-    """Run every task in this process, one after another (debugging, tests, ``--workers 0``)."""
+def run_inline(tasks: Sequence[RunTask], run_fn: RunFn,
+               stop: Stop = _never) -> Iterator[dict[str, Any] | Outcome]:
+    """Run every task in this process, one after another (debugging, tests, ``--workers 0``);
+    once ``stop()`` is true no further task starts."""
     events: list[dict[str, Any]] = []
     for task in tasks:
+        if stop():
+            return
         out = run_task(task, run_fn, events.append)
         yield from events
         events.clear()
@@ -59,44 +74,86 @@ def run_inline(tasks: Sequence[RunTask], run_fn: RunFn) -> Iterator[dict[str, An
 
 
 def run_local(
-    tasks: Sequence[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1
+    tasks: Sequence[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
+    stop: Stop = _never,
 ) -> Iterator[dict[str, Any] | Outcome]:
-    """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive."""
+    """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
+
+    At most ``workers`` runs are handed to the pool at a time, so once ``stop()`` is true no
+    further run starts and the ones in flight finish. Closing the generator early (an exception
+    in the consumer, a second Ctrl-C) kills the worker processes instead of waiting for them.
+    """
     if workers < 1:
-        yield from run_inline(tasks, run_fn)
+        yield from run_inline(tasks, run_fn, stop)
         return
     ctx = mp.get_context("spawn")
-    events = ctx.Queue()
+    with sigint_blocked():
+        events = ctx.Queue()
     attempts = {t.run_id: 0 for t in tasks}
-    todo = list(tasks)
-    while todo:
-        broken: list[RunTask] = []
+    todo = deque(tasks)
+    while todo and not stop():
         pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
                                    initializer=_init_worker, initargs=(events, os.getpid()))
         try:
-            futures: dict[Future[Outcome], RunTask] = {pool.submit(_pool_run, t, run_fn): t
-                                                       for t in todo}
-            todo = []
-            pending = set(futures)
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                yield from _drain(events)
-                for fut in finished:
-                    task = futures[fut]
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool as e:
-                        attempts[task.run_id] += 1
-                        if attempts[task.run_id] > max_retries:
-                            yield Outcome(task.run_id, "failed",
-                                          error=f"worker process died ({e}); gave up after "
-                                                f"{attempts[task.run_id]} attempts")
-                        else:
-                            broken.append(task)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
+                                         max_retries, stop)
+        except BaseException:
+            _kill(pool)
+            raise
+        pool.shutdown(wait=True)
         yield from _drain(events)
-        todo = broken
+        todo.extendleft(reversed(retry))
+
+
+def _one_pool(pool: ProcessPoolExecutor, todo: deque[RunTask], run_fn: RunFn, workers: int,
+              events: Any, attempts: dict[str, int], max_retries: int,
+              stop: Stop) -> Generator[dict[str, Any] | Outcome, None, list[RunTask]]:
+    """Feed ``todo`` to ``pool`` until it is done, stopped or broken; returns runs to retry."""
+    running: dict[Future[Outcome], RunTask] = {}
+    retry: list[RunTask] = []
+    broken = False
+    while running or (todo and not broken and not stop()):
+        while todo and not broken and not stop() and len(running) < workers:
+            task = todo.popleft()
+            try:
+                with sigint_blocked():  # a worker started here inherits the block
+                    running[pool.submit(_pool_run, task, run_fn)] = task
+            except BrokenProcessPool:
+                todo.appendleft(task)
+                broken = True
+        if not running:
+            break
+        finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+        yield from _drain(events)
+        for fut in finished:
+            task = running.pop(fut)
+            try:
+                yield fut.result()
+            except BrokenProcessPool as e:
+                broken = True
+                attempts[task.run_id] += 1
+                if stop():
+                    continue  # Ctrl-C: not a failure; the run stays unfinished for --resume
+                if attempts[task.run_id] > max_retries:
+                    yield Outcome(task.run_id, "failed",
+                                  error=f"worker process died ({e}); gave up after "
+                                        f"{attempts[task.run_id]} attempts")
+                else:
+                    retry.append(task)
+    return retry
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker of ``pool`` now (runs in flight are abandoned, not recorded)."""
+    # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
+    # (terminate_workers); its process table is the only handle on them.
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
 
 
 def _drain(events: Any) -> Iterator[dict[str, Any]]:

@@ -11,7 +11,8 @@ Per-epoch progress is not streamed from Ray workers (only start and finish of ea
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from fuselab._process import own_process
@@ -31,8 +32,14 @@ def run_ray(
     max_retries: int = 1,
     num_gpus: float = 0.0,
     init_kwargs: dict[str, Any] | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[dict[str, Any] | Outcome]:
-    """Submit every task to Ray (connecting to ``address``, or reusing a running ``ray.init``)."""
+    """Submit the tasks to Ray (connecting to ``address``, or reusing a running ``ray.init``).
+
+    Runs are submitted as the cluster has room for them (its CPUs / threads per run, read again
+    at every submission so an autoscaled cluster fills up): once ``stop()`` is true no further
+    run is submitted and the ones in flight finish. Closing the generator early cancels them.
+    """
     try:
         import ray
     except ImportError as e:
@@ -41,20 +48,31 @@ def run_ray(
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                  **(init_kwargs or {}))
     remote = ray.remote(_remote_run)
+    todo = deque(tasks)
     refs: dict[Any, RunTask] = {}
-    for task in tasks:
-        ref = remote.options(num_cpus=task.threads, num_gpus=num_gpus,
-                             max_retries=max_retries, retry_exceptions=False).remote(task, run_fn)
-        refs[ref] = task
-        yield {"kind": "start", "run_id": task.run_id}
-    pending = list(refs)
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
-        for ref in done:
-            task = refs[ref]
-            try:
-                yield ray.get(ref)
-            except Exception as e:  # retries exhausted: the worker kept dying
-                yield Outcome(task.run_id, "failed",
-                              error=f"Ray task failed after {max_retries} retries: "
-                                    f"{type(e).__name__}: {str(e)[:500]}")
+    try:
+        while todo or refs:
+            room = max(1, int(ray.cluster_resources().get("CPU", 1) // max(1, todo[0].threads))
+                       ) if todo else 0
+            while todo and len(refs) < room and not stop():
+                task = todo.popleft()
+                ref = remote.options(num_cpus=task.threads, num_gpus=num_gpus,
+                                     max_retries=max_retries,
+                                     retry_exceptions=False).remote(task, run_fn)
+                refs[ref] = task
+                yield {"kind": "start", "run_id": task.run_id}
+            if not refs:
+                return
+            done, _ = ray.wait(list(refs), num_returns=1, timeout=1.0)
+            for ref in done:
+                task = refs.pop(ref)
+                try:
+                    yield ray.get(ref)
+                except Exception as e:  # retries exhausted: the worker kept dying
+                    yield Outcome(task.run_id, "failed",
+                                  error=f"Ray task failed after {max_retries} retries: "
+                                        f"{type(e).__name__}: {str(e)[:500]}")
+    except BaseException:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        raise
