@@ -41,30 +41,37 @@ class _Loader(yaml.SafeLoader):
 def read_config_file(path: str | Path) -> Any:
     """The parsed content of a ``.toml`` / ``.yaml`` / ``.yml`` study file (not yet validated)."""
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"study config not found: {str(p)!r}")
-    if not p.is_file():
-        raise ConfigError("", f"{p}: is a folder (or not a regular file), not a study config")
-    if p.suffix.lower() not in FORMATS:
-        raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use .toml, .yaml or .yml")
-    size = p.stat().st_size
-    if size > MAX_BYTES:
-        raise ConfigError("", f"{p}: {size:,} bytes; a study config is at most {MAX_BYTES:,}")
-    data = p.read_bytes()[: MAX_BYTES + 1]
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise ConfigError("", f"{p}: not UTF-8 text (byte {data[e.start:e.start + 1]!r} on line "
-                              f"{line}); save the file as UTF-8") from None
+    text = read_text(p)
     try:
         if p.suffix.lower() == ".toml":
             return tomllib.loads(text)
-        return yaml.load(text, Loader=_Loader)
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader: plain values only
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as e:
         raise ConfigError("", f"{p}: cannot parse: {' '.join(str(e).split())}") from None
     except RecursionError:
         raise ConfigError("", f"{p}: nested too deeply to read") from None
+
+
+def read_text(p: Path, what: str = "study config", formats: tuple[str, ...] = FORMATS) -> str:
+    """The text of a config file: it exists, is a regular file named ``*<one of formats>`` and
+    holds at most ``MAX_BYTES`` of UTF-8 (``FileNotFoundError`` / ``ConfigError`` otherwise)."""
+    if not p.exists():
+        raise FileNotFoundError(f"{what} not found: {str(p)!r}")
+    if not p.is_file():
+        raise ConfigError("", f"{p}: is a folder (or not a regular file), not a {what}")
+    if p.suffix.lower() not in formats:
+        raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use "
+                              f"{', '.join(formats)}")
+    size = p.stat().st_size
+    if size > MAX_BYTES:
+        raise ConfigError("", f"{p}: {size:,} bytes; a {what} is at most {MAX_BYTES:,}")
+    data = p.read_bytes()[: MAX_BYTES + 1]
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError("", f"{p}: not UTF-8 text (byte {data[e.start:e.start + 1]!r} on line "
+                              f"{line}); save the file as UTF-8") from None
 
 
 def check_shape(raw: Any) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fuselab.study import _check as c
+from fuselab.study.configfile import read_text
 from fuselab.study.errors import ConfigError
 
 _PART = re.compile(r"^([A-Za-z0-9_-]+)((?:\[-?\d+\])*)$")
@@ -52,12 +53,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 def load_overrides(path: str | Path) -> dict[str, Any]:
     """A flat TOML table of dotted-path overrides (a reproduction's ``smoke.toml``)."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"overrides file not found: {str(p)!r}")
+    text = read_text(p, "overrides file", formats=(p.suffix.lower(),))  # size, UTF-8
     try:
-        table = tomllib.loads(p.read_text(encoding="utf-8"))
+        table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError("", f"{p}: cannot parse: {e}") from None
+    except RecursionError:
+        raise ConfigError("", f"{p}: nested too deeply to read") from None
     for key, value in table.items():
         if "." not in key and "[" not in key and isinstance(value, dict):
             raise ConfigError(key, f"{p}: write overrides as quoted dotted keys "
