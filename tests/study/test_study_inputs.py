@@ -123,7 +123,7 @@ def test_non_utf8_and_oversized_files(tmp_path: Path) -> None:
     assert load_config(bom).name == "tiny"  # a UTF-8 byte-order mark is fine
     big = tmp_path / "big.toml"
     big.write_bytes(TINY.encode() + b"#" * MAX_BYTES)
-    with pytest.raises(ConfigError, match="a study config is at most"):
+    with pytest.raises(ConfigError, match="a config file is at most"):
         load_config(big)
     with pytest.raises(ConfigError, match="is a folder"):
         load_config(tmp_path)
@@ -232,3 +232,18 @@ def test_a_grid_too_large_to_be_a_study_is_refused_before_expanding() -> None:
     small = parse_config(_raw(grid__fusion=[{"op": ["a", "b"], "depth": [1, 2, 3]},
                                             {"label": "x"}], study__seeds=[0, 1]))
     assert grid_size(small) == len(expand(small)) == (6 + 1) * 2
+
+
+def test_overrides_meet_the_same_checks(tmp_path: Path) -> None:
+    from fuselab.study.overrides import load_overrides
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(TINY)
+    with pytest.raises(ConfigError, match=r"^train\.lr: expected a finite number"):
+        load_config(cfg, {"train.lr": float("inf")})
+    with pytest.raises(ConfigError, match=r"^study\.name: expected a name"):
+        load_config(cfg, {"study.name": "../elsewhere"})
+    smoke = tmp_path / "smoke.toml"
+    smoke.write_bytes('"study.description" = "r\xe9sum\xe9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_overrides(smoke)

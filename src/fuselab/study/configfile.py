@@ -58,13 +58,13 @@ def read_text(p: Path, what: str = "study config", formats: tuple[str, ...] = FO
     if not p.exists():
         raise FileNotFoundError(f"{what} not found: {str(p)!r}")
     if not p.is_file():
-        raise ConfigError("", f"{p}: is a folder (or not a regular file), not a {what}")
+        raise ConfigError("", f"{p}: is a folder (or not a regular file); {what} expected")
     if p.suffix.lower() not in formats:
         raise ConfigError("", f"{p}: unknown config format {p.suffix!r}; use "
                               f"{', '.join(formats)}")
     size = p.stat().st_size
     if size > MAX_BYTES:
-        raise ConfigError("", f"{p}: {size:,} bytes; a {what} is at most {MAX_BYTES:,}")
+        raise ConfigError("", f"{p}: {size:,} bytes; a config file is at most {MAX_BYTES:,}")
     data = p.read_bytes()[: MAX_BYTES + 1]
     try:
         return data.decode("utf-8-sig")
