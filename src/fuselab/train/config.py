@@ -44,7 +44,7 @@ def _check_int(key: str, value: object, minimum: int, allow_none: bool = False,
         return
     if (not isinstance(value, int) or isinstance(value, bool) or value < minimum
             or (maximum is not None and value > maximum)):
-        want = (f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]")
+        want = f"an int >= {minimum}" + ("" if maximum is None else f" and <= {maximum}")
         raise _bad(key, want + (" or None" if allow_none else ""), value)
 
 
