@@ -190,3 +190,33 @@ def test_esc50_audio_noise_keeps_padding_and_hits_the_snr(shared_data, cache):
     assert torch.allclose(snr, torch.full_like(snr, 0.25), rtol=1e-3)
     silent = ds.noise_fn(torch.zeros(2, wave_.shape[1]), 0.5, None, "audio")
     assert not silent.any()  # zero signal power: zero noise
+
+
+def test_classic_split_is_55k_5k_10k_with_disjoint_images_and_test_recordings(shared_data, cache):
+    splits = fd.load_splits(
+        "avmnist", root=shared_data, cache_dir=cache, variant="classic", split_scheme="classic"
+    )
+    assert [len(d) for d in splits.values()] == [55000, 5000, 10000]
+    imgs = {s: d.source_ids["image"] for s, d in splits.items()}
+    # every image of its block exactly once: MNIST train rows 0-54,999 / 55,000-59,999 / t10k
+    assert sorted(imgs["train"]) == list(range(55000))
+    assert sorted(imgs["val"]) == list(range(55000, 60000))
+    assert sorted(imgs["test"]) == list(range(60000, 70000))
+    takes = {s: {int(n[:-4].rsplit("_", 1)[1]) for n in d.source_ids["audio"]}
+             for s, d in splits.items()}
+    assert max(takes["train"] | takes["val"]) <= 39 and min(takes["test"]) >= 40
+    recs = {s: set(d.source_ids["audio"]) for s, d in splits.items()}
+    assert not (recs["train"] | recs["val"]) & recs["test"]
+    mnist = _mnist_labels(shared_data)
+    for d in splits.values():
+        assert np.array_equal(mnist[d.source_ids["image"]], d.labels.numpy())
+        assert [int(n.split("_")[0]) for n in d.source_ids["audio"]] == d.labels.tolist()
+        assert d.meta["split_scheme"] == "classic"
+
+
+def test_classic_split_rejects_speaker_holdout(shared_data, cache):
+    with pytest.raises(ValueError, match=r"holdout_speakers.*shuffled"):
+        fd.load("avmnist", root=shared_data, cache_dir=cache, split="val",
+                split_scheme="classic", holdout_speakers=["theo"])
+    with pytest.raises(ValueError, match=r"split_scheme.*'mnist'"):
+        fd.load("avmnist", root=shared_data, cache_dir=cache, split="val", split_scheme="mnist")

@@ -59,7 +59,7 @@ def test_mosi_pickle_needs_trust_and_then_loads(mosi_file, tmp_path):
 def test_mosi_label_modes(mosi_file):
     path, layout = mosi_file
     y = layout["test"]["labels"][:, 0, 0]
-    b = fd.load("mosi", path=path, split="test", trust_pickle=True, label_mode="binary")
+    b = fd.load("mosi", path=path, split="test", trust_pickle=True, label_mode="binary_nonneg")
     assert b.labels.tolist() == (y >= 0).astype(int).tolist() and b.num_classes == 2
     s = fd.load("mosi", path=path, split="test", trust_pickle=True, label_mode="7class")
     assert s.labels.tolist() == (np.round(np.clip(y, -3, 3)) + 3).astype(int).tolist()
@@ -126,3 +126,25 @@ def test_tensors_bad_input_is_named():
         fd.load("tensors", data={"a": np.ones((4, 1))}, labels=np.array([0.5, 1, 2, 3]))
     with pytest.raises(TypeError, match="modality 'a'"):
         fd.load("tensors", data={"a": [1, 2, 3, 4]}, labels=np.zeros(4))
+
+
+def test_mosi_binary_drops_zero_labels_and_its_accuracy_is_acc2(tmp_path):
+    from fuselab.train.metrics import acc2, accuracy
+
+    layout = _mosi_layout(np.random.default_rng(1))
+    y = np.round(layout["test"]["labels"][:, 0, 0])  # integer sentiments: some exactly 0
+    y[[1, 4]] = 0.0
+    layout["test"]["labels"] = y.reshape(-1, 1, 1).astype(np.float32)
+    path = tmp_path / "mosi.pkl"
+    path.write_bytes(pickle.dumps(layout))
+    full = fd.load("mosi", path=path, split="test", trust_pickle=True)
+    b = fd.load("mosi", path=path, split="test", trust_pickle=True, label_mode="binary")
+    nonzero = np.flatnonzero(y != 0)
+    assert len(b) == len(nonzero) == len(y) - int((y == 0).sum()) and b.meta["dropped_zero_labels"] >= 2
+    assert b.labels.tolist() == (y[nonzero] > 0).astype(int).tolist()
+    assert b.source_ids["text"] == [full.source_ids["text"][i] for i in nonzero]
+    assert torch.equal(b.modalities["vision"], full.modalities["vision"][nonzero])
+    # a regressor's Acc-2 on every sample = the accuracy of its sign on the binary split
+    preds = torch.linspace(-2, 2, len(y))
+    logits = torch.stack([-preds, preds], 1)[torch.from_numpy(nonzero)]
+    assert acc2(preds, full.labels) == pytest.approx(accuracy(logits, b.labels))

@@ -22,6 +22,12 @@ Noise: ``ds.batches(..., snr={"audio": a, "image": v})`` adds white noise (or ES
 ``audio_noise="esc50"``) to the *waveform's unpadded part* before the spectrogram, and white
 noise to the image, per batch with its own generator.
 
+``split_scheme="classic"`` (MultiBench's AV-MNIST, paper 001: 55k / 5k / 10k pairs): the first
+55,000 MNIST training images train, the last 5,000 validate, t10k tests; FSDD takes 0-39 of every
+speaker and digit serve train and val, takes 40-49 test (Cassell's generator, which MultiBench's
+files come from). Images are disjoint across splits, test recordings too; train and val share
+their recordings, as in MultiBench.
+
 ``variant="classic"`` (Vielzeuf et al. 2018 / MultiBench, paper 001): each image is replaced by
 its reconstruction from the leading principal components that keep ``classic_energy_kept``
 (25%) of the training images' variance, i.e. 75% of the PCA energy removed (clamped to [0, 1]);
@@ -41,7 +47,13 @@ from torch import Tensor
 
 from fuselab.data.audio import AudioFeatures, valid_mask
 from fuselab.data.avmnist_noise import AVMNISTNoise
-from fuselab.data.avmnist_pairing import pair_rows, sorted_rows, split_recordings
+from fuselab.data.avmnist_pairing import (
+    classic_image_rows,
+    classic_recordings,
+    pair_rows,
+    sorted_rows,
+    split_recordings,
+)
 from fuselab.data.avmnist_sources import FSDD_RATE, load_esc50, load_sources
 from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.download import Fetcher
@@ -127,6 +139,7 @@ def build_avmnist(
     audio_feature: str = "spectrogram",
     n_mfcc: int = 40,
     variant: str = "paper000",
+    split_scheme: str = "shuffled",
     audio_noise: str = "white",
     classic_energy_kept: float = 0.25,
     classic_snr: float = 1.0,
@@ -140,9 +153,11 @@ def build_avmnist(
 ) -> MultimodalDataset:
     """Build one AV-MNIST split (see the module docstring for the layout).
 
-    Options: ``pairs`` (int or per-split mapping; default = the split's image count, 56k/7k/7k),
+    Options: ``pairs`` (int or per-split mapping; default = the split's image count: 56k/7k/7k,
+    55k/5k/10k with the classic split),
     ``seed``, ``holdout_speakers``, ``audio_feature`` ("spectrogram" | "mfcc"), ``n_mfcc``,
-    ``variant`` ("paper000" | "classic"), ``audio_noise`` ("white" | "esc50"),
+    ``variant`` ("paper000" | "classic"), ``split_scheme`` ("shuffled": 8:1:1 of images and
+    recordings | "classic": 55k / 5k / 10k, see the module docstring), ``audio_noise`` ("white" | "esc50"),
     ``classic_energy_kept``, ``classic_snr``, ``max_seconds`` (pad/crop length; default the
     longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
     ``download``, ``verify`` (sha256 of source files on first build), ``manifest`` (sha256 list:
@@ -152,6 +167,15 @@ def build_avmnist(
     if variant not in ("paper000", "classic"):
         raise ValueError(
             f"avmnist: option 'variant' must be 'paper000' or 'classic', got {variant!r}"
+        )
+    if split_scheme not in ("shuffled", "classic"):
+        raise ValueError(
+            f"avmnist: option 'split_scheme' must be 'shuffled' or 'classic', got {split_scheme!r}"
+        )
+    if split_scheme == "classic" and holdout_speakers:
+        raise ValueError(
+            "avmnist: option 'holdout_speakers' needs split_scheme 'shuffled' (the classic split "
+            f"cuts recordings by take, not speaker), got {list(holdout_speakers)}"
         )
     if audio_noise not in ("white", "esc50"):
         raise ValueError(
@@ -187,8 +211,12 @@ def build_avmnist(
     }
     src, extras = load_sources(data_root, cache, sums, max_samples=max_samples, **io)
 
-    image_parts = partition(len(src["image_labels"]), split_generator(seed, "all", 1))
-    wave_rows = split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split]
+    if split_scheme == "classic":
+        image_parts = classic_image_rows(len(src["image_labels"]))
+        wave_rows = classic_recordings(extras["names"])[split]
+    else:
+        image_parts = partition(len(src["image_labels"]), split_generator(seed, "all", 1))
+        wave_rows = split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split]
     img_rows = sorted_rows(image_parts[split], len(src["image_labels"]))
     images = src["images"][img_rows].unsqueeze(1).to(torch.float32).div_(255.0)
     waves = src["waves"][wave_rows].to(torch.float32).div_(32768.0)
@@ -222,6 +250,7 @@ def build_avmnist(
         name="avmnist",
         meta={
             "variant": variant,
+            "split_scheme": split_scheme,
             "seed": seed,
             "sample_rate": FSDD_RATE,
             "holdout_speakers": list(holdout_speakers),

@@ -1,4 +1,5 @@
-"""AV-MNIST splits and pairing: 8:1:1 cuts of recordings (optionally by speaker) and label pairs."""
+"""AV-MNIST splits and pairing: 8:1:1 cuts of recordings (optionally by speaker), the classic
+(Vielzeuf / MultiBench) split, and label pairs."""
 
 from __future__ import annotations
 
@@ -39,6 +40,40 @@ def split_recordings(
         for s in ("val", "test"):
             parts[s] = torch.cat([parts[s], held_rows[cut[s]]])
     return {s: sorted_rows(parts[s], len(speakers)) for s in SPLITS}
+
+
+#: Classic split of the 70,000 MNIST rows (train file, then t10k): MultiBench's ``get_dataloader``
+#: keeps the first 55,000 training pairs for training and the last 5,000 for validation; the
+#: test pairs are built from t10k.
+CLASSIC_IMAGE_ROWS = {"train": (0, 55_000), "val": (55_000, 60_000), "test": (60_000, 70_000)}
+#: FSDD recordings with take index >= this go to test (Cassell's AV-MNIST generator: takes 40-49).
+CLASSIC_TEST_TAKE = 40
+
+
+def classic_image_rows(n_images: int) -> dict[str, Tensor]:
+    """MNIST rows per split under the classic split (55k / 5k / 10k, in file order)."""
+    if n_images != 70_000:
+        raise ValueError(
+            f"avmnist: split_scheme 'classic' needs the 70,000 MNIST images (60k train + 10k t10k), "
+            f"got {n_images}"
+        )
+    return {s: torch.arange(a, b) for s, (a, b) in CLASSIC_IMAGE_ROWS.items()}
+
+
+def classic_recordings(names: Sequence[str]) -> dict[str, Tensor]:
+    """Recording rows per split under the classic split: takes 0-39 of every speaker and digit for
+    train and val (they share them, as MultiBench's val is the tail of its training pairs),
+    takes 40-49 for test."""
+    takes = []
+    for name in names:
+        stem = name.rsplit(".", 1)[0]
+        take = stem.rsplit("_", 1)[-1]
+        if not take.isdigit():
+            raise ValueError(f"avmnist: FSDD file {name!r}: expected '<digit>_<speaker>_<index>.wav'")
+        takes.append(int(take))
+    test = torch.tensor(takes, dtype=torch.int64) >= CLASSIC_TEST_TAKE
+    train = torch.nonzero(~test)[:, 0]
+    return {"train": train, "val": train, "test": torch.nonzero(test)[:, 0]}
 
 
 def pair_rows(

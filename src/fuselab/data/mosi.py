@@ -6,7 +6,9 @@ The file holds ``{"train" | "valid" | "test": {"text": (N, T, Dt), "audio": (N, 
 
     modalities  {"text": (N, T, Dt), "audio": (N, T, Da), "vision": (N, T, Dv)} float32
     labels      (N,) float sentiment (``label_mode="regression"``), or int64 classes
-                (``"binary"``: sentiment >= 0; ``"7class"``: round(clip(y, -3, 3)) + 3)
+                (``"binary"``: sentiment > 0, samples with sentiment exactly 0 dropped, the
+                Acc-2 convention of :func:`fuselab.train.metrics.acc2`; ``"binary_nonneg"``:
+                sentiment >= 0, every sample kept; ``"7class"``: round(clip(y, -3, 3)) + 3)
     source_ids  {modality: [segment id]} when the file has ``"id"``
 
 Non-finite feature values (the COVAREP audio features contain ``-inf``) are replaced by 0.
@@ -92,17 +94,23 @@ def read_layout(path: Path, trust_pickle: bool) -> dict[str, dict[str, np.ndarra
     return out
 
 
-def _labels(raw: np.ndarray, mode: str) -> tuple[torch.Tensor, str, int | None]:
+LABEL_MODES = ("regression", "binary", "binary_nonneg", "7class")
+
+
+def _labels(raw: np.ndarray, mode: str) -> tuple[torch.Tensor, str, int | None, torch.Tensor]:
+    """``(labels, task, classes, kept rows)``; ``"binary"`` keeps the non-zero sentiments only."""
     y = torch.from_numpy(np.asarray(raw, dtype=np.float32).reshape(len(raw), -1)[:, 0].copy())
+    rows = torch.arange(len(y))
     if mode == "regression":
-        return y, "regression", None
+        return y, "regression", None, rows
     if mode == "binary":
-        return (y >= 0).long(), "classification", 2
+        rows = torch.nonzero(y != 0)[:, 0]
+        return (y[rows] > 0).long(), "classification", 2, rows
+    if mode == "binary_nonneg":
+        return (y >= 0).long(), "classification", 2, rows
     if mode == "7class":
-        return (torch.round(y.clamp(-3, 3)) + 3).long(), "classification", 7
-    raise ValueError(
-        f"mosi: option 'label_mode' must be 'regression', 'binary' or '7class', got {mode!r}"
-    )
+        return (torch.round(y.clamp(-3, 3)) + 3).long(), "classification", 7, rows
+    raise ValueError(f"mosi: option 'label_mode' must be one of {list(LABEL_MODES)}, got {mode!r}")
 
 
 @register("mosi")
@@ -139,18 +147,18 @@ def build_mosi(
     missing = [m for m in (*modalities, "labels") if m not in part]
     if missing:
         raise ValueError(f"mosi: {file} split {key!r} lacks {missing}; it has {sorted(part)}")
-    labels, task, classes = _labels(part["labels"], label_mode)
+    labels, task, classes, rows = _labels(part["labels"], label_mode)
+    n = len(part["labels"])
+    keep = rows.numpy()
     mods = {}
     for m in modalities:
         x = np.asarray(part[m], dtype=np.float32)
-        if x.ndim != 3 or len(x) != len(labels):
-            raise ValueError(
-                f"mosi: {file} {key}/{m} must be (N={len(labels)}, T, D), got {x.shape}"
-            )
-        mods[m] = torch.from_numpy(np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0))
+        if x.ndim != 3 or len(x) != n:
+            raise ValueError(f"mosi: {file} {key}/{m} must be (N={n}, T, D), got {x.shape}")
+        mods[m] = torch.from_numpy(np.nan_to_num(x[keep], nan=0.0, posinf=0.0, neginf=0.0))
     ids = None
     if "id" in part:
-        raw = np.asarray(part["id"])
+        raw = np.asarray(part["id"])[keep]
         names = ["/".join(map(str, r)) if raw.ndim > 1 else str(r) for r in raw]
         ids = {m: names for m in modalities}
     return MultimodalDataset(
@@ -160,5 +168,5 @@ def build_mosi(
         num_classes=classes,
         source_ids=ids,
         name=file.stem,
-        meta={"path": str(file), "label_mode": label_mode},
+        meta={"path": str(file), "label_mode": label_mode, "dropped_zero_labels": n - len(keep)},
     )
