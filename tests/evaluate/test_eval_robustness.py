@@ -89,3 +89,23 @@ def test_robustness_records_mse_sign_and_mismatched_points() -> None:
         ev.robustness_records(run, base[:-1], baseline="b")
     with pytest.raises(ValueError, match="no snr_curve modality"):
         ev.robustness_records(run, [], baseline="b")
+
+
+def test_minmax_scale_is_multibench_normalisation_on_hand_numbers() -> None:
+    # relative robustness of three hand curves on levels 0, .5, 1: .75, .5, .6
+    rel = {
+        "a": ev.relative_robustness([1.0, 0.8, 0.4]),
+        "b": ev.relative_robustness([0.8, 0.5, 0.2]),
+        "c": ev.relative_robustness([0.9, 0.6, 0.3]),
+    }
+    assert [rel[k] for k in "abc"] == pytest.approx([0.75, 0.5, 0.6])
+    scaled = ev.minmax_scale(rel)
+    assert [scaled[k] for k in "abc"] == pytest.approx([1.0, 0.0, (0.6 - 0.5) / (0.75 - 0.5)])
+    # error metrics are signed first (higher = better), so the lowest MSE area scales to 1
+    mse = {"x": ev.relative_robustness([0.2, 0.4], higher_is_better=False),
+           "y": ev.relative_robustness([0.3, 0.5], higher_is_better=False)}
+    assert ev.minmax_scale(mse) == {"x": 1.0, "y": 0.0}
+    with pytest.raises(ValueError, match="same value"):
+        ev.minmax_scale({"a": 0.3, "b": 0.3})
+    with pytest.raises(ValueError, match="at least 2"):
+        ev.minmax_scale({"a": 0.3})

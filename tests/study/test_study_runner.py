@@ -182,3 +182,23 @@ def test_force_with_a_config_failing_its_check_keeps_old_results(fake_config: Pa
     runs = open_store(out, readonly=True).runs()
     assert len(runs) == 4 and {r["status"] for r in runs} == {"done"}
     assert len(list((out / "checkpoints").glob("*.pt"))) == 4
+
+
+def test_scaled_robustness_min_max_within_seed_and_axis_context() -> None:
+    from fuselab.study.crossrun import scaled_records
+
+    runs = [{"run_id": f"r{i}", "variant": v, "seed": s, "status": "done"}
+            for i, (v, s) in enumerate([("late · d=8", 0), ("early · d=8", 0), ("pro · d=8", 0),
+                                        ("late · d=32", 0), ("early · d=32", 0), ("late · d=8", 1)])]
+    values = [0.0, 0.3, -0.1, 0.0, 0.0, 0.0]
+    rows = [{"evaluation": "robustness", "metric": "robust_auc", "value": v, "modality": "all",
+             "baseline": "late", "run_id": f"r{i}"} for i, v in enumerate(values)]
+    out, warnings = scaled_records(rows, runs, lambda v: v.split(" · ")[0])
+    got = {r["run_id"]: r["value"] for r in out}
+    # seed 0, d=8: (v - (-0.1)) / (0.3 - (-0.1))
+    assert got == pytest.approx({"r0": 0.25, "r1": 1.0, "r2": 0.0})
+    assert {r["metric"] for r in out} == {"robust_auc_scaled"}
+    assert all(r["baseline"] == "late" and r["modality"] == "all" for r in out)
+    # d=32 has equal values, seed 1 a single variant: both undefined, both reported
+    assert len(warnings) == 2 and any("same value" in w for w in warnings)
+    assert any("one variant only" in w for w in warnings)

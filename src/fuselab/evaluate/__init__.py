@@ -32,6 +32,7 @@ from fuselab.evaluate.probe import fit_probe, linear_probes
 from fuselab.evaluate.robustness import (
     curve,
     effective_robustness,
+    minmax_scale,
     relative_robustness,
     robust_auc,
     robustness_records,
@@ -63,6 +64,7 @@ __all__ = [
     "flops_per_sample",
     "higher_is_better",
     "linear_probes",
+    "minmax_scale",
     "missing_modalities",
     "msaf_attention",
     "operator_cost",

@@ -17,12 +17,17 @@ Formulas (``s = +1`` for metrics where higher is better, ``s = -1`` for error me
 * MultiBench effective robustness: performance beyond the baseline curve shifted to the model's
   clean performance, ``s * sum_k (Perf(f, k) - [Perf(b, k) + Perf(f, 0) - Perf(b, 0)])``: how much
   less the model degrades than the baseline, independent of their clean accuracy.
+
+[0, 1] scaling (MultiBench ``maxmin_normalize``; paper 001 "scale the numbers to [0, 1]"): a
+method's value among the methods compared, ``(v - min) / (max - min)`` over those methods, after
+the sign ``s`` (so 1 = the most robust method of the comparison, 0 = the least). The scaled value
+depends on which methods are compared: it ranks, it does not measure.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -95,6 +100,21 @@ def effective_robustness(
     f, b = _pair(perf, baseline)
     shifted = b + (f[0] - b[0])
     return _sign(higher_is_better) * float(np.sum(f - shifted))
+
+
+def minmax_scale(values: Mapping[str, float]) -> dict[str, float]:
+    """``{method: (v - min) / (max - min)}`` over ``values`` (already signed: higher = better).
+
+    Needs at least two methods with different values (else the scale is undefined: ValueError).
+    """
+    arr = _values(list(values.values()), "minmax_scale")
+    lo, hi = float(arr.min()), float(arr.max())
+    if hi == lo:
+        raise ValueError(
+            f"minmax_scale: all {arr.size} methods have the same value {lo}; the [0, 1] scale is "
+            "undefined"
+        )
+    return {k: (float(v) - lo) / (hi - lo) for k, v in values.items()}
 
 
 def _snr_order(snr: float | None) -> float:

@@ -3,6 +3,9 @@
 Each finished run with ``snr_curve`` records is compared with the baseline run of the same seed
 and the same non-fusion factors (axes, train SNR) through
 :func:`fuselab.evaluate.robustness_records` (ROBUSTAUC, relative and effective robustness).
+Each of those three metrics is also scaled to [0, 1] across the variants that share the seed, the
+non-fusion factors and the modality (:func:`fuselab.evaluate.minmax_scale`, MultiBench's
+normalisation): metric ``<name>_scaled``, 1 = the most robust variant of that comparison.
 """
 
 from __future__ import annotations
@@ -62,7 +65,38 @@ def robustness_vs_baseline(
             warnings.append(f"run {run['run_id']} ({run['variant']}): {e}")
             continue
         out += [{**row, "run_id": run["run_id"]} for row in rows]
+    scaled, more = scaled_records(out, done, fusion_part)
+    return out + scaled, warnings + more
+
+
+def scaled_records(
+    rows: Sequence[Record], runs: Sequence[dict[str, Any]], fusion_part: Callable[[str], str]
+) -> tuple[list[Record], list[str]]:
+    """``<metric>_scaled`` records: each robustness row min-max scaled among the runs of its seed
+    and non-fusion factors, per modality and metric (groups of one run, or of equal values, are
+    skipped with a warning: the scale is undefined there)."""
+    from fuselab.evaluate import minmax_scale
+
+    by_id = {r["run_id"]: r for r in runs}
+    groups: dict[tuple[Any, ...], dict[str, Record]] = {}
+    for row in rows:
+        key = (*_context(by_id[row["run_id"]], fusion_part), row["modality"], row["metric"])
+        groups.setdefault(key, {})[row["run_id"]] = row
+    out: list[Record] = []
+    warnings: list[str] = []
+    for (seed, suffix, modality, metric), members in groups.items():
+        where = f"{metric} of modality {modality!r}, seed {seed}{suffix and f' ({suffix.strip()})'}"
+        if len(members) < 2:
+            warnings.append(f"{where}: one variant only, no [0, 1] scaling")
+            continue
+        try:
+            scaled = minmax_scale({rid: r["value"] for rid, r in members.items()})
+        except ValueError as e:
+            warnings.append(f"{where}: {e}")
+            continue
+        out += [{**members[rid], "metric": f"{metric}_scaled", "value": v}
+                for rid, v in scaled.items()]
     return out, warnings
 
 
-__all__ = ["robustness_vs_baseline"]
+__all__ = ["robustness_vs_baseline", "scaled_records"]
