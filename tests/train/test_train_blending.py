@@ -71,3 +71,86 @@ def test_model_without_unimodal_features_is_refused() -> None:
     data = make_classification(40, 0)
     with pytest.raises(TypeError, match=r"grad_blend needs .*unimodal_features.*Opaque"):
         fit(Opaque(), data, data, TrainConfig(grad_blend="online", progress=False))
+
+
+# --- Wang et al. / MultiBench protocol: ratios measured on separately trained copies -------------
+
+KNOWN = {  # head: ((train, holdout) before, (train, holdout) after) of its own copy
+    "multimodal": ((2.0, 2.1), (1.0, 1.4)),  # dG 0.7, dO 0.4 - 0.1 = 0.3 -> 0.7 / 0.09
+    "a": ((2.0, 2.0), (1.5, 1.6)),  # dG 0.4, dO 0.1 -> 40
+    "b": ((2.0, 2.05), (1.9, 2.1)),  # dG -0.05 -> 0
+}
+
+
+class FakeCopy:
+    """Stands in for a trained copy: reports KNOWN losses for its head before/after training."""
+
+    def __init__(self, head: str, log: list) -> None:
+        self.head, self.trained, self.log = head, 0, log
+
+    def measure(self) -> dict[str, tuple[float, float]]:
+        return {self.head: KNOWN[self.head][min(self.trained, 1)]}
+
+    def train_epoch(self, epoch: int, sched) -> None:
+        self.trained += 1
+        self.log.append((self.head, epoch))
+
+
+def test_separate_estimate_is_the_formula_on_each_copys_losses(monkeypatch) -> None:
+    from fuselab.train.trainer import Trainer
+
+    log: list = []
+    monkeypatch.setattr(Trainer, "_copy_for", lambda self, head: FakeCopy(head, log))
+    cfg = TrainConfig(epochs=2, batch_size=20, grad_blend="offline", grad_blend_every=3,
+                      grad_blend_estimate="separate", progress=False)
+    r = fit(tiny_model(), make_classification(120, 0), make_classification(60, 1), cfg)
+    raw = {"multimodal": 0.7 / 0.09, "a": 0.4 / 0.01, "b": 0.0}
+    expected = {k: v / sum(raw.values()) for k, v in raw.items()}
+    assert r.blend_weights == pytest.approx(expected)
+    assert r.history[0]["blend_weight_a"] == pytest.approx(expected["a"])
+    # every head's copy trained grad_blend_every epochs, each copy once (offline)
+    assert sorted(log) == sorted((k, -e) for k in KNOWN for e in (1, 2, 3))
+
+
+def test_separate_copies_each_train_one_head_and_leave_the_run_untouched() -> None:
+    from fuselab.train.trainer import Trainer
+
+    cfg = TrainConfig(epochs=1, batch_size=20, lr=0.05, grad_blend="offline", grad_blend_every=2,
+                      grad_blend_estimate="separate", grad_blend_holdout=0.25, progress=False)
+    model = tiny_model()
+    t = Trainer(model, make_classification(160, 0), None, cfg, show=False)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    before = t.measure()
+    subs = {}
+    make = t._copy_for
+    t._copy_for = lambda head: subs.setdefault(head, make(head))  # type: ignore[method-assign]
+    w = t.separate_weights()
+    assert all(torch.equal(v, start[k]) for k, v in model.state_dict().items())
+    after = {k: s.measure()[k] for k, s in subs.items()}
+    assert w == blend_weights({k: before[k] for k in after}, after)
+    assert set(w) == {"multimodal", "a", "b"}
+
+    def moved(sub, name: str) -> bool:
+        return not torch.equal(sub.model.state_dict()[name], start[name])
+
+    # the "a" copy is the unimodal network of "a": only its encoder (and its head) trained
+    assert moved(subs["a"], "encoders.a.0.weight") and not moved(subs["a"], "encoders.b.0.weight")
+    assert not moved(subs["a"], "head.weight")
+    # the multimodal copy is naive joint training: both encoders and the fused head
+    assert all(moved(subs["multimodal"], n) for n in
+               ("encoders.a.0.weight", "encoders.b.0.weight", "head.weight"))
+
+
+def test_online_separate_estimates_before_each_window() -> None:
+    cfg = TrainConfig(epochs=4, batch_size=20, lr=0.02, grad_blend="online", grad_blend_every=2,
+                      grad_blend_estimate="separate", grad_blend_holdout=0.25, progress=False)
+    train = make_classification(200, 0, noise_b=True, db=32)
+    val = make_classification(100, 1, noise_b=True, db=32)
+    r = fit(tiny_model({"a": 4, "b": 32}), train, val, cfg)
+    w0 = r.history[0]["blend_weight_a"]
+    assert w0 != pytest.approx(1 / 3)  # estimated before the first window, not uniform
+    assert r.history[1]["blend_weight_a"] == w0 and r.history[2]["blend_weight_a"] != w0
+    assert r.blend_weights["b"] < r.blend_weights["a"]  # the memorisable noise modality
+    assert r.steps == 4 * 8  # the copies' steps are not the run's
+    with pytest.raises(ValueError, match="grad_blend_estimate"):
+        TrainConfig(grad_blend_estimate="both")

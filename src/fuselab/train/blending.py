@@ -13,6 +13,10 @@ two checkpoints ``N`` and ``N + n``::
 
 and training minimises the blended loss ``sum_k w_k * L_k``: a head that overfits more than it
 generalizes gets a small weight, so its modality's encoder is pushed less towards memorising.
+
+Where the losses come from (``TrainConfig.grad_blend_estimate``): ``"joint"`` measures the heads of
+the model being trained (they share its encoders); ``"separate"`` (Wang et al.'s protocol, as in
+MultiBench's ``gb_estimate``) measures one copy per head, each trained on that head's loss alone.
 """
 
 from __future__ import annotations
@@ -98,15 +102,27 @@ class GradientBlender(nn.Module):
         self.shared_forward = False
 
     def head_outputs(
-        self, model: nn.Module, forward: Forward, inputs: dict[str, Tensor]
+        self,
+        model: nn.Module,
+        forward: Forward,
+        inputs: dict[str, Tensor],
+        heads: tuple[str, ...] | None = None,
     ) -> dict[str, Tensor]:
-        """``{"multimodal": forward(inputs), m: head_m(features_m)}``, each ``(B, num_outputs)``."""
+        """``{"multimodal": forward(inputs), m: head_m(features_m)}``, each ``(B, num_outputs)``;
+        only the ``heads`` named (default: all)."""
+        want = set(self.weights) if heads is None else set(heads)
+        out: dict[str, Tensor] = {}
+        if want == {MULTIMODAL}:
+            return {MULTIMODAL: forward(inputs)}
         feats = model.unimodal_features(inputs)  # type: ignore[operator]
-        if self.shared_forward:
-            out = {MULTIMODAL: model.predict(model.fuse(feats))}  # type: ignore[operator]
-        else:
-            out = {MULTIMODAL: forward(inputs)}
+        if MULTIMODAL in want:
+            if self.shared_forward:
+                out[MULTIMODAL] = model.predict(model.fuse(feats))  # type: ignore[operator]
+            else:
+                out[MULTIMODAL] = forward(inputs)
         for m, head in self.heads.items():
+            if m not in want:
+                continue
             if m not in feats:
                 raise ValueError(
                     f"grad_blend: unimodal_features returned {sorted(feats)}, missing modality {m!r}"
@@ -121,9 +137,11 @@ class GradientBlender(nn.Module):
         inputs: dict[str, Tensor],
         labels: Tensor,
         loss_fn: LossFn,
+        heads: tuple[str, ...] | None = None,
     ) -> dict[str, Tensor]:
-        """Per-head losses (scalars)."""
-        return {k: loss_fn(o, labels) for k, o in self.head_outputs(model, forward, inputs).items()}
+        """Per-head losses (scalars) of the ``heads`` named (default: all)."""
+        outs = self.head_outputs(model, forward, inputs, heads)
+        return {k: loss_fn(o, labels) for k, o in outs.items()}
 
     def blend(self, losses: Mapping[str, Tensor]) -> Tensor:
         """``sum_k w_k * L_k``."""
@@ -136,8 +154,9 @@ class GradientBlender(nn.Module):
         forward: Forward,
         batches: Iterable[tuple[dict[str, Tensor], Tensor]],
         loss_fn: LossFn,
+        heads: tuple[str, ...] | None = None,
     ) -> dict[str, float]:
-        """Mean loss of every head over ``batches`` (model and heads in eval mode)."""
+        """Mean loss of the ``heads`` named (default: all) over ``batches`` (eval mode)."""
         was = model.training, self.training
         model.eval()
         self.eval()
@@ -146,7 +165,7 @@ class GradientBlender(nn.Module):
         try:
             for x, y in batches:
                 n = int(y.shape[0])
-                for k, v in self.losses(model, forward, x, y, loss_fn).items():
+                for k, v in self.losses(model, forward, x, y, loss_fn, heads).items():
                     sums[k] = sums.get(k, 0.0) + float(v) * n
                 count += n
         finally:

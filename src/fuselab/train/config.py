@@ -18,6 +18,7 @@ from typing import Any
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 GRAD_BLEND_MODES = ("off", "offline", "online")
+GRAD_BLEND_ESTIMATES = ("joint", "separate")
 VAL_SNR_MODES = ("train", "clean")
 REGRESSION_LOSSES = ("mse", "l1")
 PRECISIONS = ("float32", "bfloat16")
@@ -105,6 +106,10 @@ class TrainConfig:
             ``grad_blend_every``-epoch trial run, then training restarts with them) or
             ``"online"`` (re-estimated every ``grad_blend_every`` epochs).
         grad_blend_every: epochs per gradient-blending estimation window.
+        grad_blend_estimate: where the overfitting-to-generalization ratios are measured:
+            ``"joint"`` (the unimodal heads trained inside the blended model) or ``"separate"``
+            (Wang et al. / MultiBench: a copy of the model per head, each trained on that head's
+            loss alone for ``grad_blend_every`` epochs from the current weights).
         grad_blend_holdout: fraction of the training set held out to measure generalization.
         regression_loss: ``"mse"`` or ``"l1"`` for regression tasks.
         mosi_metrics: add Acc-2/Acc-7/F1 for regression (``None``: when labels lie in [-3, 3]).
@@ -137,6 +142,7 @@ class TrainConfig:
     val_snr: str = "train"
     grad_blend: str = "off"
     grad_blend_every: int = 1
+    grad_blend_estimate: str = "joint"
     grad_blend_holdout: float = 0.1
     regression_loss: str = "mse"
     mosi_metrics: bool | None = None
@@ -186,6 +192,7 @@ class TrainConfig:
         _check_choice("val_snr", self.val_snr, VAL_SNR_MODES)
         _check_choice("grad_blend", self.grad_blend, GRAD_BLEND_MODES)
         _check_int("grad_blend_every", self.grad_blend_every, 1)
+        _check_choice("grad_blend_estimate", self.grad_blend_estimate, GRAD_BLEND_ESTIMATES)
         _check_float("grad_blend_holdout", self.grad_blend_holdout, 0.0, strict=True)
         if float(self.grad_blend_holdout) >= 1.0:
             raise _bad("grad_blend_holdout", "a fraction in (0, 1)", self.grad_blend_holdout)

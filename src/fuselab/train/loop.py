@@ -140,18 +140,20 @@ def fit(
         try:
             if t.blender is not None and config.grad_blend == "offline":
                 t.offline_weights(sched)
-            before = t.measure() if t.blender is not None and config.grad_blend == "online" else None
+            online = t.blender is not None and config.grad_blend == "online"
+            separate = config.grad_blend_estimate == "separate"
+            before = t.measure() if online and not separate else None
             for epoch in range(1, config.epochs + 1):
                 epoch_start = time.perf_counter()
+                if online and separate and (epoch - 1) % config.grad_blend_every == 0:
+                    t.set_weights(t.separate_weights())  # estimate first, then train the window
                 busy0, samples0 = t.busy_s, t.samples
                 lr = t.optimizer.param_groups[0]["lr"]
                 train_loss, _, steps = t.train_epoch(epoch, per_step)
                 row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "steps": steps}
                 if before is not None and epoch % config.grad_blend_every == 0:
                     after = t.measure()
-                    new = B.blend_weights(before, after)
-                    if new is not None and t.blender is not None:
-                        t.blender.weights = new
+                    t.set_weights(B.blend_weights(before, after))
                     before = after
                 if t.val is not None:
                     scores = evaluate_split(

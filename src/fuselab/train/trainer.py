@@ -88,7 +88,8 @@ class Trainer:
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
         # Noise is drawn where the data lives (a CPU generator cannot fill a CUDA tensor).
         self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        trial = config.grad_blend_every * self.steps_per_epoch if config.grad_blend == "offline" else 0
+        self.only: tuple[str, ...] | None = None  # heads whose loss is trained (None: blended)
+        trial = self._trial_steps()
         self.bar = Progress(self.total_steps + trial, show)
         self.step = 0
         self.last_finite: float | None = None
@@ -104,6 +105,17 @@ class Trainer:
         """Give the model the memory layout it had before ``fit`` (channels-last is ``fit``'s
         choice for speed, not the caller's)."""
         restore_memory_formats(self.model, self.formats)
+
+    def _trial_steps(self) -> int:
+        """Optimizer steps spent estimating blend weights outside the run itself (progress bar)."""
+        c = self.config
+        if self.blender is None or (c.grad_blend == "online" and c.grad_blend_estimate == "joint"):
+            return 0
+        window = c.grad_blend_every * self.steps_per_epoch
+        if c.grad_blend_estimate == "joint":
+            return window
+        windows = 1 if c.grad_blend == "offline" else -(-c.epochs // c.grad_blend_every)
+        return windows * len(self.blender.weights) * window
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
         """bfloat16 CPU autocast when ``precision = "bfloat16"``, else nothing."""
@@ -152,7 +164,9 @@ class Trainer:
         if self.blender is None:
             return self.loss_fn(self._fwd(x, y), y)
         with self.autocast():
-            losses = self.blender.losses(self.model, lambda i: self._fwd(i, y), x, y, self.loss_fn)
+            losses = self.blender.losses(
+                self.model, lambda i: self._fwd(i, y), x, y, self.loss_fn, self.only
+            )
         return self.blender.blend({k: v.float() for k, v in losses.items()})
 
     def train_epoch(self, epoch: int, sched_per_step: Any) -> tuple[float, int, int]:
@@ -203,21 +217,62 @@ class Trainer:
                 for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
             )
             with self.autocast():
-                out.append(self.blender.measure(self.model, self._fwd, batches, self.loss_fn))
+                out.append(
+                    self.blender.measure(self.model, self._fwd, batches, self.loss_fn, self.only)
+                )
         return {k: (out[0][k], out[1][k]) for k in out[0]}
 
     def offline_weights(self, sched: Any) -> None:
         """Trial run of ``grad_blend_every`` epochs from the initial state to estimate the
         weights, then rewind weights and optimizer so the real run starts from scratch."""
         assert self.blender is not None
+        if self.config.grad_blend_estimate == "separate":
+            self.set_weights(self.separate_weights())  # copies: nothing to rewind
+            return
         state = copy.deepcopy((self.model.state_dict(), self.blender.state_dict(), self.optimizer.state_dict()))
         before = self.measure()
         for e in range(self.config.grad_blend_every):
             self.train_epoch(-(e + 1), None)
-        new = B.blend_weights(before, self.measure())
-        if new is not None:
-            self.blender.weights = new
+        self.set_weights(B.blend_weights(before, self.measure()))
         self.model.load_state_dict(state[0])
         self.blender.load_state_dict(state[1])
         self.optimizer.load_state_dict(state[2])
         self.step, self.last_finite = 0, None
+
+    def set_weights(self, new: dict[str, float] | None) -> None:
+        """Use ``new`` blend weights; ``None`` (no head generalized) keeps the current ones."""
+        if new is not None and self.blender is not None:
+            self.blender.weights = new
+
+    def separate_weights(self) -> dict[str, float] | None:
+        """Blend weights of Wang et al.'s protocol (MultiBench ``gb_estimate``): for every head
+        ``k`` a copy of model and heads, from the current weights, with a fresh optimizer at the
+        configured ``lr`` (no schedule), trains ``grad_blend_every`` epochs on ``L_k`` alone;
+        ``k``'s train-probe and hold-out losses before and after give its ratio. For a late-style
+        model, training on ``L_m`` moves only modality ``m``'s encoder and head: the copy *is*
+        the separately trained unimodal network. The run's own weights and draws are untouched."""
+        assert self.blender is not None
+        before: dict[str, tuple[float, float]] = {}
+        after: dict[str, tuple[float, float]] = {}
+        for k in self.blender.weights:
+            sub = self._copy_for(k)
+            before[k] = sub.measure()[k]
+            for e in range(self.config.grad_blend_every):
+                sub.train_epoch(-(e + 1), None)
+            after[k] = sub.measure()[k]
+        return B.blend_weights(before, after)
+
+    def _copy_for(self, head: str) -> Trainer:
+        assert self.blender is not None
+        sub = copy.copy(self)
+        sub.model = sub.net = copy.deepcopy(self.model)
+        sub.blender = copy.deepcopy(self.blender)
+        sub.blender.weights = {k: float(k == head) for k in self.blender.weights}
+        sub.only = (head,)
+        sub.optimizer = make_optimizer([*sub.model.parameters(), *sub.blender.parameters()],
+                                       self.config)
+        # every copy sees the same batches and noise, and none of the run's own draws
+        sub.shuffle_gen = torch.Generator().manual_seed(self.config.seed + 4)
+        sub.noise_gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 5)
+        sub.step, sub.last_finite, sub.busy_s, sub.samples = 0, None, 0.0, 0
+        return sub
