@@ -130,3 +130,44 @@ def test_errors(encoders, shapes):
     pooled = staged(encoders, shapes, [{"at": 2, "operator": "concat", "adapter": "pool"}])
     with pytest.raises(ValueError, match=r"progressive\.at: 2 is not before the merging point of 'image'"):
         ProgressiveFusion(pooled, at=2)
+
+
+def test_context_readout_is_equation_9_on_a_hand_built_model():
+    # x1 (5,) and x2 (6,) through one-layer ReLU MLPs, concat, E: 5 -> 4, W_i: 4 -> input,
+    # P: linear 4 -> 3. Written out with the weights: c_1 = E[G1(x1), G2(x2)],
+    # c_2 = E[G1(x1 + W1 c_1), G2(x2 + W2 c_1)], y = P(c_2).
+    cfg = {"name": "staged", "fusion": LATE, "head": {"hidden": []},
+           "encoders": {"x1": {"type": "mlp", "hidden": [3]}, "x2": {"type": "mlp", "hidden": [2]}}}
+    torch.manual_seed(0)
+    base = fm.build(cfg, input_shapes={"x1": (5,), "x2": (6,)}, num_outputs=3).eval()
+    pro = ProgressiveFusion(base, steps=2, context_dim=4, inject="add", readout="context").eval()
+    assert pro.base is not base and base.head.in_dim == 5  # the caller's model is unchanged
+    p = dict(pro.named_parameters())
+    x = {"x1": torch.randn(7, 5), "x2": torch.randn(7, 6)}
+
+    def g(m, v):
+        w, b = p[f"base.encoders.{m}.stages.fc1.fc.weight"], p[f"base.encoders.{m}.stages.fc1.fc.bias"]
+        return torch.relu(v @ w.T + b)
+
+    E, W = p["context.weight"], {m: p[f"back.{m}.weight"] for m in x}
+    c1 = torch.cat([g("x1", x["x1"]), g("x2", x["x2"])], 1) @ E.T
+    c2 = torch.cat([g(m, x[m] + c1 @ W[m].T) for m in x], 1) @ E.T
+    y = c2 @ p["base.head.net.0.weight"].T + p["base.head.net.0.bias"]
+    torch.testing.assert_close(pro(x), y)
+    assert p["base.head.net.0.weight"].shape == (3, 4)  # P reads c_R (context_dim wide)
+    fused = ProgressiveFusion(base, steps=2, context_dim=4, inject="add").eval()
+    assert fused.base.head.in_dim == 5  # default readout: P(F(...)) of step R
+
+
+def test_context_readout_refuses_what_has_no_c_r(encoders, shapes):
+    with pytest.raises(ValueError, match=r"readout: 'context' needs mode 'progressive'"):
+        ProgressiveFusion(staged(encoders, shapes), mode="iterative", readout="context")
+    decision = staged(encoders, shapes, plan=[{"at": "decision", "operator": "late"}])
+    with pytest.raises(ValueError, match=r"readout: 'context' needs .*MLP head.*Identity"):
+        ProgressiveFusion(decision, readout="context")
+    with pytest.raises(ValueError, match=r"progressive.readout"):
+        ProgressiveFusion(staged(encoders, shapes), readout="c_R")
+    cfg = {"name": "staged", "encoders": encoders, "fusion": LATE, "head": {"hidden": [8]},
+           "progressive": {"steps": 2, "context_dim": 6, "readout": "context"}}
+    model = fm.build(cfg, input_shapes=shapes, num_outputs=10)
+    assert model.base.head.net[0].in_features == 6 and model.base.head.net[0].out_features == 8

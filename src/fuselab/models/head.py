@@ -29,6 +29,13 @@ class MLPHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
+    def with_input(self, in_dim: int) -> MLPHead:
+        """A freshly initialised head of the same hidden widths and dropout taking ``in_dim``."""
+        linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        drops = [m.p for m in self.net if isinstance(m, nn.Dropout)]
+        return MLPHead(in_dim, [m.out_features for m in linears[:-1]], self.out_dim,
+                       drops[0] if drops else 0.0)
+
 
 def parse_head(cfg: Any, where: str) -> tuple[list[int], float]:
     """``(hidden, dropout)`` of a ``head`` table (default: one linear layer, no dropout)."""

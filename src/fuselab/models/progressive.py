@@ -5,7 +5,8 @@ For a base model ``P(F(G_1(x_1), ..., G_K(x_K)))`` (eq. 7-9 of paper 001)::
     c_0 = 0
     G^_i(x_i, c) = G_i(x_i (+) W_i(c))          # (+): "add" or "concat" (extra input channels)
     c_t = E(F(G^_1(x_1, c_{t-1}), ..., G^_K(x_K, c_{t-1})))     t = 1 .. R
-    y   = P(F(...)) of step R
+    y   = P(F(...)) of step R                   readout "fused" (the authors' pseudo-code)
+    y   = P(c_R)                                readout "context" (eq. 9)
 
 ``W_i`` and ``E`` are linear maps without bias, shared across steps; gradients flow through all R
 steps. With ``zero_init`` the ``W_i`` start at zero, so every step repeats the base computation and
@@ -16,21 +17,26 @@ cross-modal path.
 The base must expose ``modalities``, ``unimodal_features(inputs, inject)``, ``fuse``, ``predict``,
 ``fused_dim``, ``feature_dims``, ``injection_points(at)``, ``widened(extra)`` and
 ``fusion_parameters()``: late-style staged models and the C-LSTM ``fc`` model do.
+``readout="context"`` also needs ``P`` to be an :class:`MLPHead` at ``base.head`` (late staged
+models merged at ``late``): it is replaced by a head of the same widths on ``context_dim`` inputs.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from torch import Tensor, nn
 
 from fuselab.models._check import choice, flag, known_keys, pos_int
+from fuselab.models.head import MLPHead
 from fuselab.models.shapes import Shape, broadcast_channels, concat_channels
 
 PROTOCOL = ("unimodal_features", "fuse", "predict", "injection_points", "widened",
             "feature_dims", "fused_dim", "modalities", "fusion_parameters")
-PROGRESSIVE_KEYS = ("steps", "context_dim", "inject", "channels", "zero_init", "mode", "at")
+PROGRESSIVE_KEYS = ("steps", "context_dim", "inject", "channels", "zero_init", "mode", "at",
+                    "readout")
 
 
 class ProgressiveFusion(nn.Module):
@@ -47,6 +53,8 @@ class ProgressiveFusion(nn.Module):
         mode: ``"progressive"`` or ``"iterative"``.
         at: where ``W_i(c)`` enters every branch: ``"input"`` or a stage name / count.
         channels: extra channels for ``inject="concat"``.
+        readout: ``"fused"`` (predict from ``F(...)`` of step R) or ``"context"`` (eq. 9:
+            predict from ``c_R = E(F(...))``; ``mode="progressive"`` only).
 
     Shapes: ``{m: (B, *shape_m)} -> (B, num_outputs)``; ``step_features(inputs)`` -> one
     ``{m: (B, feature_dims[m])}`` per step.
@@ -62,6 +70,7 @@ class ProgressiveFusion(nn.Module):
         mode: str = "progressive",
         at: str | int = "input",
         channels: int = 4,
+        readout: str = "fused",
         where: str = "progressive",
     ) -> None:
         super().__init__()
@@ -77,10 +86,13 @@ class ProgressiveFusion(nn.Module):
         self.mode = choice(mode, f"{where}.mode", ("progressive", "iterative"))
         self.zero_init = flag(zero_init, f"{where}.zero_init")
         self.channels = pos_int(channels, f"{where}.channels")
+        self.readout = choice(readout, f"{where}.readout", ("fused", "context"))
         points: dict[str, tuple[int, Shape]] = base.injection_points(at, f"{where}.at")  # type: ignore[operator]
         self.points = points
         if self.inject == "concat":
             base = base.widened({m: (k, self.channels) for m, (k, _) in points.items()})  # type: ignore[operator]
+        if self.readout == "context":
+            base = _context_readout(base, self.mode, self.inject, self.context_dim, where)
         self.base = base
         fdims: dict[str, int] = dict(base.feature_dims)  # type: ignore[arg-type]
         if self.mode == "progressive":
@@ -137,6 +149,8 @@ class ProgressiveFusion(nn.Module):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         _, fused = self._unroll(inputs)
+        if self.readout == "context":
+            fused = self.context(fused)  # c_R (paper eq. 9)
         return self.base.predict(fused)  # type: ignore[operator,no-any-return]
 
     def step_features(self, inputs: Mapping[str, Tensor]) -> list[dict[str, Tensor]]:
@@ -163,6 +177,22 @@ class ProgressiveFusion(nn.Module):
             p.numel() for p in [*self.context.parameters(), *self.back.parameters()]
         )
         return counts
+
+
+def _context_readout(base: nn.Module, mode: str, inject: str, dim: int, where: str) -> nn.Module:
+    """``base`` (a copy when it would be shared) with its head ``P`` taking ``c_R``, ``(B, dim)``."""
+    if mode != "progressive":
+        raise ValueError(f"{where}.readout: 'context' needs mode 'progressive' (the iterative "
+                         f"ablation has one context per modality, no c_R), got mode {mode!r}")
+    head = getattr(base, "head", None)
+    if not isinstance(head, MLPHead):
+        raise ValueError(f"{where}.readout: 'context' needs a base whose predictor is an MLP head "
+                         f"(a staged model merged at 'late'); {type(base).__name__} has "
+                         f"{type(head).__name__}")
+    if inject == "add":  # "concat" wraps a widened copy already; never change the caller's model
+        base = copy.deepcopy(base)
+    base.head = head.with_input(dim)
+    return base
 
 
 def wrap_progressive(base: nn.Module, cfg: Any, where: str = "model.progressive") -> nn.Module:
