@@ -1,5 +1,7 @@
 """CI smoke test of every reproduction: ``reproductions/<NNN>-<slug>/cpu.toml`` shrunk by its
-``smoke.toml``, run in-process, must produce one verdict per declared claim.
+``smoke.toml``, run in-process, must produce one verdict per declared claim. A folder that needs
+several studies has more CPU configs, ``cpu_<name>.toml``, each shrunk by ``smoke_<name>.toml``
+when there is one, else by ``smoke.toml``; every one of them goes through the same harness.
 
 Verdicts are not asserted (a smoke run trains for an epoch on a few samples); what is checked is
 that the reproduction's config, data, models, evaluations and claims fit together. The fixture
@@ -36,15 +38,28 @@ def reproduction_folders() -> list[Path]:
     return sorted(p for p in REPRODUCTIONS.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def run_smoke(folder: Path, out: Path, data_root: Path | None = None) -> tuple[Any, list[Any]]:
-    """Run ``folder``'s cpu.toml at its smoke budget into ``out``; returns (summary, verdicts).
+def smoke_for(folder: Path, config: str) -> Path:
+    """The overrides that shrink ``config``: ``smoke_<name>.toml`` for ``cpu_<name>.toml`` when
+    it exists, else the folder's ``smoke.toml``."""
+    own = folder / config.replace("cpu", "smoke", 1)
+    return own if own.is_file() else folder / "smoke.toml"
 
-    ``data_root``: where the real datasets are (used unless cpu.toml sets ``data.root``)."""
-    cpu, smoke = folder / "cpu.toml", folder / "smoke.toml"
-    assert cpu.is_file(), f"{folder.name}: no cpu.toml"
-    assert smoke.is_file(), f"{folder.name}: cpu.toml has no smoke.toml beside it"
+
+def cpu_configs(folder: Path) -> list[str]:
+    """``cpu.toml`` and every ``cpu_<name>.toml`` of a reproduction folder."""
+    return ["cpu.toml", *sorted(p.name for p in folder.glob("cpu_*.toml"))]
+
+
+def run_smoke(folder: Path, out: Path, data_root: Path | None = None,
+              config: str = "cpu.toml") -> tuple[Any, list[Any]]:
+    """Run ``folder``'s ``config`` at its smoke budget into ``out``; returns (summary, verdicts).
+
+    ``data_root``: where the real datasets are (used unless the config sets ``data.root``)."""
+    cpu, smoke = folder / config, smoke_for(folder, config)
+    assert cpu.is_file(), f"{folder.name}: no {config}"
+    assert smoke.is_file(), f"{folder.name}: {config} has no smoke.toml beside it"
     cfg = load_config(cpu, load_overrides(smoke), origin=str(smoke))
-    assert cfg.claims, f"{folder.name}: cpu.toml declares no [[claims]]"
+    assert cfg.claims, f"{folder.name}: {config} declares no [[claims]]"
     data_dir = None if cfg.data.root else data_root
     try:
         summary = run_study(cfg, out / "study", workers=0, progress=False, data_dir=data_dir,
@@ -65,14 +80,17 @@ def run_smoke(folder: Path, out: Path, data_root: Path | None = None) -> tuple[A
     return summary, verdicts
 
 
-@pytest.mark.parametrize("folder", [FIXTURE, *reproduction_folders()],
-                         ids=lambda p: "fixture" if p == FIXTURE else p.name)
-def test_smoke_run_gives_one_verdict_per_claim(folder: Path, tmp_path: Path,
+@pytest.mark.parametrize(
+    ("folder", "config"),
+    [(FIXTURE, "cpu.toml"), *((f, c) for f in reproduction_folders() for c in cpu_configs(f))],
+    ids=lambda v: "fixture" if v == FIXTURE else (v.name if isinstance(v, Path) else v),
+)
+def test_smoke_run_gives_one_verdict_per_claim(folder: Path, config: str, tmp_path: Path,
                                                data_root: Path | None) -> None:
     from fuselab.report.claims import claims_markdown
 
-    summary, verdicts = run_smoke(folder, tmp_path, data_root)
-    declared = load_config(folder / "cpu.toml").claims
+    summary, verdicts = run_smoke(folder, tmp_path, data_root, config)
+    declared = load_config(folder / config).claims
     assert [v.claim.name for v in verdicts] == [c.name for c in declared]
     assert [v.claim.name for v in summary.claims] == [c.name for c in declared]
     assert all(v.verdict in VERDICTS and v.reason for v in verdicts)
