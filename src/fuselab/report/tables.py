@@ -270,7 +270,8 @@ def robustness_table(data: ReportData) -> Table | None:
         return None
     groups = group_values(recs, ("modality", "metric"), data.variant_by_run)
     conds = list(dict.fromkeys((k[1], k[2]) for k in groups))
-    order = {"robust_auc": 0, "relative_robustness": 1, "effective_robustness": 2}
+    raw = ("robust_auc", "relative_robustness", "effective_robustness")
+    order = {m: i for i, m in enumerate([*raw, *(f"{m}_scaled" for m in raw)])}
     conds.sort(key=lambda c: (str(c[0]), order.get(str(c[1]), 9), str(c[1])))
     baselines = sorted({str(r.get("baseline")) for r in recs if r.get("baseline") is not None})
     return Table(
@@ -278,6 +279,7 @@ def robustness_table(data: ReportData) -> Table | None:
         ["variant"] + [f"{metric} ({mod})" for mod, metric in conds],
         _grid_rows(data, groups, conds),
         caption="ROBUSTAUC (paper 001: area between the variant's and the baseline's "
-        "performance-vs-noise curves) and relative/effective robustness; baseline: "
+        "performance-vs-noise curves) and relative/effective robustness; *_scaled: min-max "
+        "scaled to [0, 1] across the variants of each seed (1 = most robust); baseline: "
         f"{', '.join(baselines) or 'not recorded'}; mean ± std over seeds.",
     )
