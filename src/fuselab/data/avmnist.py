@@ -169,8 +169,8 @@ def build_avmnist(
     ``spectrogram`` ("log1p" | "power"), ``n_mfcc``, ``variant`` ("paper000" | "classic"),
     ``split_scheme`` ("shuffled": 8:1:1 of images and recordings | "classic": 55k / 5k / 10k,
     see the module docstring), ``audio_noise`` ("white" | "esc50"), ``classic_energy_kept``,
-    ``classic_snr``, ``snr_kind`` ("power" | "amplitude"), ``max_seconds`` (pad/crop length; default the
-    longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
+    ``classic_snr``, ``snr_kind`` ("power" | "amplitude"), ``max_seconds`` (pad/crop
+    length; default the longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
     ``download``, ``verify`` (sha256 of source files on first build), ``manifest`` (sha256 list:
     path, mapping, or the packaged one), ``sources`` / ``fetcher`` (download overrides).
     """
