@@ -15,7 +15,6 @@ from typing import Any
 
 from fuselab._process import own_process
 
-
 #: Exit statuses (docs/study.md): every run finished; some run failed; bad input or an error
 #: met before or while running (message on stderr); an unexpected error (a bug: --debug shows
 #: its traceback); stopped by Ctrl-C.

@@ -11,8 +11,6 @@ import gzip
 import hashlib
 import wave
 import zlib
-
-
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path

@@ -22,8 +22,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fuselab._process import own_process
-
-
 from fuselab.study.interrupt import ignore_sigint, sigint_blocked
 from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
