@@ -14,6 +14,7 @@ from fuselab.data.audio import (
     log_spectrogram,
     mel_filterbank,
     pad_front,
+    power_spectrogram,
     resample,
 )
 
@@ -27,6 +28,27 @@ def test_spectrogram_peak_is_at_the_tone_bin():
     spec = log_spectrogram(_tone(1000.0)[None])
     assert spec.shape == (1, 1, 201, 1 + (4000 - 400) // 200)
     assert int(spec[0, 0].mean(-1).argmax()) == 50  # 1000 Hz / (8000 Hz / 400) bins
+
+
+def test_power_spectrogram_is_torchaudios_default_spectrogram():
+    # torchaudio.transforms.Spectrogram(n_fft=400): periodic Hann window of 400, hop 200,
+    # center=True with reflect padding, |X|^2, no log -- checked against a plain numpy DFT
+    gen = np.random.default_rng(0)
+    wave = np.concatenate([np.zeros((2, 1000)), gen.normal(0, 0.1, (2, 3123))], axis=1)
+    spec = power_spectrogram(torch.from_numpy(wave))
+    length = wave.shape[1]
+    assert spec.shape == (2, 1, 201, 1 + length // 200)
+    padded = np.pad(wave, ((0, 0), (200, 200)), mode="reflect")
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 400)
+    for t in (0, 7, spec.shape[-1] - 1):
+        frame = padded[:, t * 200 : t * 200 + 400] * window
+        expected = np.abs(np.fft.rfft(frame, axis=-1)) ** 2
+        np.testing.assert_allclose(spec[:, 0, :, t].numpy(), expected, rtol=1e-6, atol=1e-9)
+    assert not spec[:, :, :, :4].any()  # frames inside the front padding stay exactly 0
+    feats = AudioFeatures(spectrogram="power")({"audio": torch.from_numpy(wave)})
+    assert torch.equal(feats["audio"], spec)
+    with pytest.raises(ValueError, match=r"'spectrogram' must be one of \['log1p', 'power'\]"):
+        AudioFeatures(spectrogram="mel")
 
 
 def test_mfcc_matrices():

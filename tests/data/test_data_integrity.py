@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from datafakes import make_root, write_wav
+from datafakes import make_root, manifest_of, write_wav
 
 import fuselab.data as fd
 from fuselab.data.sources import read_idx, read_wav
@@ -22,6 +22,8 @@ def root(tmp_path) -> Path:
 def _load(root: Path, tmp_path: Path, **kw):
     kw.setdefault("verify", False)
     kw.setdefault("download", False)
+    # the recordings are the manifest's: by default, list what the fake root holds now
+    kw.setdefault("manifest", manifest_of(root))
     return fd.load("avmnist", root=root, split="train", cache_dir=tmp_path / "cache", **kw)
 
 

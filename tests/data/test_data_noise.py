@@ -72,3 +72,24 @@ def test_silent_clip_segments_are_redrawn(gen):
     assert torch.allclose(_snr(x, y), torch.full((16,), 2.0), rtol=1e-4)
     with pytest.raises(ValueError, match="silent"):
         add_clip_noise(x, 2.0, torch.zeros(2, 2000), gen)
+
+
+@pytest.mark.parametrize("snr", [0.125, 0.5, 2.0])
+def test_snr_kind_power_vs_amplitude(snr):
+    # front-padded waveforms (audio) and images: the same draws, scaled by sqrt(P / snr) for a
+    # power ratio and by sqrt(P) / snr for an amplitude ratio -- noise variance P / snr vs P / snr^2
+    wave = torch.cat([torch.zeros(8, 300), torch.randn(8, 20000) * 0.2], dim=1)
+    image = torch.rand(8, 1, 28, 28)
+    for x, name in ((wave, "audio"), (image, "image")):
+        power, amplitude = (
+            fd.AVMNISTNoise(snr_kind=kind)(x, snr, torch.Generator().manual_seed(3), name) - x
+            for kind in ("power", "amplitude")
+        )
+        torch.testing.assert_close(amplitude, power / math.sqrt(snr))
+        valid = x.flatten(1) != 0
+        p_signal = (x.flatten(1).pow(2).sum(1) / valid.sum(1)).mean()
+        p_amp = amplitude.flatten(1).pow(2).sum(1).div(valid.sum(1)).mean()
+        assert math.isclose(p_amp / p_signal, 1 / snr**2, rel_tol=0.05)
+    assert fd.power_ratio(snr, "power") == snr and fd.power_ratio(snr, "amplitude") == snr**2
+    with pytest.raises(ValueError, match=r"snr_kind' must be one of \['power', 'amplitude'\], got 'db'"):
+        fd.AVMNISTNoise(snr_kind="db")

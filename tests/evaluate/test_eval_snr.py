@@ -116,3 +116,13 @@ def test_grid_needs_two_modalities() -> None:
         ev.snr_grid(SignModel(), sign_dataset(10), [None], modalities=["audio"])
     with pytest.raises(ValueError, match="no modality 'video'"):
         ev.snr_grid(SignModel(), sign_dataset(10), [None], modalities=["audio", "video"])
+
+
+def test_any_grid_list_is_kept_in_order() -> None:
+    # paper 000's reproduction passes octave steps around its named SNRs instead of the default
+    octaves = [None, 8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.125, 0.0625, 0.03125]
+    grid = ev.snr_grid(SignModel(), sign_dataset(200, d=4), octaves, batch_size=100)
+    assert [r["snr_audio"] for r in grid[::10]] == octaves
+    assert [r["snr_image"] for r in grid[:10]] == octaves
+    by_cell = {(r["snr_audio"], r["snr_image"]): r["value"] for r in grid}
+    assert by_cell[(8.0, None)] > by_cell[(0.03125, None)]  # the sign model only reads the audio

@@ -108,6 +108,26 @@ def test_parameter_counts_follow_the_appendix_architectures():
     assert isinstance(clstm("initial"), InitialFusionCLSTM)
 
 
+def test_without_stream_pools_the_sizes_are_the_appendixs(x):
+    # paper 000 A.2 lists no pool after the second / fc models' convolutions: their C-LSTM / dense
+    # layers then see the full 8x8 grid (the fc model's dense width follows: u*8*8 + u inputs)
+    u, hid, out = 4, 6, 3
+    fc = clstm("fc", stream_pools=False)
+    feats = fc.unimodal_features(x)
+    assert feats["image"].shape == (2, u * 8 * 8) and fc.fc1.in_features == u * 8 * 8 + u
+    ref = F.relu(fc.visual[2](F.relu(fc.visual[0](x["image"]))))  # conv, ReLU, conv, ReLU
+    torch.testing.assert_close(feats["image"], ref.flatten(1))
+    pooled = clstm("fc")
+    assert pooled.fc1.in_features == u * 2 * 2 + u
+    second = clstm("second", stream_pools=False)
+    assert second.fc1.in_features == u * 4 * 4  # C-LSTM on 8x8, one 2x2 pool before the head
+    assert second(x).shape == (2, out) and second.step_logits(x).shape == (2, 5, out)
+    head = (u * 4 * 4) * hid + hid + hid * out + out
+    assert second.parameter_counts()["head"] == head
+    with pytest.raises(ValueError, match=r"model\.stream_pools: expected true or false, got 'no'"):
+        clstm("fc", stream_pools="no")
+
+
 def test_time_pool_averages_frames(x):
     model = clstm("initial", time_pool=2)
     frames = model.frames(x["audio"])
@@ -169,9 +189,10 @@ def reference_run(model, inputs, every_step):
     ref = x[model.uses[0]]
     outs = []
     if isinstance(model, fm.clstm.SecondFusionCLSTM):
-        static = model.cell.input_gates(F.max_pool2d(model.conv(x["image"]).relu(), 2, ceil_mode=True))
+        v = model.conv(x["image"]).relu()
+        static = model.cell.input_gates(F.max_pool2d(v, 2, ceil_mode=True) if model.stream_pools else v)
         seq, _ = model.lstm(model.frames(x["audio"]))
-        h = c = seq.new_zeros(seq.shape[0], model.units, *model.grid2)
+        h = c = seq.new_zeros(seq.shape[0], model.units, *(model.grid2 if model.stream_pools else model.grid))
         for t in range(model.num_steps):
             h, c = step(model.cell, static + model.cell.frame_gates(seq[:, t]), h, c)
             outs.append(model.dense(F.max_pool2d(h, 2, ceil_mode=True).flatten(1)))
@@ -189,13 +210,14 @@ def reference_run(model, inputs, every_step):
     return torch.stack(outs, dim=1) if every_step else outs[-1]
 
 
-@pytest.mark.parametrize("layer", ["initial", "second", "visual-only", "audio-only"])
-def test_batched_gates_match_the_step_by_step_reference(layer, gen):
+@pytest.mark.parametrize(("layer", "pools"), [("initial", True), ("second", True), ("second", False),
+                                           ("visual-only", True), ("audio-only", True)])
+def test_batched_gates_match_the_step_by_step_reference(layer, pools, gen):
     # odd grid (ceil pooling), time_pool with a short last group, a batch > 1: the batched
     # (T'*B) convolutions must keep every sample's steps apart
     shapes = {"image": (2, 7, 9), "audio": (2, 5, 7)}
     model = fm.build({"name": "clstm", "fusion_layer": layer, "units": 5, "hidden": 16,
-                      "time_pool": 2}, input_shapes=shapes, num_outputs=4)
+                      "time_pool": 2, "stream_pools": pools}, input_shapes=shapes, num_outputs=4)
     x = {m: torch.randn(3, *s, generator=gen) for m, s in shapes.items()}
     for every_step in (True, False):
         expected = reference_run(model, x, every_step)

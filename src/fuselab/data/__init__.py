@@ -15,8 +15,17 @@ from fuselab.data.feature_cache import CachedEncoder, FeatureCache, encoder_key
 from fuselab.data.latent_z import build_latent_z
 from fuselab.data.lattice import build_lattice
 from fuselab.data.mosi import build_mosi
-from fuselab.data.noise import add_white_noise, snr_from_db
-from fuselab.data.registry import DATASETS, SPLITS, available, load, load_splits, register
+from fuselab.data.noise import add_white_noise, power_ratio, snr_from_db
+from fuselab.data.registry import (
+    DATASETS,
+    SPLITS,
+    available,
+    identity,
+    load,
+    load_splits,
+    register,
+    register_identity,
+)
 from fuselab.data.tensors import build_tensors
 from fuselab.data.vqa import WordTokenizer, build_vqa
 
@@ -38,8 +47,11 @@ __all__ = [
     "build_vqa",
     "check_has_modalities",
     "encoder_key",
+    "identity",
     "load",
     "load_splits",
+    "power_ratio",
     "register",
+    "register_identity",
     "snr_from_db",
 ]

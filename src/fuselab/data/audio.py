@@ -1,17 +1,26 @@
-"""Audio featurizers for AV-MNIST: front zero-padding, log spectrogram, MFCC, resampling.
+"""Audio featurizers for AV-MNIST: front zero-padding, spectrograms, MFCC, resampling.
 
-Spectrogram (paper 000, appendix A.3): ``torch.stft`` with a 400-sample Hann window, ``n_fft``
-400 (201 frequency bins), hop 200, ``center=False`` (every frame lies inside the padded
-waveform), magnitude, then ``log1p``. ``log1p`` keeps the front zero-padding exactly 0 (the
-C-LSTM of paper 000 sees "no audio yet" there) and compresses the ~60 dB dynamic range of speech
-to about [0, 5] for waveforms in [-1, 1]; no dataset-level standardisation is applied, so the
-featurizer never depends on the split. ``(B, L)`` waveform -> ``(B, 1, 201, T)``,
-``T = 1 + (L - 400) // 200``.
+Paper 000 (appendix A.3) gives only "400 samples, 201 frequency bins, a stride of 200 samples".
+Two spectrograms share those numbers (``torch.stft``, 400-sample periodic Hann window,
+``n_fft = 400`` -> 201 bins, hop 200); which one the paper used it does not say:
 
-MFCC: power spectrum of the same frames -> triangular mel filterbank (HTK mel scale,
+* ``"power"``: ``|STFT|^2`` with ``center=True`` (reflect padding), no log -- exactly the
+  defaults of ``torchaudio.transforms.Spectrogram(n_fft=400)`` (``win_length = n_fft``,
+  ``hop_length = n_fft // 2 = 200``, ``power = 2``), the most literal reading of the paper's
+  three numbers. ``(B, L) -> (B, 1, 201, 1 + L // 200)``. Front padding stays exactly 0.
+* ``"log1p"`` (fuselab's own, the library default): ``log1p(|STFT|)`` with ``center=False``
+  (every frame inside the waveform). ``(B, L) -> (B, 1, 201, 1 + (L - 400) // 200)``.
+
+Why two: with white noise at paper 000's training SNRs (0.125 .. 2) the recurrent models learn the
+audio from ``"power"`` many times faster than from ``"log1p"`` (docs/models.md, "Why the audio
+stream did not learn"); on clean audio ``"log1p"`` is the easier input. Neither applies a
+dataset-level standardisation, so the featurizer never depends on the split.
+
+MFCC: power spectrum of the ``center=False`` frames -> triangular mel filterbank (HTK mel scale,
 0 .. sample_rate / 2) -> ``log(. + 1e-6)`` -> orthonormal DCT-II, keeping ``n_mfcc``
-coefficients: ``(B, L)`` -> ``(B, 1, n_mfcc, T)``. (torchaudio is not a fuselab dependency,
-so the filterbank and DCT matrices are built here from their textbook definitions.)
+coefficients: ``(B, L)`` -> ``(B, 1, n_mfcc, T)``. (torchaudio is not a fuselab dependency -- it
+does not install beside the pinned torch -- so the filterbank and DCT matrices are built here from
+their textbook definitions and the spectrograms call ``torch.stft`` directly.)
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from torch import Tensor
 
 N_FFT = 400
 HOP = 200
+#: ``AudioFeatures.spectrogram`` values (module docstring).
+SPECTROGRAMS = ("log1p", "power")
 
 
 def pad_front(waves: Sequence[np.ndarray], length: int | None = None) -> tuple[Tensor, Tensor]:
@@ -58,8 +69,12 @@ def _window(device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.hann_window(N_FFT, periodic=True, device=device, dtype=dtype)
 
 
-def magnitude(wave: Tensor) -> Tensor:
-    """``|STFT|`` of ``(B, L)`` waveforms -> ``(B, 201, T)``."""
+def magnitude(wave: Tensor, *, center: bool = False) -> Tensor:
+    """``|STFT|`` of ``(B, L)`` waveforms -> ``(B, 201, T)``.
+
+    ``center=False``: ``T = 1 + (L - 400) // 200``, frames inside the waveform; ``center=True``:
+    the waveform is reflect-padded by 200 samples at both ends, ``T = 1 + L // 200``.
+    """
     if wave.dim() != 2:
         raise ValueError(f"audio: expected waveforms of shape (B, L), got {tuple(wave.shape)}")
     if wave.shape[-1] < N_FFT:
@@ -70,15 +85,23 @@ def magnitude(wave: Tensor) -> Tensor:
         hop_length=HOP,
         win_length=N_FFT,
         window=_window(wave.device, wave.dtype),
-        center=False,
+        center=center,
+        pad_mode="reflect",
         return_complex=True,
     )
     return spec.abs()
 
 
 def log_spectrogram(wave: Tensor) -> Tensor:
-    """Paper-000 spectrogram ``log1p(|STFT|)``: ``(B, L)`` -> ``(B, 1, 201, T)``."""
+    """fuselab's ``"log1p"`` spectrogram ``log1p(|STFT|)``, ``center=False``:
+    ``(B, L)`` -> ``(B, 1, 201, 1 + (L - 400) // 200)``."""
     return torch.log1p(magnitude(wave)).unsqueeze(1)
+
+
+def power_spectrogram(wave: Tensor) -> Tensor:
+    """The ``"power"`` spectrogram, ``torchaudio.transforms.Spectrogram(n_fft=400)``'s defaults:
+    ``|STFT|^2``, ``center=True``, no log: ``(B, L)`` -> ``(B, 1, 201, 1 + L // 200)``."""
+    return magnitude(wave, center=True).square().unsqueeze(1)
 
 
 def mel_filterbank(n_mels: int, sample_rate: int, n_freqs: int = N_FFT // 2 + 1) -> Tensor:
@@ -111,7 +134,8 @@ def dct_matrix(n_mfcc: int, n_mels: int) -> Tensor:
 class AudioFeatures:
     """Per-batch featurizer for the ``"audio"`` modality (the dataset's ``transform``).
 
-    ``kind="spectrogram"``: ``(B, L)`` -> ``(B, 1, 201, T)``; ``kind="mfcc"``: ``(B, 1, n_mfcc, T)``.
+    ``kind="spectrogram"``: ``(B, L)`` -> ``(B, 1, 201, T)``, ``spectrogram`` = ``"log1p"`` or
+    ``"power"`` (module docstring); ``kind="mfcc"``: ``(B, 1, n_mfcc, T)``.
     Other modalities pass through unchanged.
     """
 
@@ -119,6 +143,7 @@ class AudioFeatures:
     sample_rate: int = 8000
     n_mfcc: int = 40
     n_mels: int = 40
+    spectrogram: str = "log1p"
     modality: str = "audio"
     _mats: tuple[Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
 
@@ -126,6 +151,10 @@ class AudioFeatures:
         if self.kind not in ("spectrogram", "mfcc"):
             raise ValueError(
                 f"option 'audio_feature' must be 'spectrogram' or 'mfcc', got {self.kind!r}"
+            )
+        if self.spectrogram not in SPECTROGRAMS:
+            raise ValueError(
+                f"option 'spectrogram' must be one of {list(SPECTROGRAMS)}, got {self.spectrogram!r}"
             )
         if self.kind == "mfcc" and not 0 < self.n_mfcc <= self.n_mels:
             raise ValueError(
@@ -148,9 +177,12 @@ class AudioFeatures:
             return batch
         out = dict(batch)
         wave = batch[self.modality]
-        out[self.modality] = (
-            log_spectrogram(wave) if self.kind == "spectrogram" else self.mfcc(wave)
-        )
+        if self.kind == "mfcc":
+            out[self.modality] = self.mfcc(wave)
+        elif self.spectrogram == "power":
+            out[self.modality] = power_spectrogram(wave)
+        else:
+            out[self.modality] = log_spectrogram(wave)
         return out
 
 

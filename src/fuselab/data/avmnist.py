@@ -7,10 +7,16 @@
     index                {"image": (N,), "audio": (N,)}    row of each pair (row sharing)
     labels               (N,) int64 digit
     source_ids           {"image": [MNIST index], "audio": [FSDD file name]} per pair
-    transform            waveform -> (1, 201, T) log spectrogram (or (1, n_mfcc, T) MFCC)
+    transform            waveform -> (1, 201, T) spectrogram (``spectrogram``: "log1p" or
+                         "power", see fuselab.data.audio) or (1, n_mfcc, T) MFCC
+    meta["data_id"]      digest of the source files' list (fuselab.data.avmnist_sources)
 
 so ``ds.shapes == {"image": (1, 28, 28), "audio": (1, 201, T)}``. MNIST index ``i < 60000`` is
 row ``i`` of the official training file, ``i >= 60000`` row ``i - 60000`` of t10k.
+
+Recordings: the FSDD files listed in the manifest (never the folder listing), optionally only
+those of ``speakers`` (paper 000 cites FSDD 1.0.8: 2,500 recordings of george, jackson, nicolas,
+theo and yweweler; today's FSDD adds lucas, 3,000 recordings).
 
 Splits (paper 000, A.3): the 70,000 images and the recordings are each shuffled (``seed``) and cut
 8:1:1 *before* pairing, so no image or recording appears in two splits. ``holdout_speakers``
@@ -20,7 +26,8 @@ replacement until all are used) and a uniformly drawn recording of the same digi
 
 Noise: ``ds.batches(..., snr={"audio": a, "image": v})`` adds white noise (or ESC-50 noise with
 ``audio_noise="esc50"``) to the *waveform's unpadded part* before the spectrogram, and white
-noise to the image, per batch with its own generator.
+noise to the image, per batch with its own generator; ``snr_kind`` says whether a linear SNR is
+a power ratio ("power", the default) or an amplitude ratio ("amplitude"; paper 000 does not say).
 
 ``split_scheme="classic"`` (MultiBench's AV-MNIST, paper 001: 55k / 5k / 10k pairs): the first
 55,000 MNIST training images train, the last 5,000 validate, t10k tests; FSDD takes 0-39 of every
@@ -54,13 +61,13 @@ from fuselab.data.avmnist_pairing import (
     sorted_rows,
     split_recordings,
 )
-from fuselab.data.avmnist_sources import FSDD_RATE, load_esc50, load_sources
+from fuselab.data.avmnist_sources import FSDD_RATE, data_identity, load_esc50, load_sources
 from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.download import Fetcher
 from fuselab.data.esc50 import add_clip_noise
-from fuselab.data.noise import check_snr
-from fuselab.data.registry import register
-from fuselab.data.sources import packaged_manifest, parse_manifest
+from fuselab.data.noise import check_snr, check_snr_kind
+from fuselab.data.registry import register, register_identity
+from fuselab.data.sources import resolve_manifest
 from fuselab.data.splits import check_split, partition, split_generator
 from fuselab.data.tensorfile import cached_tensors, default_cache_dir
 
@@ -136,13 +143,16 @@ def build_avmnist(
     pairs: int | Mapping[str, int] | None = None,
     seed: int = 0,
     holdout_speakers: Sequence[str] = (),
+    speakers: Sequence[str] | None = None,
     audio_feature: str = "spectrogram",
+    spectrogram: str = "log1p",
     n_mfcc: int = 40,
     variant: str = "paper000",
     split_scheme: str = "shuffled",
     audio_noise: str = "white",
     classic_energy_kept: float = 0.25,
     classic_snr: float = 1.0,
+    snr_kind: str = "power",
     max_seconds: float | None = None,
     cache_dir: str | Path | None = None,
     download: bool = True,
@@ -154,12 +164,13 @@ def build_avmnist(
     """Build one AV-MNIST split (see the module docstring for the layout).
 
     Options: ``pairs`` (int or per-split mapping; default = the split's image count: 56k/7k/7k,
-    55k/5k/10k with the classic split),
-    ``seed``, ``holdout_speakers``, ``audio_feature`` ("spectrogram" | "mfcc"), ``n_mfcc``,
-    ``variant`` ("paper000" | "classic"), ``split_scheme`` ("shuffled": 8:1:1 of images and
-    recordings | "classic": 55k / 5k / 10k, see the module docstring), ``audio_noise`` ("white" | "esc50"),
-    ``classic_energy_kept``, ``classic_snr``, ``max_seconds`` (pad/crop length; default the
-    longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
+    55k/5k/10k with the classic split), ``seed``, ``holdout_speakers``, ``speakers`` (FSDD
+    speakers to use; default all listed), ``audio_feature`` ("spectrogram" | "mfcc"),
+    ``spectrogram`` ("log1p" | "power"), ``n_mfcc``, ``variant`` ("paper000" | "classic"),
+    ``split_scheme`` ("shuffled": 8:1:1 of images and recordings | "classic": 55k / 5k / 10k,
+    see the module docstring), ``audio_noise`` ("white" | "esc50"), ``classic_energy_kept``,
+    ``classic_snr``, ``snr_kind`` ("power" | "amplitude"), ``max_seconds`` (pad/crop
+    length; default the longest recording), ``cache_dir`` (default ``$FUSELAB_CACHE`` or ``~/.cache/fuselab``),
     ``download``, ``verify`` (sha256 of source files on first build), ``manifest`` (sha256 list:
     path, mapping, or the packaged one), ``sources`` / ``fetcher`` (download overrides).
     """
@@ -185,15 +196,10 @@ def build_avmnist(
         raise ValueError(
             f"avmnist: option 'classic_energy_kept' must be in (0, 1), got {classic_energy_kept}"
         )
-    features = AudioFeatures(audio_feature, FSDD_RATE, n_mfcc=n_mfcc)
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    data_root = Path(root) if root is not None else cache / "data"
-    if manifest is None:
-        sums = packaged_manifest()
-    elif isinstance(manifest, Mapping):
-        sums = dict(manifest)
-    else:
-        sums = parse_manifest(Path(manifest).read_text())
+    features = AudioFeatures(audio_feature, FSDD_RATE, n_mfcc=n_mfcc, spectrogram=spectrogram)
+    check_snr_kind(snr_kind, "avmnist: option 'snr_kind'")
+    cache, data_root = _places(root, cache_dir)
+    sums = resolve_manifest(manifest)
     if max_seconds is not None and not (
         isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
         and 0 < max_seconds < math.inf and round(max_seconds * FSDD_RATE) >= 1
@@ -209,7 +215,8 @@ def build_avmnist(
         "sources": sources,
         "fetcher": fetcher,
     }
-    src, extras = load_sources(data_root, cache, sums, max_samples=max_samples, **io)
+    src, extras = load_sources(data_root, cache, sums, max_samples=max_samples,
+                               speakers=speakers, **io)
 
     if split_scheme == "classic":
         image_parts = classic_image_rows(len(src["image_labels"]))
@@ -256,8 +263,33 @@ def build_avmnist(
             "holdout_speakers": list(holdout_speakers),
             "speakers": [extras["speakers"][i] for i in wave_rows.tolist()],
             "audio_feature": audio_feature,
+            "data_id": data_identity(data_root, sums, speakers=speakers, esc50=clips is not None),
         },
         index={"image": img, "audio": rec},
         transform=features,
-        noise_fn=AVMNISTNoise(audio_noise, clips),
+        noise_fn=AVMNISTNoise(audio_noise, clips, snr_kind),
     )
+
+
+def _places(root: Path | str | None, cache_dir: str | Path | None) -> tuple[Path, Path]:
+    """``(cache dir, data root)`` of the options (data root default: ``<cache>/data``)."""
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return cache, Path(root) if root is not None else cache / "data"
+
+
+@register_identity("avmnist")
+def avmnist_identity(
+    root: Path | None,
+    *,
+    manifest: str | Path | Mapping[str, str] | None = None,
+    speakers: Sequence[str] | None = None,
+    variant: str = "paper000",
+    audio_noise: str = "white",
+    cache_dir: str | Path | None = None,
+    **_other: Any,
+) -> str:
+    """``meta["data_id"]`` of the dataset these options build, without reading any file
+    but the manifest (the other options do not change the source list)."""
+    _, data_root = _places(root, cache_dir)
+    return data_identity(data_root, resolve_manifest(manifest), speakers=speakers,
+                         esc50=variant == "classic" or audio_noise == "esc50")

@@ -3,7 +3,9 @@
 Paper 000 adds noise to a recording and then front-pads it; here the recordings are stored padded,
 so the noise is restricted to each row's valid part (from its first non-zero sample). The
 per-sample rule is that of :func:`~fuselab.data.noise.add_white_noise`:
-``mean(noise^2) = mean(x^2) / snr`` over the valid part. ``(B, L)`` waveforms in, ``(B, L)`` out.
+``mean(noise^2) = mean(x^2) / snr`` over the valid part, with ``snr`` read as ``snr_kind``
+(``"amplitude"``: ``/ snr**2``; :func:`~fuselab.data.noise.power_ratio`) for images and audio
+alike. ``(B, L)`` waveforms in, ``(B, L)`` out.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 from torch import Tensor
 
 from fuselab.data.esc50 import add_clip_noise
-from fuselab.data.noise import add_white_noise, check_snr, randn_for
+from fuselab.data.noise import add_white_noise, check_snr_kind, power_ratio, randn_for
 
 
 @dataclass
@@ -23,13 +25,17 @@ class AVMNISTNoise:
 
     audio_noise: str = "white"
     clips: Tensor | None = None
+    snr_kind: str = "power"
+
+    def __post_init__(self) -> None:
+        check_snr_kind(self.snr_kind, "avmnist: option 'snr_kind'")
 
     def __call__(
         self, x: Tensor, snr: float, generator: torch.Generator | None, name: str
     ) -> Tensor:
+        snr = power_ratio(snr, self.snr_kind)
         if name != "audio":
             return add_white_noise(x, snr, generator)
-        check_snr(snr, "snr")
         # Recordings are front-padded, so every valid sample lies in the last columns from the
         # earliest onset in the batch: noise is drawn for that window only, not the padding.
         nonzero = x != 0

@@ -5,6 +5,13 @@
     ``image_labels`` (70000,) int64, ``waves`` (R, L) int16 front-zero-padded recordings,
     ``wave_labels`` (R,) int64, ``wave_lengths`` (R,) int64,
 and ``extras`` ``{"names": [file name per recording], "speakers": [speaker per recording]}``.
+
+The recordings are the FSDD files *listed in the manifest* (optionally only some ``speakers``),
+never the folder listing: a listed file that is missing is downloaded or, without download, a
+``FileNotFoundError`` naming it; an extra ``.wav`` on disk that the manifest does not list is
+ignored. So the recording list -- and with it every pair -- is fixed by the manifest and the
+options, and :func:`data_identity` (the dataset's ``meta["data_id"]``, part of a study's
+identity) names it: sha256 over the sorted ``"<sha256>  <path>"`` lines of every source file used.
 The decoded arrays are written once to the tensor cache, keyed by the files' names, sizes and
 modification times plus the padding length, so editing or replacing a file triggers a rebuild
 (and its checksum verification) while a normal second load only memory-maps one file.
@@ -12,7 +19,7 @@ modification times plus the padding length, so editing or replacing a file trigg
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,7 @@ from fuselab.data.sources import read_idx, read_wav, verify_file
 from fuselab.data.tensorfile import Built, cached_tensors, config_key
 
 FSDD_RATE = 8000
+FSDD_DIR = "fsdd/recordings/"
 MNIST_FILES = (
     "mnist/train-images-idx3-ubyte.gz",
     "mnist/train-labels-idx1-ubyte.gz",
@@ -35,16 +43,37 @@ MNIST_FILES = (
 )
 
 
-def fsdd_files(root: Path, manifest: Mapping[str, str]) -> list[str]:
-    """Relative paths of the FSDD recordings: those on disk, else those listed in the manifest."""
-    folder = root / "fsdd" / "recordings"
-    if folder.is_dir():
-        found = sorted(
-            f"fsdd/recordings/{e.name}" for e in os.scandir(folder) if e.name.endswith(".wav")
-        )
-        if found:
-            return found
-    return sorted(r for r in manifest if r.startswith("fsdd/recordings/") and r.endswith(".wav"))
+def fsdd_files(manifest: Mapping[str, str], speakers: Sequence[str] | None = None) -> list[str]:
+    """Relative paths of the FSDD recordings listed in ``manifest``, sorted; only those of
+    ``speakers`` when given (``ValueError`` naming an unknown speaker or an empty list)."""
+    listed = sorted(r for r in manifest if r.startswith(FSDD_DIR) and r.endswith(".wav"))
+    if not listed:
+        raise ValueError(f"avmnist: the manifest lists no FSDD recordings ({FSDD_DIR}*.wav)")
+    if speakers is None:
+        return listed
+    if isinstance(speakers, str) or not speakers:
+        raise ValueError(f"avmnist: option 'speakers' must be a non-empty list of speaker names, "
+                         f"got {speakers!r}")
+    by_speaker = {r: parse_fsdd_name(r)[1] for r in listed}
+    known = sorted(set(by_speaker.values()))
+    unknown = [sp for sp in speakers if sp not in known]
+    if unknown:
+        raise ValueError(f"avmnist: option 'speakers' names unknown speaker(s) {unknown}; "
+                         f"the manifest has {known}")
+    return [r for r in listed if by_speaker[r] in speakers]
+
+
+def source_digest(rels: Sequence[str], manifest: Mapping[str, str]) -> str:
+    """sha256 (hex) of the sorted ``"<sha256>  <path>"`` lines of ``rels``: the data identity.
+
+    Every path must be in ``manifest`` (``ValueError`` naming the first that is not): a file
+    without a known checksum has no identity.
+    """
+    missing = [r for r in rels if r not in manifest]
+    if missing:
+        raise ValueError(f"data identity: {missing[0]!r} has no sha256 in the manifest")
+    lines = "".join(f"{manifest[r]}  {r}\n" for r in sorted(rels))
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def parse_fsdd_name(name: str) -> tuple[int, str]:
@@ -90,9 +119,10 @@ def load_sources(
     sources: Any = None,
     fetcher: Fetcher | None = None,
     max_samples: int | None = None,
+    speakers: Sequence[str] | None = None,
 ) -> Built:
     """Decoded MNIST + FSDD (see the module docstring), from the cache when it is current."""
-    wav_rels = fsdd_files(root, manifest)
+    wav_rels = fsdd_files(manifest, speakers)
     rels = [*MNIST_FILES, *wav_rels]
     _prepare(root, rels, manifest, download, sources, fetcher)
     config = {"root": str(root.resolve()), "files": _stats(root, rels), "max_samples": max_samples}
@@ -125,6 +155,24 @@ def load_sources(
         return tensors, {"names": names, "speakers": speakers, "source_key": config_key(config)}
 
     return cached_tensors(cache_dir, "avmnist-sources", config, build)
+
+
+def data_identity(
+    root: Path,
+    manifest: Mapping[str, str],
+    *,
+    speakers: Sequence[str] | None = None,
+    esc50: bool = False,
+) -> str:
+    """The data identity of AV-MNIST built from these sources: :func:`source_digest` of the
+    MNIST files and the (selected) FSDD recordings; with ``esc50`` the ESC-50 clips' names and
+    manifest digests are folded in too (they are listed from disk, as :func:`load_esc50` does;
+    a clip the manifest does not list enters as ``unlisted``)."""
+    digest = source_digest([*MNIST_FILES, *fsdd_files(manifest, speakers)], manifest)
+    if not esc50:
+        return digest
+    lines = "".join(f"{manifest.get(r, 'unlisted')}  {r}\n" for r in esc50_files(root, dict(manifest)))
+    return hashlib.sha256(f"{digest}\n{lines}".encode()).hexdigest()
 
 
 def load_esc50(

@@ -1,8 +1,11 @@
 """White Gaussian noise at a requested signal-to-noise ratio, vectorised over a batch.
 
-SNR is a power ratio, ``SNR = P_signal / P_noise``, linear as in paper 000 (values 0.125 .. 2);
-pass ``snr_db=`` for decibels (``SNR = 10 ** (snr_db / 10)``). The noise power is set per sample
-from that sample's own signal power ``P_signal = mean(x_i ** 2)`` over all non-batch dimensions.
+Here SNR is a power ratio, ``SNR = P_signal / P_noise``, linear (paper 000 uses linear values
+0.125 .. 2 but does not say whether they are power or amplitude ratios: fuselab's default is
+power, the usual meaning of SNR; :func:`power_ratio` converts an amplitude ratio
+``RMS_signal / RMS_noise``, i.e. noise variance ``P_signal / snr**2``). Pass ``snr_db=`` for
+decibels (``SNR = 10 ** (snr_db / 10)``). The noise power is set per sample from that sample's
+own signal power ``P_signal = mean(x_i ** 2)`` over all non-batch dimensions.
 """
 
 from __future__ import annotations
@@ -33,6 +36,27 @@ def check_snr(snr: float, what: str = "snr") -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError(f"{what} must be a finite positive power ratio (linear), got {snr!r}")
     return value
+
+
+#: How a linear SNR value is read: ``P_signal / P_noise`` or ``RMS_signal / RMS_noise``.
+SNR_KINDS = ("power", "amplitude")
+
+
+def check_snr_kind(kind: str, what: str = "snr_kind") -> str:
+    """``kind`` if it is one of :data:`SNR_KINDS`, else ``ValueError`` naming ``what``."""
+    if kind not in SNR_KINDS:
+        raise ValueError(f"{what} must be one of {list(SNR_KINDS)}, got {kind!r}")
+    return kind
+
+
+def power_ratio(snr: float, kind: str = "power") -> float:
+    """The power ratio ``P_signal / P_noise`` of a linear ``snr`` read as a ``kind`` ratio.
+
+    ``"power"``: ``snr`` itself (noise variance ``P / snr``); ``"amplitude"``: ``snr ** 2``
+    (``snr = RMS_signal / RMS_noise``, noise variance ``P / snr ** 2``).
+    """
+    value = check_snr(snr)
+    return value if check_snr_kind(kind) == "power" else value * value
 
 
 def randn_for(x: Tensor, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:

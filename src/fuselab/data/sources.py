@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import wave
 import zlib
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -56,6 +57,16 @@ def packaged_manifest() -> dict[str, str]:
     """The sha256 list shipped with fuselab (derived from the shared data's MANIFEST.sha256)."""
     text = resources.files("fuselab.data").joinpath("manifests", MANIFEST_NAME).read_text()
     return parse_manifest(text)
+
+
+def resolve_manifest(manifest: str | Path | Mapping[str, str] | None) -> dict[str, str]:
+    """``{relative path: sha256}`` from a dataset's ``manifest`` option: ``None`` = the packaged
+    list, a mapping as given, or the path of a ``sha256sum``-style file."""
+    if manifest is None:
+        return packaged_manifest()
+    if isinstance(manifest, Mapping):
+        return dict(manifest)
+    return parse_manifest(Path(manifest).read_text())
 
 
 def verify_file(path: Path, expected: str) -> None:

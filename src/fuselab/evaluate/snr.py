@@ -1,11 +1,14 @@
 """Accuracy over a grid of per-modality signal-to-noise ratios (paper 000, Figures 1-2).
 
-A *grid* is a sequence of linear SNRs, ``None`` meaning the original (clean) input. The default is
-paper 000's ten levels: the original plus 0.125 .. 2 in half-octave steps, ordered clean -> noisy::
+A *grid* is any sequence of linear SNRs, ``None`` meaning the original (clean) input. The default
+is fuselab's ten levels: the original plus 0.125 .. 2 in half-octave steps, ordered clean -> noisy::
 
     (None, 2, 1.414, 1, 0.707, 0.5, 0.354, 0.25, 0.177, 0.125)
 
 so the noisy part is equally spaced in ``log2(snr)`` (what robustness areas integrate over).
+Paper 000 tests on a 10 x 10 grid ("100 different audio-visual SNR regimes") whose values its text
+does not list; the SNRs it names (2, 1, 0.5, 0.25, 0.125 and "Orig") are octave steps, so its
+reproduction passes an octave list (``reproductions/000-early-fusion``).
 
 Every cell is one pass of the test set through the model; noise comes from
 ``ds.batches(snr=..., noise_generator=...)``, vectorised per batch, with one seeded stream per
@@ -36,7 +39,7 @@ from fuselab.evaluate._common import (
     resolve_metric,
 )
 
-#: Paper 000's test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
+#: fuselab's default test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
 DEFAULT_SNRS: tuple[float | None, ...] = (
     None,
     *(2.0 ** (1 - k / 2) for k in range(9)),

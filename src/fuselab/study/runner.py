@@ -28,8 +28,8 @@ from fuselab.study.claims import Verdict, evaluate_claims
 from fuselab.study.config import StudyConfig, load_config
 from fuselab.study.crossrun import robustness_vs_baseline
 from fuselab.study.environment import Invocation
-from fuselab.study.errors import StoreError
-from fuselab.study.grid import RunSpec, baseline_part, config_hash, expand
+from fuselab.study.errors import ConfigError, StoreError
+from fuselab.study.grid import RunSpec, baseline_part, canonical_json, config_hash, expand
 from fuselab.study.interrupt import Interrupts
 from fuselab.study.overrides import dump_overrides
 from fuselab.study.progress import StudyProgress
@@ -64,10 +64,34 @@ def default_workers(threads_per_run: int) -> int:
     return max(1, (cores or 1) // max(1, threads_per_run))
 
 
-def study_hash(cfg: StudyConfig, specs: list[RunSpec]) -> str:
-    """Identity of a study: its name and the ids of its runs (execution options excluded)."""
-    return config_hash({"name": cfg.name, "runs": [s.run_id for s in specs],
-                        "baseline": cfg.baseline})
+def study_hash(cfg: StudyConfig, specs: list[RunSpec], data_id: str = "") -> str:
+    """Identity of a study: its name, the ids of its runs and its data identity (execution
+    options excluded)."""
+    key: dict[str, Any] = {"name": cfg.name, "runs": [s.run_id for s in specs],
+                           "baseline": cfg.baseline}
+    if data_id:
+        key["data"] = data_id
+    return config_hash(key)
+
+
+def study_data_id(specs: list[RunSpec], root: str | None) -> str:
+    """The data identity (``fuselab.data.identity``) of the study's data config (a digest of
+    them all when the grid varies the data); "" when no dataset of the study has one."""
+    from fuselab import data
+
+    ids: dict[str, str] = {}
+    for spec in specs:
+        key = canonical_json(spec.config["data"])
+        if key in ids:
+            continue
+        name, opts = spec.config["data"]["name"], spec.config["data"]["options"]
+        try:
+            ids[key] = data.identity(name, root=root, **opts)
+        except (KeyError, TypeError, ValueError, OSError) as e:
+            raise ConfigError("data", f"cannot list the sources of dataset {name!r}: "
+                                      f"{str(e).strip(chr(34))}") from None
+    found = sorted({v for v in ids.values() if v})
+    return found[0] if len(found) == 1 else config_hash(found, 64) if found else ""
 
 
 def run_study(
@@ -122,21 +146,23 @@ def run_study(
     if db_url is not None:
         display_url(db_url)  # a malformed URL is refused before any file is created
     check_target(study_dir, cfg.source)
+    data_id = study_data_id(specs, root)
+    identity = study_hash(cfg, specs, data_id)
     with StudyLock(study_dir):
         store = open_study_store(study_dir, db_url)
         try:
             # decide first (cheap, refuses a wrong study dir), check the grid, then change files
-            mode = prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
-                           force=force, apply=False)
+            mode = prepare(store, study_dir, cfg.name, identity, resume=resume,
+                           force=force, apply=False, data_id=data_id)
             t_check = time.perf_counter()
             if check:
                 from fuselab.study.plan import check_plan
 
                 check_plan(cfg, specs, data_root=root, local=backend == "local")
             check_s = time.perf_counter() - t_check
-            prepare(store, study_dir, cfg.name, study_hash(cfg, specs), resume=resume,
-                    force=force, apply=True)
-            store.init_study(cfg.name, cfg.raw, study_hash(cfg, specs))
+            prepare(store, study_dir, cfg.name, identity, resume=resume,
+                    force=force, apply=True, data_id=data_id)
+            store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
             invocation.record_start(store, cfg.overrides)
             _save_config(cfg, study_dir)
             store.add_runs(specs)

@@ -110,8 +110,10 @@ class Store:
 
     # ---- read interface (docs/architecture.md) -------------------------------------------
     def study(self) -> dict[str, Any]:
-        """``{"name", "config", "created_at", "config_hash", "environment"}``; ``{}`` before
-        init. ``environment`` is where and how the study last ran (study/environment.py)."""
+        """``{"name", "config", "created_at", "config_hash", "data_id", "environment"}``; ``{}``
+        before init. ``data_id`` is the data identity ("" for synthetic data or a store written
+        before it was kept); ``environment`` is where and how the study last ran
+        (study/environment.py)."""
         meta = {k: v for k, v in self.conn.query("SELECT key, value FROM study")}
         if not meta:
             return {}
@@ -120,6 +122,7 @@ class Store:
             "config": self._loads(meta.get("config", "{}"), "the study's config"),
             "created_at": meta.get("created_at", ""),
             "config_hash": meta.get("config_hash", ""),
+            "data_id": meta.get("data_id", ""),
             "environment": json.loads(meta.get("environment", "{}")),
         }
 
@@ -163,13 +166,15 @@ class Store:
         rows = self.conn.query("SELECT value FROM study WHERE key = :k", {"k": key})
         return rows[0][0] if rows else None
 
-    def init_study(self, name: str, config: Mapping[str, Any], config_hash: str) -> None:
-        """Record (or replace) the study's name, config and hash; ``created_at`` is kept."""
+    def init_study(self, name: str, config: Mapping[str, Any], config_hash: str,
+                   data_id: str = "") -> None:
+        """Record (or replace) the study's name, config, hash and data identity;
+        ``created_at`` is kept."""
 
         def fn(tx: Tx) -> None:
             created = tx.query("SELECT value FROM study WHERE key = 'created_at'")
             values = {"name": name, "config": _dumps(config), "config_hash": config_hash,
-                      "created_at": created[0][0] if created else _now()}
+                      "data_id": data_id, "created_at": created[0][0] if created else _now()}
             tx.executemany(
                 "INSERT INTO study (key, value) VALUES (:k, :v) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

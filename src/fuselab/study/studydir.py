@@ -137,10 +137,12 @@ def open_study_store(study_dir: Path, db_url: str | None) -> Store:
 
 
 def prepare(store: Store, study_dir: Path, name: str, config_hash: str, *, resume: bool,
-            force: bool, apply: bool = True) -> str:
+            force: bool, apply: bool = True, data_id: str = "") -> str:
     """Check that this study may write here; returns ``"new"``, ``"resume"`` or ``"restart"``.
 
     * empty store: new study;
+    * other data (``data_id``, the data identity, differs from the stored one): refused unless
+      ``--force``, naming both identities (the runs' results were computed on other data);
     * same config: ``--resume`` continues it, ``--force`` starts over, otherwise an error
       (results would be mixed up with a new attempt by accident);
     * another config: refused unless ``--force`` (which forgets the old runs).
@@ -153,6 +155,15 @@ def prepare(store: Store, study_dir: Path, name: str, config_hash: str, *, resum
     if not old:
         return "new"
     same = old.get("config_hash") == config_hash
+    old_data = old.get("data_id", "")
+    if old_data and data_id and old_data != data_id and not force:
+        raise StudyDirError(
+            f"study directory {study_dir} holds results computed on other data: its data "
+            f"identity is {old_data[:16]}, the data this config reads now is {data_id[:16]} "
+            "(the source file list changed: files added to or removed from the manifest, "
+            "another manifest, or another speakers selection); restore that data, use another "
+            f"--out directory, or --force to discard its {len(runs)} runs"
+        )
     if force:
         if apply:
             discard(store, study_dir)

@@ -15,7 +15,7 @@ from fuselab.models.inputs import checked_inputs
 
 FUSION_LAYERS = ("initial", "second", "fc", "visual-only", "audio-only")
 CLSTM_KEYS = ("fusion_layer", "units", "kernel", "hidden", "time_pool", "steps", "grid",
-              "progressive")
+              "stream_pools", "progressive")
 IMAGE, AUDIO = "image", "audio"
 
 Inject = Mapping[str, tuple[int, Callable[[Tensor], Tensor]]]
@@ -35,6 +35,8 @@ class CLSTMBase(nn.Module):
 
     Inputs: ``image (B, C_v, H, W)``, ``audio (B, C_a, F, T)`` spectrogram; the time steps are the
     ``T`` frames (averaged in groups of ``time_pool``), each frame a ``C_a * F`` vector.
+    ``stream_pools``: a 2x2 max pool after each convolution of the ``second`` / ``fc`` image
+    streams (fuselab's choice; ``False`` = paper 000 A.2's sizes, which list no pool there).
     """
 
     uses: tuple[str, ...] = (IMAGE, AUDIO)
@@ -51,18 +53,23 @@ class CLSTMBase(nn.Module):
         time_pool: int = 1,
         steps: int = 0,
         grid: list[int] | None = None,
+        stream_pools: bool = True,
         widen: Mapping[str, tuple[int, int]] | None = None,
         where: str = "model",
     ) -> None:
         super().__init__()
         self._args: dict[str, Any] = dict(fusion_layer=fusion_layer, input_shapes=input_shapes,
                           num_outputs=num_outputs, units=units, kernel=kernel, hidden=hidden,
-                          time_pool=time_pool, steps=steps, grid=grid, where=where)
+                          time_pool=time_pool, steps=steps, grid=grid,
+                          stream_pools=stream_pools, where=where)
         self.fusion_layer = choice(fusion_layer, f"{where}.fusion_layer", FUSION_LAYERS)
         self.units = pos_int(units, f"{where}.units")
         self.kernel = pos_int(kernel, f"{where}.kernel")
         self.hidden = pos_int(hidden, f"{where}.hidden")
         self.time_pool = pos_int(time_pool, f"{where}.time_pool")
+        if not isinstance(stream_pools, bool):
+            raise ValueError(f"{where}.stream_pools: expected true or false, got {stream_pools!r}")
+        self.stream_pools = stream_pools
         self.num_outputs = num_outputs
         self.input_shapes: dict[str, tuple[int, ...]] = {}
         for m in self.uses:

@@ -1,8 +1,9 @@
 """The C-LSTM paper's fully-connected-layer fusion model (paper 000 appendix A.2, ``fc``).
 
 Visual stream: two convolutions (``units``, ``kernel``, ReLU, each followed by a 2x2 max pool so
-the dense input matches the C-LSTM variants' ``units x H/4 x W/4``); audio stream: two LSTM layers
-(``units``) over the spectrogram frames, last step. The two are concatenated before the dense
+the dense input matches the C-LSTM variants' ``units x H/4 x W/4``; ``stream_pools = false``: no
+pools, paper 000 A.2's sizes, ``units x H x W``); audio stream: two LSTM layers (``units``) over
+the spectrogram frames, last step. The two are concatenated before the dense
 layers. Late-style: ``P(F(G_image, G_audio))`` with ``F`` = concatenation, so it exposes
 ``unimodal_features`` / ``fuse`` / ``predict`` and works inside :class:`ProgressiveFusion`
 (context injected at the inputs).
@@ -23,7 +24,8 @@ from fuselab.models.shapes import Shape, raw_shape
 class FCFusionCLSTM(CLSTMBase):
     """``fc``: conv stream + LSTM stream concatenated before ``dense -> ReLU -> dense``.
 
-    Shapes: ``unimodal_features -> {"image": (B, units*H/4*W/4), "audio": (B, units)}``,
+    Shapes: ``unimodal_features -> {"image": (B, units*H/4*W/4), "audio": (B, units)}`` (``units*H*W``
+    without ``stream_pools``),
     ``fuse -> (B, fused_dim)``, ``forward -> (B, num_outputs)``, ``step_logits -> (B, T', K)``
     (the LSTM stream's state at step ``t`` with the visual features).
     """
@@ -31,12 +33,17 @@ class FCFusionCLSTM(CLSTMBase):
     def __init__(self, fusion_layer: str = "fc", **kwargs: Any) -> None:
         super().__init__(fusion_layer, **kwargs)
         k, u = self.kernel, self.units
+
+        def pool() -> list[nn.Module]:
+            return [nn.MaxPool2d(2, ceil_mode=True)] if self.stream_pools else []
+
         self.visual = nn.Sequential(
-            nn.Conv2d(self.image_channels, u, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(u, u, k, padding=k // 2), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True),
+            nn.Conv2d(self.image_channels, u, k, padding=k // 2), nn.ReLU(), *pool(),
+            nn.Conv2d(u, u, k, padding=k // 2), nn.ReLU(), *pool(),
         )
         self.lstm = nn.LSTM(self.frame_dim, u, num_layers=2, batch_first=True)
-        self.feature_dims = {IMAGE: u * self.grid4[0] * self.grid4[1], AUDIO: u}
+        grid = self.grid4 if self.stream_pools else self.grid
+        self.feature_dims = {IMAGE: u * grid[0] * grid[1], AUDIO: u}
         self.fused_dim = sum(self.feature_dims.values())
         self.make_head(self.fused_dim)
 

@@ -2,8 +2,9 @@
 
 * ``initial``: C-LSTM merge layer (gates from image patch, hidden state and audio frame) -> 2x2 max
   pool -> second C-LSTM layer -> 2x2 max pool -> dense ``hidden`` ReLU -> dense ``num_outputs``.
-* ``second``: conv (``units``, ReLU, 2x2 max pool) on the image and an LSTM (``units``) on the audio
-  frames feed one C-LSTM layer (the LSTM output is its per-step frame input) -> pool -> dense.
+* ``second``: conv (``units``, ReLU, 2x2 max pool unless ``stream_pools = false``) on the image and
+  an LSTM (``units``) on the audio frames feed one C-LSTM layer (the LSTM output is its per-step
+  frame input) -> pool -> dense.
 * ``visual-only`` / ``audio-only``: the ``initial`` model with the other modality's gate term
   removed (paper 000 section 5.3, occluded modality); the image is still shown at every step.
 * ``fc``: see :mod:`fuselab.models.clstm.fc`.
@@ -87,14 +88,17 @@ class SecondFusionCLSTM(CLSTMBase):
         self.conv = nn.Conv2d(self.image_channels, self.units, k, padding=k // 2)
         self.lstm = nn.LSTM(self.frame_dim, self.units, batch_first=True)
         self.cell = ConvLSTMCell(self.units, self.units, k, frame_dim=self.units)
-        self.make_head(self.units * self.grid4[0] * self.grid4[1])
+        # the C-LSTM runs on H/2 x W/2 after the stream's pool, else (paper sizes) on H x W
+        out = self.grid4 if self.stream_pools else self.grid2
+        self.make_head(self.units * out[0] * out[1])
 
     def fusion_modules(self) -> list[nn.Module]:
         return [self.cell]
 
     def run(self, inputs: Mapping[str, Tensor], every_step: bool) -> Tensor:
         x = self.prepare(inputs)
-        static = self.cell.input_gates(pool2(self.conv(x[IMAGE]).relu()))
+        v = self.conv(x[IMAGE]).relu()
+        static = self.cell.input_gates(pool2(v) if self.stream_pools else v)
         seq, _ = self.lstm(self.frames(x[AUDIO]))
         frames = self.cell.frame_gates(seq)  # (B, T', 4u, 1, 1): every step in one product
         h: Tensor | None = None
