@@ -18,7 +18,7 @@ from fuselab.study.plan import check_plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_runs import ok_run, write_fake  # noqa: E402
+from fake_runs import ok_run, write_fake
 
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
@@ -61,7 +61,7 @@ def test_the_runner_checks_the_device_before_starting_runs(
         return ok_run(task, ckpt, report)
 
     cfg = load_config(write_fake(tmp_path / "f.toml"), {"execution.device": "cuda"})
-    with pytest.raises(ConfigError, match="execution.device: 'cuda' asked but no CUDA device is "
+    with pytest.raises(ConfigError, match=r"execution\.device: 'cuda' asked but no CUDA device is "
                                           "visible"):
         run_study(cfg, tmp_path / "s", run_fn=run_fn, workers=0, progress=False)
     assert started == []
