@@ -66,7 +66,7 @@ def test_run_ids_are_stable_and_depend_on_config() -> None:
         (_with(study__seeds=[1, 1]), "study.seeds", "distinct"),
         (_with(study__baseline="nope"), "study.baseline", "late · concat"),
         (_with(grid__train_snr=[{"audio": 0}]), "grid.train_snr[0].audio", "> 0"),
-        (_with(execution={"device": "tpu"}), "execution.device", "['cpu', 'cuda', 'auto']"),
+        (_with(execution={"device": "tpu"}), "execution.device", "['auto', 'cpu', 'cuda', 'cuda:N']"),
         (_with(grid__axes={"d": {"path": "optim.lr", "values": [1]}}), "grid.axes.d.path",
          "model.KEY"),
         (_with(grid__fusion=[{"model": {"x": 1}}]), "grid.fusion[0]", "label"),

@@ -30,6 +30,7 @@ def test_parse_assignment_reads_toml_values() -> None:
     assert parse_assignment("execution.checkpoints=false") == ("execution.checkpoints", False)
     assert parse_assignment('data.name="lattice"') == ("data.name", "lattice")
     assert parse_assignment("data.name=lattice") == ("data.name", "lattice")  # a bare word
+    assert parse_assignment("execution.device=cuda:1") == ("execution.device", "cuda:1")
     with pytest.raises(ConfigError, match="expected PATH=VALUE"):
         parse_assignment("train.epochs")
     with pytest.raises(ConfigError, match=r"data.options.pairs: --set value '\{train=64' is not "

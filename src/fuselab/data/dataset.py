@@ -8,6 +8,8 @@ index-select per modality (no per-sample Python work in training loops)::
                     # (N, L) int64 answer token ids for generation
     for x, y in ds.batches(256, shuffle=True, generator=g):
         ...         # x: {"image": (256, 1, 28, 28), ...}, y: (256,)
+    for x, y in ds.batches(256, device="cuda"):
+        ...         # raw rows copied (pinned, non-blocking), then noise and transform on the GPU
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fuselab import device as D
 from fuselab.data.noise import add_white_noise
 
 #: A per-batch featurizer, ``{name: raw batch} -> {name: model input batch}`` (e.g. waveform ->
@@ -196,14 +199,19 @@ class MultimodalDataset:
         drop_last: bool = False,
         snr: Mapping[str, float | None] | None = None,
         noise_generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
     ) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
         """Yield model-ready ``(inputs, labels)`` batches.
 
         One index-select per modality per batch; noise at ``snr`` (seeded by ``noise_generator``)
-        and ``transform`` are applied to the whole batch at once.
+        and ``transform`` are applied to the whole batch at once. With ``device``, each batch's
+        raw rows and labels are moved there first (:func:`fuselab.device.move`: pinned and
+        non-blocking from CPU to CUDA), so noise and ``transform`` run on that device; the noise
+        functions draw on ``noise_generator``'s own device and move the draws.
         """
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        target = None if device is None else torch.device(device)
         n = len(self)
         order = torch.randperm(n, generator=generator) if shuffle else None
         stop = n - n % batch_size if drop_last else n
@@ -214,7 +222,10 @@ class MultimodalDataset:
                 else order[start : start + batch_size]
             )
             raw = {m: self._rows(m, sel) for m in self.modalities}
-            yield self.prepare(raw, snr, noise_generator), self.labels[sel]
+            labels = self.labels[sel]
+            if target is not None:
+                raw, labels = D.move(raw, target), D.move_tensor(labels, target)
+            yield self.prepare(raw, snr, noise_generator), labels
 
     def to(self, device: torch.device | str) -> MultimodalDataset:
         """A copy with every tensor moved to ``device``."""

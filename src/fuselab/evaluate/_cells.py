@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from fuselab import device as D
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import (
     accumulator,
@@ -189,7 +190,7 @@ def _factorised(
         chunks: dict[str, list[Tensor]] = {name: [] for name in users}
         for inputs, _ in batches:
             for name, model in users.items():
-                xm = inputs[m].to(devices[name])
+                xm = D.move_tensor(inputs[m], devices[name])
                 if narrow[name]:
                     x = {**stubs[name], m: xm}
                 else:

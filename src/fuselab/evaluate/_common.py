@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fuselab import device as D
 from fuselab import tasks
 from fuselab.data import MultimodalDataset, check_has_modalities
 from fuselab.models import memory_formats, prefers_channels_last, restore_memory_formats
@@ -136,7 +137,10 @@ def check_output(out: Tensor, labels: Tensor, ds: MultimodalDataset, who: str) -
 
 
 def to_device(inputs: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
-    return {m: x.to(device) for m, x in inputs.items()}
+    """A batch on the model's device: evaluations prepare batches (noise, ``transform``) where
+    the data lives, then move them (:func:`fuselab.device.move`: pinned and non-blocking from
+    CPU to CUDA), so several models on different devices see the same noisy batches."""
+    return D.move(inputs, device)
 
 
 def restrict(inputs: Mapping[str, Tensor], names: tuple[str, ...]) -> dict[str, Tensor]:

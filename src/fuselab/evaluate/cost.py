@@ -10,7 +10,9 @@ repeated when it holds fewer than the batch size) on the model's own device:
   with PyTorch's fused transformer fast path off while counting (the counter cannot see inside it)
   and CPU scaled dot-product attention counted with torch's own SDPA formula.
 * ``latency_ms_b1`` / ``throughput_b256``: medians over repeated eval-mode forward passes at batch
-  1 (milliseconds) and at batch 256 (samples/s), after warm-up.
+  1 (milliseconds) and at batch 256 (samples/s), after warm-up. On CUDA every timed call is
+  bracketed by ``torch.cuda.synchronize`` (:func:`fuselab.device.synchronize`): kernels run
+  asynchronously, so the clock would otherwise read the launch time, not the compute time.
 * ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
   not changed) at ``train_batch``, median after warm-up.
 * Generation models (``task = "generation"``): every forward pass above is the teacher-forced
@@ -19,7 +21,9 @@ repeated when it holds fewer than the batch size) on the model's own device:
   ignored, and ``latency_ms_generate_b1`` adds the median wall time of greedy
   ``model.generate(inputs, L)`` at batch 1 (``L`` sequential decoder passes).
 * ``peak_memory_mb``: peak tensor memory allocated during one training step above what was
-  allocated before it (MiB). CUDA: ``torch.cuda.max_memory_allocated``. CPU: torch's profiler
+  allocated before it (MiB). CUDA: the caching allocator's counters,
+  ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats`` (tensor memory; the
+  allocator's reserved-but-free cache is not counted). CPU: torch's profiler
   memory events (allocations minus frees, accumulated in time order); ``tracemalloc`` cannot see
   torch's allocator and ``ru_maxrss`` is a never-reset process high-water mark, so neither can
   attribute memory to one step.
@@ -41,6 +45,7 @@ from torch import Tensor, nn
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from fuselab import device as D
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._common import (
     Record,
@@ -66,12 +71,7 @@ def _batch(
     reps = -(-n // y.shape[0])
     x = {m: x[m].repeat(reps, *([1] * (x[m].dim() - 1)))[:n] for m in names}
     y = y.repeat(reps, *([1] * (y.dim() - 1)))[:n]
-    return to_device(x, device), y.to(device)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return to_device(x, device), D.move_tensor(y, device)
 
 
 def _median_seconds(
@@ -79,12 +79,12 @@ def _median_seconds(
 ) -> float:
     for _ in range(warmup):
         fn()
-    _sync(device)
+    D.synchronize(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
-        _sync(device)
+        D.synchronize(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -193,11 +193,11 @@ def _native_stderr_silenced() -> Iterator[None]:
 def peak_step_memory(step: Callable[[], None], device: torch.device) -> float:
     """Peak bytes allocated by ``step`` above the allocation before it (see module docstring)."""
     if device.type == "cuda":
-        _sync(device)
+        D.synchronize(device)
         base = torch.cuda.memory_allocated(device)
         torch.cuda.reset_peak_memory_stats(device)
         step()
-        _sync(device)
+        D.synchronize(device)
         return float(torch.cuda.max_memory_allocated(device) - base)
     prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
     with _native_stderr_silenced():

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import Tensor, nn
 
+from fuselab import device as D
 from fuselab.data import MultimodalDataset
 from fuselab.evaluate._cells import check_factorisable
 from fuselab.evaluate._common import (
@@ -36,6 +37,7 @@ from fuselab.evaluate._common import (
     record,
     resolve_metric,
     restrict,
+    to_device,
 )
 from fuselab.evaluate.bootstrap import check_bootstrap, paired_bootstrap
 
@@ -147,7 +149,7 @@ def emap_logits(
     if reference is not None and (not isinstance(reference, int) or reference <= 0):
         raise ValueError(f"reference must be a positive int or None, got {reference!r}")
     device = model_device(model)
-    a, b = a.to(device), b.to(device)
+    a, b = D.move_tensor(a, device), D.move_tensor(b, device)
     ref = (
         torch.arange(n)
         if reference is None or reference >= n
@@ -239,7 +241,7 @@ def emap(
     inputs, labels = _gather(ds, names, batch_size)
     device = model_device(model)
     if reference == "auto":
-        probe = {m: inputs[m][:16].to(device) for m in names}
+        probe = to_device({m: inputs[m][:16] for m in names}, device)
         exact = factorize is not False and check_factorisable(model, probe)[0] is None
         reference = None if exact else 64
     if isinstance(reference, str):
@@ -247,7 +249,7 @@ def emap(
     with eval_mode(model):
         full = torch.cat(
             [
-                model({m: inputs[m][i : i + batch_size].to(device) for m in names})
+                model(to_device({m: inputs[m][i : i + batch_size] for m in names}, device))
                 for i in range(0, len(labels), batch_size)
             ]
         )

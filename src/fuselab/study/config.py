@@ -89,7 +89,10 @@ class Axis:
 
 @dataclass(frozen=True)
 class ExecutionConfig:
-    """How runs are executed; none of it changes a run's id."""
+    """How runs are executed; none of it changes a run's id.
+
+    ``device``: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when available).
+    """
 
     threads_per_run: int = 1
     workers: int | None = None
@@ -287,6 +290,17 @@ def _evaluate(value: Any, where: str = "evaluate") -> dict[str, Any]:
     return out
 
 
+def _device(value: Any) -> str:
+    """``execution.device``: ``"auto" | "cpu" | "cuda" | "cuda:N"`` (whether the device exists
+    here is checked before the runs, :func:`fuselab.study.plan.check_plan`)."""
+    from fuselab.device import DeviceError, check_device_setting
+
+    try:
+        return check_device_setting(value)
+    except DeviceError as e:
+        raise ConfigError("execution.device", str(e)) from None
+
+
 def _execution(value: Any) -> ExecutionConfig:
     x = c.table(value, "execution")
     c.known_keys(x, ExecutionConfig.__dataclass_fields__, "execution")
@@ -297,7 +311,7 @@ def _execution(value: Any) -> ExecutionConfig:
         workers=None if workers is None else c.integer(workers, "execution.workers", 0,
                                                        MAX_WORKERS),
         max_retries=c.integer(x.get("max_retries", 1), "execution.max_retries", 0, 100),
-        device=c.string(x.get("device", "cpu"), "execution.device", ("cpu", "cuda", "auto")),
+        device=_device(x.get("device", "cpu")),
         checkpoints=c.boolean(x.get("checkpoints", True), "execution.checkpoints"),
         tensorboard=c.boolean(x.get("tensorboard", False), "execution.tensorboard"),
         mlflow=c.boolean(x.get("mlflow", False), "execution.mlflow"),

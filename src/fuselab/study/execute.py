@@ -59,20 +59,19 @@ def execute_run(task: RunTask, checkpoint: Path | None, report: Reporter) -> Run
     import torch
 
     from fuselab import models
+    from fuselab.device import resolve_device
     from fuselab.train import fit
 
     cfg = task.config
+    device = resolve_device(task.device)
     splits = load_splits(cfg, task.data_root)
     train, val = splits["train"], splits["val"]
     tcfg = train_config(cfg, task.seed, task.threads)
-    device = "cuda" if task.device == "cuda" or (
-        task.device == "auto" and torch.cuda.is_available()) else "cpu"
     torch.manual_seed(task.seed)
     model = models.build(cfg["model"], input_shapes=train.shapes, num_outputs=num_outputs(train))
+    # The data stays in host memory: training and every evaluation move their batches to the
+    # model's device (pinned, non-blocking), so nothing else needs the device.
     model = model.to(device)
-    if device != "cpu":
-        splits = {k: v.to(device) for k, v in splits.items()}
-        train, val = splits["train"], splits["val"]
     tracker = Tracker(task)
 
     def on_epoch(row: dict[str, Any]) -> None:

@@ -29,7 +29,7 @@ from fuselab.study.configfile import read_text
 from fuselab.study.errors import ConfigError
 
 _PART = re.compile(r"^([A-Za-z0-9_-]+)((?:\[-?\d+\])*)$")
-_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.+-]*$")
+_BARE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:+-]*$")  # also device names: cuda:1
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

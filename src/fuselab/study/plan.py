@@ -2,9 +2,9 @@
 
 Structural validation happens in :mod:`fuselab.study.config`; here every distinct piece of the
 expanded grid is tried for real: each data config is loaded, each training config is built as a
-``TrainConfig``, each evaluation's options are checked against its signature, the device is
-checked (:mod:`fuselab.study.resources`), and for every distinct run config (seed aside) the
-model is measured on the meta device, built, run forward on two training samples, trained for
+``TrainConfig``, each evaluation's options are checked against its signature,
+``execution.device`` is checked to exist on this machine (local runs; ``"cuda:3"`` with two GPUs
+is refused), and for every distinct run config (seed aside) the model is measured on the meta device, built, run forward on two training samples, trained for
 one step on 64 samples with the run's training config, and every evaluation of that run is tried
 once on a few samples (cheap options such as one timing repeat). So a setting that would fail
 every run (an unknown metric, a training-noise modality the data lacks, an evaluation the model

@@ -21,16 +21,13 @@ TRAINING_COPIES = 4
 
 
 def check_device(device: str) -> None:
-    """``ConfigError`` at ``execution.device`` when ``"cuda"`` is asked and none is usable."""
-    if device != "cuda":
-        return
-    import torch
+    """``ConfigError`` at ``execution.device`` when the device is not on this machine."""
+    from fuselab.device import DeviceError, resolve_device
 
-    if not torch.cuda.is_available():
-        why = ("this torch is built without CUDA" if torch.version.cuda is None
-               else "no CUDA device is visible")
-        raise ConfigError("execution.device", f"'cuda' asked but {why}; use 'cpu', or 'auto' "
-                                              "(CUDA when available)")
+    try:
+        resolve_device(device)
+    except DeviceError as e:
+        raise ConfigError("execution.device", str(e)) from None
 
 
 def available_memory() -> int | None:

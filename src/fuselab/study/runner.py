@@ -241,7 +241,7 @@ def _backend(name: str, tasks: list[RunTask], run_fn: RunFn, workers: int,
     if name == "ray":
         from fuselab.study.backends.ray_backend import run_ray
 
-        gpus = 1.0 if cfg.execution.device == "cuda" else 0.0
+        gpus = 1.0 if cfg.execution.device.startswith("cuda") else 0.0
         return run_ray(tasks, run_fn, address=address, max_retries=cfg.execution.max_retries,
                        num_gpus=gpus, stop=stop)
     from fuselab.study.backends.local import run_local

@@ -15,13 +15,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fuselab.device import PRECISIONS
+
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("none", "cosine", "step", "plateau")
 GRAD_BLEND_MODES = ("off", "offline", "online")
 GRAD_BLEND_ESTIMATES = ("joint", "separate")
 VAL_SNR_MODES = ("train", "clean")
 REGRESSION_LOSSES = ("mse", "l1")
-PRECISIONS = ("float32", "bfloat16")
 #: Config keys that change how a run executes but not what it learns; a checkpoint written under
 #: different values of these is still "the same config" (see ``load_checkpoint``).
 #: Bounds that turn a typo (``epochs = 10000000000``) into an error instead of a run that never
@@ -93,8 +94,11 @@ class TrainConfig:
             :mod:`fuselab.train.memory`): large activations stop page-faulting each step.
             ``"auto"``: on in processes fuselab owns (the ``fuselab`` command, study workers),
             off in yours; ``true`` opts in anywhere (logged once); ``false``: never.
-        precision: ``"float32"`` or ``"bfloat16"`` (CPU autocast of forward and loss: faster
-            convolutions and matmuls on CPUs with AVX512-BF16/AMX; weights stay float32).
+        precision: ``"float32"``, ``"bfloat16"`` or ``"float16"``: autocast of the forward pass
+            on the model's device (weights, optimizer state and the loss stay float32).
+            bfloat16 speeds up convolutions and matmuls on GPUs and on CPUs with
+            AVX512-BF16/AMX; float16 is for GPUs (torch also runs it on CPUs, slowly) and
+            scales the loss with ``torch.amp.GradScaler`` against gradient underflow.
         feature_cache: run a dataset's per-batch ``transform`` (e.g. spectrograms) once for
             every split used without noise, instead of every epoch (same batches).
         train_snr: ``{modality: linear SNR}`` of white noise added to training batches (paper 000);

@@ -98,8 +98,10 @@ def evaluate_split(
 ) -> dict[str, float]:
     """``loss`` plus the task metrics of ``model`` on all of ``data`` (eval mode).
 
+    Batches are moved to the model's device (:meth:`MultimodalDataset.batches` with ``device``).
     Inputs are clean unless ``snr`` (``{modality: linear SNR}``) is given; the noise is then
-    drawn from a generator seeded with ``noise_seed``, so repeated calls see identical noise.
+    drawn on the model's device from a generator seeded with ``noise_seed``, so repeated calls
+    see identical noise.
 
     Classification: ``accuracy``, ``macro_f1``; regression: ``mse``, ``mae``, ``pearson_r`` (+
     ``acc2``, ``acc7``, ``f1`` for MOSI-style labels); generation: ``exact_match`` of
@@ -117,7 +119,7 @@ def evaluate_split(
     try:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         gen = torch.Generator(device=device).manual_seed(noise_seed) if snr else None
-        for x, y in data.batches(batch_size, snr=snr or None, noise_generator=gen):
+        for x, y in data.batches(batch_size, snr=snr or None, noise_generator=gen, device=device):
             x = model_inputs(x, needed, channels_last)
             out = call(x, y)
             if count == 0:

@@ -1,7 +1,9 @@
 """The step machinery of one ``fit`` call: model/optimizer setup, one training epoch, gradient
 blending measurements. Batches are ``{modality: (B, *shape_m)}`` dicts from
-:meth:`MultimodalDataset.batches`: one index-select per modality, batched noise
-(``TrainConfig.train_snr``), one forward/backward and a fused optimizer update per step.
+:meth:`MultimodalDataset.batches`: one index-select per modality, moved to the model's device
+(pinned and non-blocking from CPU to CUDA), batched noise (``TrainConfig.train_snr``) and the
+dataset's transform on that device, one forward/backward (autocast per ``precision``, the loss
+scaled for float16) and a fused optimizer update per step.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from fuselab import device as D
 from fuselab.data import MultimodalDataset
 from fuselab.models import memory_formats, prefers_channels_last, restore_memory_formats
 from fuselab.tasks import task_loss
@@ -61,9 +65,11 @@ class Trainer:
             retain_freed_memory()
         self.channels_last = resolve_channels_last(config.channels_last, model)
         self.net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-        self.bf16 = config.precision == "bfloat16"
         first = next(iter(model.parameters()), None)
         self.device = first.device if first is not None else torch.device("cpu")
+        D.check_precision(config.precision, self.device)
+        self.mixed = config.precision != "float32"
+        self.scaler = D.grad_scaler(self.device, config.precision)
         num_outputs = self._probe(train)
         self.blender: B.GradientBlender | None = None
         self.train = train
@@ -86,7 +92,8 @@ class Trainer:
         total = config.epochs * self.steps_per_epoch
         self.total_steps = min(total, config.max_steps) if config.max_steps else total
         self.shuffle_gen = torch.Generator().manual_seed(config.seed)
-        # Noise is drawn where the data lives (a CPU generator cannot fill a CUDA tensor).
+        # Noise is drawn on the model's device, where batches are prepared (fast on a GPU; so a
+        # noisy run's noise differs between CPU and CUDA, as their generators differ).
         self.noise_gen = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.only: tuple[str, ...] | None = None  # heads whose loss is trained (None: blended)
         trial = self._trial_steps()
@@ -118,15 +125,31 @@ class Trainer:
         return windows * len(self.blender.weights) * window
 
     def autocast(self) -> contextlib.AbstractContextManager[None]:
-        """bfloat16 CPU autocast when ``precision = "bfloat16"``, else nothing."""
-        if self.bf16:
-            return torch.autocast(self.device.type, dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        """Autocast on the model's device to ``precision`` (nothing for float32)."""
+        return D.autocast(self.device, self.config.precision)
 
     def _fwd(self, x: dict[str, Tensor], y: Tensor | None = None) -> Tensor:
         with self.autocast():
             out = forward(self.net, x, y, self.task)
-        return out.float() if self.bf16 else out
+        return out.float() if self.mixed else out
+
+    def _batches(self, data: MultimodalDataset, batch_size: int,
+                 **kwargs: Any) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
+        """Model-ready batches of ``data`` on the model's device."""
+        for x, y in data.batches(batch_size, device=self.device, **kwargs):
+            yield model_inputs(x, self.needed, self.channels_last), y
+
+    def _update(self, loss: Tensor) -> None:
+        """Backward and optimizer step; float16 scales the loss and skips steps whose gradients
+        overflowed (the scaler then lowers its scale)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is None:
+            loss.backward()
+            self.optimizer.step()
+            return
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def _fuse_predict_matches(self, train: MultimodalDataset) -> bool:
         """Whether ``predict(fuse(unimodal_features(x)))`` reproduces ``model(x)``: then blending
@@ -134,8 +157,7 @@ class Trainer:
         m = self.model
         if not (callable(getattr(m, "fuse", None)) and callable(getattr(m, "predict", None))):
             return False
-        x, y = next(train.batches(min(len(train), 8)))
-        x = model_inputs(x, self.needed, self.channels_last)
+        x, y = next(self._batches(train, min(len(train), 8)))
         was = m.training
         m.eval()
         try:
@@ -151,11 +173,11 @@ class Trainer:
 
     def _probe(self, train: MultimodalDataset) -> int:
         """Check the output shape on one clean batch; returns the output width."""
-        x, y = next(train.batches(min(len(train), 8)))
+        x, y = next(self._batches(train, min(len(train), 8)))
         was = self.model.training
         self.model.eval()
         with torch.no_grad():
-            out = forward(self.model, model_inputs(x, self.needed, self.channels_last), y, self.task)
+            out = forward(self.model, x, y, self.task)
         self.model.train(was)
         check_output(out, y, train)
         return int(out.shape[-1]) if out.dim() > 1 else 1
@@ -177,20 +199,18 @@ class Trainer:
         total, seen, steps = 0.0, 0, 0
         snr = self.config.train_snr or None
         start = time.perf_counter()
-        batches = self.train.batches(
-            self.config.batch_size, shuffle=True, generator=self.shuffle_gen,
+        batches = self._batches(
+            self.train, self.config.batch_size, shuffle=True, generator=self.shuffle_gen,
             drop_last=self.drop_last, snr=snr, noise_generator=self.noise_gen,
         )
         for x, y in batches:
             if self.config.max_steps is not None and self.step >= self.config.max_steps:
                 break
-            loss = self._loss(model_inputs(x, self.needed, self.channels_last), y)
+            loss = self._loss(x, y)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise NonFiniteLossError(self.step + 1, epoch, value, self.last_finite)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            self._update(loss)
             if sched_per_step is not None:
                 sched_per_step.step()
             self.last_finite = value
@@ -212,10 +232,7 @@ class Trainer:
         out: list[dict[str, float]] = []
         for ds in (self.probe, self.holdout):
             gen = torch.Generator(device=self.device).manual_seed(self.config.seed + 3)
-            batches = (
-                (model_inputs(x, self.needed, self.channels_last), y)
-                for x, y in ds.batches(self.config.eval_batch_size, snr=snr, noise_generator=gen)
-            )
+            batches = self._batches(ds, self.config.eval_batch_size, snr=snr, noise_generator=gen)
             with self.autocast():
                 out.append(
                     self.blender.measure(self.model, self._fwd, batches, self.loss_fn, self.only)
@@ -237,6 +254,7 @@ class Trainer:
         self.model.load_state_dict(state[0])
         self.blender.load_state_dict(state[1])
         self.optimizer.load_state_dict(state[2])
+        self.scaler = D.grad_scaler(self.device, self.config.precision)  # the initial scale
         self.step, self.last_finite = 0, None
 
     def set_weights(self, new: dict[str, float] | None) -> None:
