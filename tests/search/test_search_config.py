@@ -60,6 +60,12 @@ low = 2
 high = 8
 when = { op = "lowrank" }
 
+[search.space.pro]
+path = "model"
+choices = [{}, { progressive = { steps = 2 } }]
+labels = ["off", "on"]
+when = { design = "late" }
+
 [search.space.width]
 path = ["model.encoders.x1.hidden", "model.encoders.x2.hidden"]
 choices = [[16, 2], [16, 8]]
@@ -72,15 +78,18 @@ def test_space_samples_conditions_and_merges_tables(tmp_path: Path) -> None:
     cfg = load_search_config(write_search(tmp_path / "s.toml", tmp_path / "x.npz", CONDITIONAL))
     space = cfg.search.space
     assert space[2].integer
+    off = resolve(base_config(cfg), space, {"design": "late", "op": "concat", "pro": "off"})
+    assert "progressive" not in off["model"]
     # inactive parameters are never suggested: FixedTrial raises for a parameter it lacks
     early = suggest(optuna.trial.FixedTrial({"design": "early", "width": 8}), space)
     assert early == {"design": "early", "width": 8}
     late = suggest(optuna.trial.FixedTrial({"design": "late", "op": "lowrank", "rank": 4,
-                                            "width": 2}), space)
+                                            "pro": "on", "width": 2}), space)
     config = resolve(base_config(cfg), space, late)
     # a table choice merges into the fusion point (operator kept), then op and rank are set
     assert config["model"]["fusion"] == [{"at": "late", "operator": "lowrank",
                                           "options": {"rank": 4}}]
+    assert config["model"]["progressive"] == {"steps": 2}  # merged into the whole model table
     assert config["model"]["encoders"]["x1"]["hidden"] == [16, 2]
     assert config["model"]["encoders"]["x2"]["hidden"] == [16, 2]
     config = resolve(base_config(cfg), space, early)
@@ -92,7 +101,8 @@ def test_space_samples_conditions_and_merges_tables(tmp_path: Path) -> None:
     assert probes["search.space.rank.low"] == {"design": "late", "op": "lowrank", "rank": 2}
     assert probes["search.space.rank.high"]["rank"] == 8
     assert probes["search.space.design.choices[0]"] == {"design": "early"}
-    assert len(probes) == 2 + 2 + 2 + 2
+    assert probes["search.space.pro.choices[1]"] == {"design": "late", "pro": "on"}
+    assert len(probes) == 2 + 2 + 2 + 2 + 2
 
 
 def _space(body: str) -> str:
@@ -132,6 +142,10 @@ BAD = [
      "search.space.lr.low", "not both"),
     (_space('[search.space.lr]\npath = "train.lr"\nlow = 0.001\nhigh = 0.1\nstep = 0.01\n'
             'log = true'), "search.space.lr.step", "log-scale ranges take no step"),
+    (_space('[search.space.pro]\npath = "model"\nchoices = [{}, 2]\nlabels = ["off", "on"]'),
+     "search.space.pro.choices[1]", "a table merged into it"),
+    (_space('[search.space.pro]\npath = "train"\nlow = 1\nhigh = 2'), "search.space.pro.path",
+     "table choices"),
     (_space("[search.space]"), "search.space", "at least one parameter"),
     ("\n[search]\ntrials = 0\n[search.space.depth]\nchoices = ['late']", "search.trials", ">= 1"),
     ("\n[search]\ntrials = 2\ncost = 'flops'\n[search.space.depth]\nchoices = ['late']",

@@ -60,7 +60,7 @@ PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "none")
 _SEARCH_KEYS = ("trials", "space", "cost", "cost_options", "sampler", "sampler_options", "pruner",
                 "pruner_options", "top_k", "seed", "train_seed", "enqueue")
 _PARAM_KEYS = ("path", "choices", "labels", "low", "high", "log", "step", "when")
-_PATH = re.compile(r"^(model|train)(\.[A-Za-z0-9_-]+(\[-?\d+\])?)+$")
+_PATH = re.compile(r"^(model|train)(\.[A-Za-z0-9_-]+(\[-?\d+\])?)*$")
 #: What a search config has instead of these study-config parts, for the error message.
 _NOT_IN_SEARCH = {
     "grid": "a search config has no [grid]: its designs come from [search.space], and the "
@@ -75,7 +75,8 @@ class Param:
     range ``low``..``high``) set at ``paths`` of the run config, ``when`` its condition.
 
     A table value is merged into the table at its path (like a ``[[grid.fusion]]`` entry's
-    ``model`` table); any other value replaces what is there.
+    ``model`` table); any other value replaces what is there. The path ``model`` (or ``train``)
+    itself takes table choices only: ``{}`` changes nothing, ``{ progressive = {...} }`` adds.
     """
 
     name: str
@@ -239,10 +240,23 @@ def _param(name: str, value: Any, earlier: list[Param]) -> Param:
                 raise ConfigError(f"{where}.{key}", "a parameter has either choices or a "
                                                     "numeric range (low, high), not both")
         choices = c.items(p["choices"], f"{where}.choices")
+        if any(x in ("model", "train") for x in paths):
+            for i, v in enumerate(choices):  # merged into the whole table, never replacing it
+                if not isinstance(v, dict):
+                    raise ConfigError(f"{where}.choices[{i}]", f"a choice for path {paths} is "
+                                                               "a table merged into it (e.g. {} "
+                                                               f"for no change), got {v!r}")
+                owned = sorted(set(v) & set(RUNNER_TRAIN_KEYS)) if "train" in paths else []
+                if owned:
+                    raise ConfigError(f"{where}.choices[{i}]", f"sets {owned}, which the "
+                                                               "runner sets")
         labels = _labels(p, choices, where)
         return Param(name, paths, choices=choices, labels=labels, when=when)
     if "labels" in p:
         raise ConfigError(f"{where}.labels", "labels name choices; a numeric range has none")
+    if any(x in ("model", "train") for x in paths):
+        raise ConfigError(f"{where}.path", f"{paths}: a whole table takes table choices, not a "
+                                           "numeric range")
     for key in ("low", "high"):
         if key not in p:
             raise ConfigError(f"{where}.{key}", "missing: give choices = [...] or a numeric "
@@ -280,7 +294,7 @@ def _paths(name: str, p: dict[str, Any], where: str) -> list[str]:
                                                f"(list indices as [i]), got {path!r}; data "
                                                "options are not searched: they change the "
                                                "validation set the trials are compared on")
-        key = path.split(".")[1].split("[")[0]
+        key = (path.split(".") + [""])[1].split("[")[0]
         if path.startswith("train.") and key in RUNNER_TRAIN_KEYS:
             raise ConfigError(f"{where}.path", f"{path!r} is set by the runner "
                                                f"({list(RUNNER_TRAIN_KEYS)}); trials train with "
