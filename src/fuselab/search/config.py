@@ -294,7 +294,7 @@ def _paths(name: str, p: dict[str, Any], where: str) -> list[str]:
                                                f"(list indices as [i]), got {path!r}; data "
                                                "options are not searched: they change the "
                                                "validation set the trials are compared on")
-        key = (path.split(".") + [""])[1].split("[")[0]
+        key = [*path.split("."), ""][1].split("[")[0]
         if path.startswith("train.") and key in RUNNER_TRAIN_KEYS:
             raise ConfigError(f"{where}.path", f"{path!r} is set by the runner "
                                                f"({list(RUNNER_TRAIN_KEYS)}); trials train with "
