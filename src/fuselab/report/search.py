@@ -6,7 +6,7 @@ writers as the study report; read from the search's database only.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,7 @@ def render_search(study_dir_or_url: str | Path, out_dir: str | Path | None = Non
     sink = FigureSink(fig_dir)
     with style():
         sections = search_sections(data, sink)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = f"fuselab search report: {data.name}"
     subtitle = f"Built {stamp} by fuselab.report from the search's database."
     html = write_html(out / "report.html", title, subtitle, sections)
