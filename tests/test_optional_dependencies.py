@@ -1,4 +1,5 @@
-"""The base install (`pip install -e .`) must work without the optional extras (hf, ray, sql)."""
+"""The base install (`pip install -e .`) must work without the optional extras (hf, ray, sql,
+tracking, search)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import sys
 
 CODE = """
 import sys
-for name in ("transformers", "ray", "sqlalchemy", "tensorboard", "mlflow", "psycopg"):
+for name in ("transformers", "ray", "sqlalchemy", "tensorboard", "mlflow", "psycopg", "optuna"):
     sys.modules[name] = None          # importing any of them now raises ImportError
 import fuselab as fl
 import fuselab.cli, fuselab.evaluate, fuselab.report, fuselab.study.runner, fuselab.train
+import fuselab.search
+try:
+    fuselab.search.run_search("no-such.toml")
+except ImportError as err:
+    assert "fuselab[search]" in str(err), err
+else:
+    raise AssertionError("a search without optuna must name the missing extra")
 model = fl.models.build(
     {"name": "token_fusion", "fusion_spec": {"0": ["question"], "1": ["image"]},
      "num_layers": 2, "d_model": 16, "num_heads": 2},

@@ -85,7 +85,7 @@ def _report_paths(study_dir: str) -> dict[str, Any]:
     return dict(build_report(study_dir))
 
 
-def _load_study_config(args: argparse.Namespace) -> Any:
+def _load_study_config(args: argparse.Namespace, loader: Any = None) -> Any:
     from fuselab.study import load_config
     from fuselab.study.overrides import load_overrides, parse_assignment
 
@@ -94,7 +94,7 @@ def _load_study_config(args: argparse.Namespace) -> Any:
         overrides.update(load_overrides(path))
     overrides.update(parse_assignment(text) for text in args.set or [])
     origin = ", ".join([*(args.overrides or []), *(["--set"] if args.set else [])])
-    return load_config(args.config, overrides, origin=origin or "override")
+    return (loader or load_config)(args.config, overrides, origin=origin or "override")
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
@@ -147,6 +147,43 @@ def _cmd_study(args: argparse.Namespace) -> int:
         return _fail(f"the results are saved, but the report could not be written: {e}")
     print(f"report: {paths.get('html', paths)}")
     return status
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import shlex
+
+    from fuselab.study import ConfigError, StoreError, StudyDirError
+
+    try:
+        from fuselab.search import load_search_config, run_search
+        from fuselab.search.optuna_setup import optuna
+
+        optuna()  # a missing extra is named before the config is read
+        summary = run_search(
+            _load_study_config(args, load_search_config), args.out, resume=args.resume,
+            force=args.force, workers=args.workers, backend=args.backend, address=args.address,
+            data_dir=args.data_dir, db_url=args.db_url, progress=not args.quiet,
+            command=shlex.join(["fuselab", *args.argv]),
+        )
+    except (ConfigError, StudyDirError, StoreError, FileNotFoundError, ImportError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished trials are saved, the running ones queued again; "
+              "continue with --resume", file=sys.stderr)
+        return 130
+    states = ", ".join(f"{n} {s}" for s, n in sorted(summary.states.items()))
+    print(f"search {summary.study_dir}: {sum(summary.states.values())} trials ({states}); "
+          f"{summary.executed} run now in {summary.wall_s:.1f}s")
+    for ch in summary.chosen:
+        values = ", ".join(f"{v:.4g}" for v in ch["values"])
+        print(f"  {ch['label']}: {values}  {ch['params']}  ({'; '.join(ch['reasons'])})")
+    if summary.best_config is not None:
+        print(f"best designs: {summary.best_config} (test split: fuselab study "
+              f"{summary.best_config})")
+    if not args.no_report:
+        paths = _report_paths(str(summary.study_dir))
+        print(f"report: {paths.get('html', paths)}")
+    return 0 if summary.states.get("complete") else 1
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -263,6 +300,29 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_args(p: argparse.ArgumentParser, what: str) -> None:
+    """The arguments ``fuselab study`` and ``fuselab search`` share (``what`` names the kind)."""
+    p.add_argument("config", help=f"{what} config (.toml, .yaml)")
+    p.add_argument("--resume", action="store_true", help=f"continue an interrupted {what}")
+    p.add_argument("--force", action="store_true",
+                   help=f"start over in a {what} dir holding results (of any config)")
+    p.add_argument("--workers", type=_nonnegative, default=None,
+                   help="local worker processes (default: cores / threads per run; 0: inline)")
+    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
+    p.add_argument("--data-dir", default=None, help="dataset root (overrides data.root)")
+    p.add_argument("--out", default=None, help=f"{what} directory (default runs/<study name>)")
+    p.add_argument("--db-url", default=None,
+                   help="SQLAlchemy database URL instead of DIR/results.sqlite")
+    p.add_argument("--no-report", action="store_true", help="do not build the report")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--set", action="append", metavar="PATH=VALUE",
+                   help="override a config value, e.g. train.epochs=1 (a TOML value; repeatable)")
+    p.add_argument("--overrides", action="append", metavar="FILE",
+                   help="a flat TOML table of PATH = value overrides, e.g. a reproduction's "
+                        "smoke.toml (applied before --set; repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fuselab", description="Multimodal fusion studies")
     parser.add_argument("--debug", action="store_true", default=False,
@@ -285,27 +345,14 @@ def build_parser() -> argparse.ArgumentParser:
     ops.set_defaults(func=_cmd_ops)
 
     st = sub.add_parser("study", parents=[common], help="run (or resume) a fusion study from a TOML/YAML config")
-    st.add_argument("config", help="study config (.toml, .yaml)")
-    st.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    st.add_argument("--force", action="store_true",
-                    help="start over in a study dir holding results (of any config)")
+    _add_run_args(st, "study")
     st.add_argument("--retry-failed", action="store_true", help="with --resume: rerun failed runs")
-    st.add_argument("--workers", type=_nonnegative, default=None,
-                    help="local worker processes (default: cores / threads per run; 0: inline)")
-    st.add_argument("--backend", choices=("local", "ray"), default="local")
-    st.add_argument("--address", default=None, help="Ray cluster address (e.g. auto)")
-    st.add_argument("--data-dir", default=None, help="dataset root (overrides data.root)")
-    st.add_argument("--out", default=None, help="study directory (default runs/<study name>)")
-    st.add_argument("--db-url", default=None,
-                    help="SQLAlchemy database URL instead of DIR/results.sqlite")
-    st.add_argument("--no-report", action="store_true", help="do not build the report")
-    st.add_argument("--quiet", action="store_true", help="no progress output")
-    st.add_argument("--set", action="append", metavar="PATH=VALUE",
-                    help="override a config value, e.g. train.epochs=1 (a TOML value; repeatable)")
-    st.add_argument("--overrides", action="append", metavar="FILE",
-                    help="a flat TOML table of PATH = value overrides, e.g. a reproduction's "
-                         "smoke.toml (applied before --set; repeatable)")
     st.set_defaults(func=_cmd_study)
+
+    se = sub.add_parser("search", parents=[common], help="search the design space of a config with Optuna and "
+                                                          "write the best designs as a study config")
+    _add_run_args(se, "search")
+    se.set_defaults(func=_cmd_search)
 
     rep = sub.add_parser("report", parents=[common], help="(re)build report.html and report.md of a study")
     rep.add_argument("dir", help="study directory")

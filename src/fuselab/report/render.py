@@ -5,6 +5,7 @@ database URL or open store -> report files) and :func:`results_table` (leaderboa
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -40,11 +41,7 @@ def render(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig_dir = out / "figures"
-    if fig_dir.is_dir():
-        # A re-render must not leave figures of an older report beside the new ones.
-        for old in fig_dir.iterdir():
-            if _OUR_FIGURE.match(old.name):
-                old.unlink()
+    clear_figures(fig_dir)
     sink = FigureSink(fig_dir)
     with style():
         sections = build_sections(data, sink, strict=strict)
@@ -55,6 +52,21 @@ def render(
     html = write_html(out / "report.html", title, subtitle, sections)
     md = write_markdown(out / "report.md", title, subtitle, sections)
     return {"html": html, "md": md, "figures": fig_dir}
+
+
+def clear_figures(fig_dir: Path) -> None:
+    """Delete the figures an earlier report wrote: a re-render must not leave them beside the
+    new ones (files of other names are kept)."""
+    if fig_dir.is_dir():
+        for old in fig_dir.iterdir():
+            if _OUR_FIGURE.match(old.name):
+                old.unlink()
+
+
+def is_search(store: Any) -> bool:
+    """Whether a results store holds a search (``fuselab search``) rather than a grid study."""
+    meta = getattr(store, "meta", None)
+    return callable(meta) and json.loads(meta("kind") or "null") == "search"
 
 
 def _is_store(obj: Any) -> bool:
@@ -95,6 +107,10 @@ def build_report(study_dir_or_store: Any, out_dir: str | Path | None = None) -> 
     target_out = out_dir if out_dir is not None else default_out
     assert target_out is not None  # checked just above
     try:
+        if opened is not None and is_search(store):
+            from fuselab.report.search import render_search  # needs Optuna: a search's trials
+
+            return render_search(study_dir_or_store, target_out)
         return render(store.study(), store.runs(), store.records(), target_out)
     finally:
         close = getattr(opened, "close", None)

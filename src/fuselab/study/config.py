@@ -48,7 +48,8 @@ SHORTHANDS: dict[str, tuple[str | None, str]] = {
 MAX_THREADS = 1024
 MAX_WORKERS = 4096
 _FUSION_RESERVED = ("label", "factors", "model", "train", "evaluate")
-_TOP = ("study", "data", "model", "train", "grid", "evaluate", "execution", "claims")
+#: The top-level tables of a study file.
+TOP_TABLES = ("study", "data", "model", "train", "grid", "evaluate", "execution", "claims")
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *,
     raw = read_config_file(p)
     if overrides:
         check_shape(raw)  # before the overrides walk it
-        raw = apply_overrides(c.table(raw, ""), overrides, tables=_TOP, origin=origin)
+        raw = apply_overrides(c.table(raw, ""), overrides, tables=TOP_TABLES, origin=origin)
         return replace(parse_config(raw, source=p), overrides=dict(overrides))
     return parse_config(raw, source=p)
 
@@ -148,7 +149,7 @@ def parse_config(raw: Any, source: Path | None = None) -> StudyConfig:
     check_shape(raw)
     top = c.table(raw, "")
     c.plain(top, "")
-    c.known_keys(top, _TOP, "")
+    c.known_keys(top, TOP_TABLES, "")
     for key in ("study", "data", "model", "grid"):
         if key not in top:
             raise ConfigError(key, "missing required table")

@@ -7,6 +7,7 @@ results store, and returns everything the parent records.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,37 +55,61 @@ def train_config(config: dict[str, Any], seed: int, threads: int | None) -> Any:
     return TrainConfig.from_dict({**values, "seed": seed, "threads": threads, "progress": False})
 
 
-def execute_run(task: RunTask, checkpoint: Path | None, report: Reporter) -> RunResult:
-    """Train and evaluate one grid point; raises on failure (the caller records the message)."""
+def train_run(task: RunTask, train: Any, val: Any, checkpoint: Path | None, report: Reporter,
+              tracker: Tracker, stop: Callable[[dict[str, Any]], bool] | None = None,
+              ) -> tuple[Any, Any]:
+    """Build the run's model and ``fit`` it on ``train``, selecting on ``val`` (both in host
+    memory); every epoch is reported and logged, and ``stop(row) -> True`` ends
+    training after that epoch. Returns ``(model, FitResult)``; the model holds the best epoch."""
     import torch
 
     from fuselab import models
     from fuselab.device import resolve_device
     from fuselab.train import fit
 
-    cfg = task.config
-    device = resolve_device(task.device)
-    splits = load_splits(cfg, task.data_root)
-    train, val = splits["train"], splits["val"]
-    tcfg = train_config(cfg, task.seed, task.threads)
+    tcfg = train_config(task.config, task.seed, task.threads)
     torch.manual_seed(task.seed)
-    model = models.build(cfg["model"], input_shapes=train.shapes, num_outputs=num_outputs(train))
+    model = models.build(task.config["model"], input_shapes=train.shapes,
+                         num_outputs=num_outputs(train))
     # The data stays in host memory: training and every evaluation move their batches to the
     # model's device (pinned, non-blocking), so nothing else needs the device.
-    model = model.to(device)
-    tracker = Tracker(task)
+    model = model.to(resolve_device(task.device))
 
-    def on_epoch(row: dict[str, Any]) -> None:
+    def on_epoch(row: dict[str, Any]) -> bool:
         report({"kind": "epoch", "run_id": task.run_id, "epoch": row.get("epoch", 0),
                 "epochs": tcfg.epochs, "metrics": {k: v for k, v in row.items()
                                                    if k in ("train_loss", "val_loss")
                                                    or k.startswith("val_")}})
         tracker.epoch(row)
+        return stop is not None and stop(row)
 
+    result = fit(model, train, val, tcfg, progress=False,
+                 checkpoint_path=None if checkpoint is None else str(checkpoint),
+                 on_epoch=on_epoch)
+    return model, result
+
+
+def fit_metrics(result: Any) -> dict[str, Any]:
+    """A run's scalars from its ``FitResult``: the monitored validation metric at the best
+    epoch, the best epoch, training time and speed, why training stopped."""
+    return {
+        f"val_{result.metric}": result.best.get(result.metric, float("nan")),
+        "best_epoch": result.best_epoch,
+        "train_time_s": result.train_time_s,
+        "train_samples_per_s": result.samples_per_s,
+        "stop_reason": result.stop_reason,
+    }
+
+
+def execute_run(task: RunTask, checkpoint: Path | None, report: Reporter) -> RunResult:
+    """Train and evaluate one grid point; raises on failure (the caller records the message)."""
+    cfg = task.config
+    splits = load_splits(cfg, task.data_root)
+    tcfg = train_config(cfg, task.seed, task.threads)
+    tracker = Tracker(task)
     try:
-        result = fit(model, train, val, tcfg, progress=False,
-                     checkpoint_path=None if checkpoint is None else str(checkpoint),
-                     on_epoch=on_epoch)
+        model, result = train_run(task, splits["train"], splits["val"], checkpoint, report,
+                                  tracker)
         records: list[dict[str, Any]] = list(result.records())
         for name, opts in cfg["evaluate"].items():
             if name in CROSS_RUN:
@@ -93,13 +118,7 @@ def execute_run(task: RunTask, checkpoint: Path | None, report: Reporter) -> Run
                 records += run_evaluation(name, opts, model, splits, tcfg.eval_batch_size)
             except Exception as e:
                 raise EvaluationError(f"evaluate.{name} failed: {type(e).__name__}: {e}") from e
-        metrics: dict[str, Any] = {
-            f"val_{result.metric}": result.best.get(result.metric, float("nan")),
-            "best_epoch": result.best_epoch,
-            "train_time_s": result.train_time_s,
-            "train_samples_per_s": result.samples_per_s,
-            "stop_reason": result.stop_reason,
-        }
+        metrics = fit_metrics(result)
         metrics.update(summary_metrics(records))
         tracker.final(metrics)
     finally:

@@ -130,11 +130,17 @@ def _set(root: dict[str, Any], path: str, value: Any, tables: tuple[str, ...],
 
 def dump_overrides(overrides: Mapping[str, Any]) -> str:
     """``overrides`` as a flat TOML table that :func:`load_overrides` reads back unchanged."""
-    lines = [f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in overrides.items()]
+    lines = [f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in overrides.items()]
     return "\n".join(lines) + ("\n" if lines else "")
 
 
-def _toml_value(v: Any) -> str:
+def toml_key(key: str) -> str:
+    """A TOML key: bare when it may be (``lr``, ``x1``), else a quoted string."""
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
+
+
+def toml_value(v: Any) -> str:
+    """``v`` (a plain JSON-like value) as one line of TOML: tables become inline tables."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -146,8 +152,8 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
     if isinstance(v, list):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}"
+        return "{ " + ", ".join(f"{toml_key(str(k))} = {toml_value(x)}"
                                 for k, x in v.items()) + " }"
     raise TypeError(f"override value {v!r} ({type(v).__name__}) has no TOML form")

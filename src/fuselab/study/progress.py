@@ -92,8 +92,11 @@ class StudyProgress:
         if not self.enabled:
             return
         name = self.names.get(out.run_id, out.run_id)
-        first = next((f"{k}={v:.4g}" for k, v in out.metrics.items() if k.startswith("test_")
-                      and isinstance(v, (int, float))), "")
+        first = next((f"{k}={v:.4g}" for prefix in ("test_", "val_")
+                      for k, v in out.metrics.items() if k.startswith(prefix)
+                      and isinstance(v, (int, float))), "")  # a search trial has val_ only
+        if out.metrics.get("pruned"):
+            first += f" (pruned at epoch {out.metrics.get('pruned_at_epoch')})"
         what = first if out.status == "done" else f"FAILED: {out.error}"
         line = f"[{self.summary()}] {out.run_id} {name}: {what} ({_fmt_s(out.duration_s)})"
         if self._rich is not None:

@@ -16,7 +16,8 @@ import shutil
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,40 @@ class RunTask:
     log_dir: str | None = None
     tensorboard: bool = False
     mlflow: bool = False
+    #: inputs of the run function that are not part of the run (e.g. the Optuna trial a search
+    #: trial reports its epochs to, see fuselab.search.trial); plain, picklable values
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class Pending:
+    """The runs a backend has still to start: retries first, then the next task of ``tasks``.
+
+    ``tasks`` is read one task at a time, only when a backend has room for it, so a generator
+    (a search asking its sampler for the next trial) sees every outcome yielded before.
+    """
+
+    def __init__(self, tasks: Iterable[RunTask]) -> None:
+        self._source = iter(tasks)
+        self._retries: deque[RunTask] = deque()
+        self._more = True
+
+    def next(self) -> RunTask | None:
+        """The next run to start, or ``None`` when there is none."""
+        if self._retries:
+            return self._retries.popleft()
+        if self._more:
+            task = next(self._source, None)
+            if task is not None:
+                return task
+            self._more = False
+        return None
+
+    def retry(self, tasks: Iterable[RunTask]) -> None:
+        """Start ``tasks`` again, before any task not yet read."""
+        self._retries.extendleft(reversed(list(tasks)))
+
+    def __bool__(self) -> bool:  # true until the source is known to be exhausted
+        return bool(self._retries) or self._more
 
 
 @dataclass

@@ -11,7 +11,7 @@ from fuselab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoin
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import CheckpointMismatchError, NonFiniteLossError
 from fuselab.train.evaluation import evaluate_split
-from fuselab.train.loop import fit
+from fuselab.train.loop import fit, monitored_metric
 from fuselab.train.result import FitResult
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "fit",
     "load_checkpoint",
     "metrics",
+    "monitored_metric",
     "ogr",
     "save_checkpoint",
 ]

@@ -52,7 +52,9 @@ def run_settings(config: TrainConfig) -> Iterator[None]:
             torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
 
 
-def _resolve_metric(config: TrainConfig, task: str) -> str:
+def monitored_metric(config: TrainConfig, task: str) -> str:
+    """The validation metric ``fit`` selects the best epoch by (``config.metric``, ``"auto"``
+    resolved for ``task``); ``ValueError`` when the task does not report it."""
     name = DEFAULT_METRIC[task] if config.metric == "auto" else config.metric
     allowed = ("loss", *TASK_METRICS[task])
     if name not in allowed:
@@ -125,7 +127,7 @@ def fit(
     """
     config = config or TrainConfig()
     _check_args(model, train, val, config)
-    metric = _resolve_metric(config, train.task) if val is not None else "loss"
+    metric = monitored_metric(config, train.task) if val is not None else "loss"
     maximize = higher_is_better(metric)
     started = time.perf_counter()
     with run_settings(config):

@@ -15,15 +15,14 @@ import os
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fuselab._process import own_process
 from fuselab.study.interrupt import ignore_sigint, sigint_blocked
-from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
+from fuselab.study.worker import Outcome, Pending, RunFn, RunTask, run_task
 
 _EVENTS: Any = None
 Stop = Callable[[], bool]
@@ -57,7 +56,7 @@ def _pool_run(task: RunTask, run_fn: RunFn) -> Outcome:
     return run_task(task, run_fn, _report)
 
 
-def run_inline(tasks: Sequence[RunTask], run_fn: RunFn,
+def run_inline(tasks: Iterable[RunTask], run_fn: RunFn,
                stop: Stop = _never) -> Iterator[dict[str, Any] | Outcome]:
     """Run every task in this process, one after another (debugging, tests, ``--workers 0``);
     once ``stop()`` is true no further task starts."""
@@ -72,14 +71,16 @@ def run_inline(tasks: Sequence[RunTask], run_fn: RunFn,
 
 
 def run_local(
-    tasks: Sequence[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
+    tasks: Iterable[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
     stop: Stop = _never,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
 
-    At most ``workers`` runs are handed to the pool at a time, so once ``stop()`` is true no
-    further run starts and the ones in flight finish. Closing the generator early (an exception
-    in the consumer, a second Ctrl-C) kills the worker processes instead of waiting for them.
+    Tasks are taken from ``tasks`` only when a worker is free, after the outcomes before them
+    were yielded, so a generator of tasks (a search asking its sampler for the next trial) sees
+    every result that was in by then. Once ``stop()`` is true no further run starts and the
+    ones in flight finish. Closing the generator early (an exception in the consumer, a second
+    Ctrl-C) kills the worker processes instead of waiting for them.
     """
     if workers < 1:
         yield from run_inline(tasks, run_fn, stop)
@@ -87,10 +88,10 @@ def run_local(
     ctx = mp.get_context("spawn")
     with sigint_blocked():
         events = ctx.Queue()
-    attempts = {t.run_id: 0 for t in tasks}
-    todo = deque(tasks)
+    attempts: dict[str, int] = {}
+    todo = Pending(tasks)
     while todo and not stop():
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
                                    initializer=_init_worker, initargs=(events, os.getpid()))
         try:
             retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
@@ -100,10 +101,10 @@ def run_local(
             raise
         pool.shutdown(wait=True)
         yield from _drain(events)
-        todo.extendleft(reversed(retry))
+        todo.retry(retry)
 
 
-def _one_pool(pool: ProcessPoolExecutor, todo: deque[RunTask], run_fn: RunFn, workers: int,
+def _one_pool(pool: ProcessPoolExecutor, todo: Pending, run_fn: RunFn, workers: int,
               events: Any, attempts: dict[str, int], max_retries: int,
               stop: Stop) -> Generator[dict[str, Any] | Outcome, None, list[RunTask]]:
     """Feed ``todo`` to ``pool`` until it is done, stopped or broken; returns runs to retry."""
@@ -111,13 +112,16 @@ def _one_pool(pool: ProcessPoolExecutor, todo: deque[RunTask], run_fn: RunFn, wo
     retry: list[RunTask] = []
     broken = False
     while running or (todo and not broken and not stop()):
-        while todo and not broken and not stop() and len(running) < workers:
-            task = todo.popleft()
+        while not broken and not stop() and len(running) < workers:
+            task = todo.next()
+            if task is None:
+                break
+            attempts.setdefault(task.run_id, 0)
             try:
                 with sigint_blocked():  # a worker started here inherits the block
                     running[pool.submit(_pool_run, task, run_fn)] = task
             except BrokenProcessPool:
-                todo.appendleft(task)
+                todo.retry([task])
                 broken = True
         if not running:
             break

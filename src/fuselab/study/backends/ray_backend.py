@@ -11,12 +11,11 @@ Per-epoch progress is not streamed from Ray workers (only start and finish of ea
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from fuselab._process import own_process
-from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
+from fuselab.study.worker import Outcome, Pending, RunFn, RunTask, run_task
 
 
 def _remote_run(task: RunTask, run_fn: RunFn) -> Outcome:
@@ -25,7 +24,7 @@ def _remote_run(task: RunTask, run_fn: RunFn) -> Outcome:
 
 
 def run_ray(
-    tasks: Sequence[RunTask],
+    tasks: Iterable[RunTask],
     run_fn: RunFn,
     *,
     address: str | None = None,
@@ -33,12 +32,15 @@ def run_ray(
     num_gpus: float = 0.0,
     init_kwargs: dict[str, Any] | None = None,
     stop: Callable[[], bool] = lambda: False,
+    max_in_flight: int | None = None,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Submit the tasks to Ray (connecting to ``address``, or reusing a running ``ray.init``).
 
     Runs are submitted as the cluster has room for them (its CPUs / threads per run, read again
-    at every submission so an autoscaled cluster fills up): once ``stop()`` is true no further
-    run is submitted and the ones in flight finish. Closing the generator early cancels them.
+    at every submission so an autoscaled cluster fills up) and at most ``max_in_flight`` at a
+    time; ``tasks`` is read only then, after the outcomes before were yielded. Once ``stop()``
+    is true no further run is submitted and the ones in flight finish. Closing the generator
+    early cancels them.
     """
     try:
         import ray
@@ -48,14 +50,18 @@ def run_ray(
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False,
                  **(init_kwargs or {}))
     remote = ray.remote(_remote_run)
-    todo = deque(tasks)
+    todo = Pending(tasks)
     refs: dict[Any, RunTask] = {}
     try:
         while todo or refs:
-            room = max(1, int(ray.cluster_resources().get("CPU", 1) // max(1, todo[0].threads))
-                       ) if todo else 0
-            while todo and len(refs) < room and not stop():
-                task = todo.popleft()
+            while not stop() and (max_in_flight is None or len(refs) < max_in_flight):
+                task = todo.next()
+                if task is None:
+                    break
+                room = max(1, int(ray.cluster_resources().get("CPU", 1) // max(1, task.threads)))
+                if len(refs) >= room:
+                    todo.retry([task])
+                    break
                 ref = remote.options(num_cpus=task.threads, num_gpus=num_gpus,
                                      max_retries=max_retries,
                                      retry_exceptions=False).remote(task, run_fn)
