@@ -16,7 +16,9 @@ from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.splits import SPLITS
 
 DATASETS: Registry[MultimodalDataset] = Registry("dataset")
+"""Dataset builders by name; ``load(name, ...)`` calls them."""
 register = DATASETS.register
+"""Decorator registering a dataset builder ``builder(split, root, **options)`` under a name."""
 
 
 def default_data_dir() -> Path | None:

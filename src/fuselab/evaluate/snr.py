@@ -36,11 +36,11 @@ from fuselab.evaluate._common import (
     resolve_metric,
 )
 
-#: Paper 000's test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
 DEFAULT_SNRS: tuple[float | None, ...] = (
     None,
     *(2.0 ** (1 - k / 2) for k in range(9)),
 )
+"""Paper 000's test grid: original (``None``) + 0.125 .. 2 (half-octave steps), clean -> noisy."""
 
 SnrGrid = Sequence[float | None]
 
