@@ -374,8 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``fuselab`` command. Called without ``argv`` (the installed program) it owns its
-    process, so process-wide speed settings (``TrainConfig.retain_memory="auto"``) apply."""
+    """Run the ``fuselab`` command on ``argv`` (default ``sys.argv[1:]``); the exit status.
+
+    Called without ``argv`` (the installed program) it owns its process, so process-wide speed
+    settings (``TrainConfig.retain_memory="auto"``) apply."""
     if argv is None:
         own_process()
     args = build_parser().parse_args(argv)

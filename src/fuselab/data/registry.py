@@ -23,7 +23,9 @@ from fuselab.data.dataset import MultimodalDataset
 from fuselab.data.splits import SPLITS
 
 DATASETS: Registry[MultimodalDataset] = Registry("dataset")
+"""Dataset builders by name; ``load(name, ...)`` calls them."""
 register = DATASETS.register
+"""Decorator registering a dataset builder ``builder(split, root, **options)`` under a name."""
 IdentityFn = Callable[..., str]
 _IDENTITIES: dict[str, IdentityFn] = {}
 

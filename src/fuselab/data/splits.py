@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 SPLITS = ("train", "val", "test")
+"""The split names every dataset builds."""
 
 
 def check_split(split: str, dataset: str) -> int:

@@ -41,6 +41,7 @@ from fuselab.evaluate._common import (
 from fuselab.evaluate.snr import check_noisable, check_snr_value
 
 MODES = ("zero", "mean", "drop")
+"""How a removed modality is replaced: zeros, its training mean, or dropped from the input."""
 
 
 def training_means(

@@ -39,11 +39,11 @@ from fuselab.evaluate._common import (
     resolve_metric,
 )
 
-#: fuselab's default test grid: original + 0.125 .. 2 (half-octave steps), clean -> noisy.
 DEFAULT_SNRS: tuple[float | None, ...] = (
     None,
     *(2.0 ** (1 - k / 2) for k in range(9)),
 )
+"""fuselab's default test grid: original (``None``) + 0.125 .. 2 (half-octave steps), clean -> noisy."""
 
 SnrGrid = Sequence[float | None]
 

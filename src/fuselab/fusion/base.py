@@ -128,6 +128,8 @@ class FusionOp(nn.Module):
     Args:
         in_dims: feature width ``D_m`` of every modality, by name.
         out_dim: width of the fused output.
+
+    Attributes:
         accepts_sequences: also accept ``(B, T, D_m)`` inputs (one common ``T``), applied per step.
     """
 

@@ -9,7 +9,9 @@ from torch import nn
 from fuselab._registry import Registry
 
 OPERATORS: Registry[nn.Module] = Registry("fusion operator")
+"""Fusion operators by name: ``OPERATORS.build(name, **kwargs)``, ``OPERATORS.available()``."""
 register = OPERATORS.register
+"""Decorator registering a fusion operator class under a name: ``@register("max")``."""
 
 
 def build(name: str, /, **kwargs: Any) -> nn.Module:

@@ -15,7 +15,9 @@ from fuselab._registry import Registry
 from fuselab.models._check import pos_int
 
 MODELS: Registry[nn.Module] = Registry("model family")
+"""Model families by name (``config["name"]``): ``"staged"``, ``"clstm"``, ``"token_fusion"``."""
 register_model = MODELS.register
+"""Decorator registering a family's ``factory(config, *, input_shapes, num_outputs)``."""
 
 
 def build(

@@ -112,8 +112,9 @@ def fit(
     Args:
         model: classification/regression ``model(inputs) -> (B, num_outputs)``; generation
             ``model(inputs, labels) -> (B, L, V)`` with ``model.generate``.
-        train, val: datasets of the same task (``val=None``: no validation, the training loss
-            is the monitored metric and early stopping/plateau are unavailable).
+        train: the training dataset.
+        val: a dataset of the same task (``None``: no validation, the training loss is the
+            monitored metric and early stopping/plateau are unavailable).
         config: hyper-parameters (default ``TrainConfig()``).
         progress: show the progress bar (also needs ``config.progress``).
         checkpoint_path: write the best weights there (atomically) whenever ``val`` improves.

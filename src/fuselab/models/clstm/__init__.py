@@ -20,6 +20,7 @@ VARIANTS: dict[str, type[CLSTMBase]] = {
     "visual-only": InitialFusionCLSTM,
     "audio-only": InitialFusionCLSTM,
 }
+"""C-LSTM class per ``fusion_layer`` value (the unimodal variants use the initial-fusion model)."""
 
 
 def build_clstm(

@@ -40,9 +40,9 @@ class StageSpec:
     build: Callable[[Shape], Stage]
 
 
-#: Encoder types: ``plan(cfg: dict, where: str) -> list[StageSpec]``, with ``cfg`` already merged
-#: with its preset and the type's defaults.
 ENCODERS: Registry[list[StageSpec]] = Registry("encoder type")
+"""Encoder types: ``plan(cfg: dict, where: str) -> list[StageSpec]``, with ``cfg`` already merged
+with its preset and the type's defaults (register with :func:`register_encoder`)."""
 
 #: Allowed config keys and defaults per encoder type (besides ``type``/``preset``/``readout``).
 DEFAULTS: dict[str, dict[str, Any]] = {}
@@ -57,6 +57,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "avmnist_audio": {"type": "lenet", "kernels": [5, 3, 3, 3, 3, 3], "channels": 6, "pool": 2},
     "lattice_mlp": {"type": "mlp", "hidden": [64, 64]},
 }
+"""Named encoder configs (``{"preset": "avmnist_image"}``), merged under the given keys."""
 
 
 #: Encoder types reading a raw rank-2 input ``(T, D)`` as a sequence rather than a map ``(C, L)``.

@@ -12,9 +12,13 @@ from fuselab._stats import Stat
 from fuselab.study.claims.schema import Claim
 
 HOLDS = "holds"
+"""Verdict: the stored records show what the claim states."""
 DOES_NOT_HOLD = "does not hold"
+"""Verdict: the stored records contradict the claim."""
 INCONCLUSIVE = "inconclusive"
+"""Verdict: too few runs or records, or a difference inside the seed spread."""
 VERDICTS = (HOLDS, DOES_NOT_HOLD, INCONCLUSIVE)
+"""Every verdict, in report order."""
 
 
 @dataclass
