@@ -178,7 +178,7 @@ def _trial_count(op: Any, storage: Any, name: str) -> int:
 
 
 def _open_study(op: Any, storage: Any, cfg: SearchConfig, metric: str) -> Any:
-    from fuselab.train.metrics import higher_is_better
+    from fuselab.tasks import higher_is_better
 
     directions = ["maximize" if higher_is_better(metric) else "minimize"]
     if cfg.search.cost:
