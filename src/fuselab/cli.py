@@ -85,16 +85,35 @@ def _report_paths(study_dir: str) -> dict[str, Any]:
     return dict(build_report(study_dir))
 
 
-def _load_study_config(args: argparse.Namespace, loader: Any = None) -> Any:
+def _load_study_config(args: argparse.Namespace, loader: Any = None,
+                       kind: str = "study") -> Any:
     from fuselab.study import load_config
+    from fuselab.study.examples import resolve
     from fuselab.study.overrides import load_overrides, parse_assignment
 
     overrides: dict[str, Any] = {}
     for path in args.overrides or []:
-        overrides.update(load_overrides(path))
+        overrides.update(load_overrides(resolve(path, "overrides")))
     overrides.update(parse_assignment(text) for text in args.set or [])
     origin = ", ".join([*(args.overrides or []), *(["--set"] if args.set else [])])
-    return (loader or load_config)(args.config, overrides, origin=origin or "override")
+    config = resolve(args.config, kind)
+    return (loader or load_config)(config, overrides, origin=origin or "override")
+
+
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from fuselab.study.examples import FOLDER, bundled
+
+    rows = bundled()
+    if args.format == "json":
+        print(json.dumps([{"name": e.name, "kind": e.kind, "description": e.description,
+                           "command": e.command, "path": str(e.path)} for e in rows], indent=2))
+        return OK
+    width = max(len(e.name) for e in rows)
+    for e in rows:
+        print(f"{e.name:<{width}}  {e.kind:<9}  {e.description}")
+    print(f"\nrun one with `fuselab study NAME` (`fuselab search NAME` for a search, "
+          f"`--overrides NAME` for overrides); the files, to copy and edit: {FOLDER}")
+    return OK
 
 
 def _cmd_study(args: argparse.Namespace) -> int:
@@ -160,7 +179,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
         optuna()  # a missing extra is named before the config is read
         summary = run_search(
-            _load_study_config(args, load_search_config), args.out, resume=args.resume,
+            _load_study_config(args, load_search_config, "search"), args.out, resume=args.resume,
             force=args.force, workers=args.workers, backend=args.backend, address=args.address,
             data_dir=args.data_dir, db_url=args.db_url, progress=not args.quiet,
             command=shlex.join(["fuselab", *args.argv]),
@@ -302,7 +321,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 def _add_run_args(p: argparse.ArgumentParser, what: str) -> None:
     """The arguments ``fuselab study`` and ``fuselab search`` share (``what`` names the kind)."""
-    p.add_argument("config", help=f"{what} config (.toml, .yaml)")
+    p.add_argument("config", help=f"{what} config (.toml, .yaml), or the name of a bundled "
+                                  "example (fuselab examples)")
     p.add_argument("--resume", action="store_true", help=f"continue an interrupted {what}")
     p.add_argument("--force", action="store_true",
                    help=f"start over in a {what} dir holding results (of any config)")
@@ -320,7 +340,8 @@ def _add_run_args(p: argparse.ArgumentParser, what: str) -> None:
                    help="override a config value, e.g. train.epochs=1 (a TOML value; repeatable)")
     p.add_argument("--overrides", action="append", metavar="FILE",
                    help="a flat TOML table of PATH = value overrides, e.g. a reproduction's "
-                        "smoke.toml (applied before --set; repeatable)")
+                        "smoke.toml, or a bundled one's name (applied before --set; "
+                        "repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,6 +364,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ops.add_argument("--out-dim", type=_width, default=128)
     ops.set_defaults(func=_cmd_ops)
+
+    ex = sub.add_parser("examples", parents=[common],
+                        help="list the example configs that ship with fuselab")
+    ex.add_argument("--format", choices=("table", "json"), default="table")
+    ex.set_defaults(func=_cmd_examples)
 
     st = sub.add_parser("study", parents=[common], help="run (or resume) a fusion study from a TOML/YAML config")
     _add_run_args(st, "study")
