@@ -108,7 +108,7 @@ def _cmd_examples(args: argparse.Namespace) -> int:
         print(json.dumps([{"name": e.name, "kind": e.kind, "description": e.description,
                            "command": e.command, "path": str(e.path)} for e in rows], indent=2))
         return OK
-    width = max(len(e.name) for e in rows)
+    width = max((len(e.name) for e in rows), default=0)
     for e in rows:
         print(f"{e.name:<{width}}  {e.kind:<9}  {e.description}")
     print(f"\nrun one with `fuselab study NAME` (`fuselab search NAME` for a search, "
