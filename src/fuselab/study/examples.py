@@ -25,10 +25,12 @@ from pathlib import Path
 
 from fuselab.study.configfile import FORMATS
 
-#: Where the bundled examples live (a link to the repository's examples/ in a checkout).
+__all__ = ["FOLDER", "KINDS", "Example", "bundled", "is_bare", "resolve"]
+
 FOLDER = Path(__file__).resolve().parents[1] / "examples"
-#: The kinds of file, by the command that takes them.
+"""Where the bundled examples live (in a checkout, a link to the repository's ``examples/``)."""
 KINDS = ("study", "search", "overrides")
+"""The kinds of file, by the command that takes them."""
 _USE = {"study": "fuselab study {}", "search": "fuselab search {}",
         "overrides": "fuselab study CONFIG --overrides {}"}
 
