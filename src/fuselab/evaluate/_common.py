@@ -25,7 +25,6 @@ from fuselab.tasks import DEFAULT_METRIC, confusion_matrix, macro_f1_from_confus
 Record = dict[str, Any]
 Condition = str | int | float | None
 
-#: The metrics the evaluations compute (streamed by :class:`MetricAccumulator`) -> their task.
 METRICS: dict[str, str] = {
     "accuracy": "classification",
     "macro_f1": "classification",
@@ -33,6 +32,8 @@ METRICS: dict[str, str] = {
     "mae": "regression",
     "exact_match": "generation",
 }
+"""The metrics the evaluations compute (streamed by :class:`MetricAccumulator`) -> their task;
+the direction of each is :func:`fuselab.tasks.higher_is_better`."""
 
 
 def higher_is_better(metric: str) -> bool:
