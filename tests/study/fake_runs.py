@@ -112,3 +112,17 @@ robustness = true
 def write_fake(path: Path, sleep: float = 0.0, extra: str = "") -> Path:
     path.write_text(FAKE_TOML.format(sleep=sleep) + extra)
     return path
+
+
+def node_traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Like ok_run; appends ``start <run_id> <ray node id>`` and ``end <run_id> <node id>`` to
+    $FAKE_MARKERS (one file shared by every node of a one-machine Ray cluster)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    with open(os.environ["FAKE_MARKERS"], "a") as fh:
+        fh.write(f"start {task.run_id} {node}\n")
+    result = ok_run(task, ckpt, report)
+    with open(os.environ["FAKE_MARKERS"], "a") as fh:
+        fh.write(f"end {task.run_id} {node}\n")
+    return result

@@ -13,6 +13,7 @@ import errno
 import os
 import re
 import shutil
+import socket
 import time
 import traceback
 import uuid
@@ -56,7 +57,8 @@ class RunResult:
 
 @dataclass
 class Outcome:
-    """A finished run as the parent records it."""
+    """A finished run as the parent records it (``host``: the machine it ran on; ``node``: its
+    Ray node id, ``None`` off Ray)."""
 
     run_id: str
     status: str
@@ -65,6 +67,8 @@ class Outcome:
     error: str | None = None
     duration_s: float = 0.0
     checkpoint_path: str | None = None
+    host: str | None = None
+    node: str | None = None
 
 
 #: ``run_fn(task, checkpoint_path, report) -> RunResult``; ``checkpoint_path`` is None when off.
@@ -89,16 +93,17 @@ def run_task(task: RunTask, run_fn: RunFn, report: Reporter) -> Outcome:
     if task.checkpoint_dir is not None:
         partial = Path(task.checkpoint_dir) / f"{PARTIAL_PREFIX}{task.run_id}-{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True, exist_ok=True)
-    report({"kind": "start", "run_id": task.run_id, "pid": os.getpid()})
+    report({"kind": "start", "run_id": task.run_id, "pid": os.getpid(),
+            "host": socket.gethostname()})
     try:
         ckpt_in = None if partial is None else partial / "model.pt"
         result = run_fn(task, ckpt_in, report)
         final = _publish(task, result.checkpoint_path, partial)
         return Outcome(task.run_id, "done", dict(result.metrics), list(result.records), None,
-                       time.perf_counter() - start, final)
+                       time.perf_counter() - start, final, host=socket.gethostname())
     except Exception as e:  # a failed run is a result, not a crash of the study
         return Outcome(task.run_id, "failed", error=_error_text(e),
-                       duration_s=time.perf_counter() - start)
+                       duration_s=time.perf_counter() - start, host=socket.gethostname())
     finally:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)

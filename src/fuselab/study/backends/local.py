@@ -15,13 +15,13 @@ import os
 import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from fuselab._process import own_process
+from fuselab.study.backends.todo import Todo
 from fuselab.study.interrupt import ignore_sigint, sigint_blocked
 from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
@@ -57,14 +57,13 @@ def _pool_run(task: RunTask, run_fn: RunFn) -> Outcome:
     return run_task(task, run_fn, _report)
 
 
-def run_inline(tasks: Sequence[RunTask], run_fn: RunFn,
+def run_inline(tasks: Iterable[RunTask], run_fn: RunFn,
                stop: Stop = _never) -> Iterator[dict[str, Any] | Outcome]:
     """Run every task in this process, one after another (debugging, tests, ``--workers 0``);
-    once ``stop()`` is true no further task starts."""
+    once ``stop()`` is true no further task starts (nor is taken from a lazy ``tasks``)."""
     events: list[dict[str, Any]] = []
-    for task in tasks:
-        if stop():
-            return
+    todo = Todo(tasks)
+    while not stop() and (task := todo.pop()) is not None:
         out = run_task(task, run_fn, events.append)
         yield from events
         events.clear()
@@ -72,10 +71,12 @@ def run_inline(tasks: Sequence[RunTask], run_fn: RunFn,
 
 
 def run_local(
-    tasks: Sequence[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
+    tasks: Iterable[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
     stop: Stop = _never,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
+
+    ``tasks`` may be lazy: the next one is asked for only when a worker is free for it.
 
     At most ``workers`` runs are handed to the pool at a time, so once ``stop()`` is true no
     further run starts and the ones in flight finish. Closing the generator early (an exception
@@ -87,10 +88,11 @@ def run_local(
     ctx = mp.get_context("spawn")
     with sigint_blocked():
         events = ctx.Queue()
-    attempts = {t.run_id: 0 for t in tasks}
-    todo = deque(tasks)
-    while todo and not stop():
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx,
+    attempts: dict[str, int] = {}
+    todo = Todo(tasks)
+    while not stop() and (first := todo.pop()) is not None:
+        todo.push_front([first])
+        pool = ProcessPoolExecutor(max_workers=todo.at_most(workers), mp_context=ctx,
                                    initializer=_init_worker, initargs=(events, os.getpid()))
         try:
             retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
@@ -100,24 +102,26 @@ def run_local(
             raise
         pool.shutdown(wait=True)
         yield from _drain(events)
-        todo.extendleft(reversed(retry))
+        todo.push_front(retry)
 
 
-def _one_pool(pool: ProcessPoolExecutor, todo: deque[RunTask], run_fn: RunFn, workers: int,
+def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int,
               events: Any, attempts: dict[str, int], max_retries: int,
               stop: Stop) -> Generator[dict[str, Any] | Outcome, None, list[RunTask]]:
     """Feed ``todo`` to ``pool`` until it is done, stopped or broken; returns runs to retry."""
     running: dict[Future[Outcome], RunTask] = {}
     retry: list[RunTask] = []
     broken = False
-    while running or (todo and not broken and not stop()):
-        while todo and not broken and not stop() and len(running) < workers:
-            task = todo.popleft()
+    while True:
+        while not broken and not stop() and len(running) < workers:
+            task = todo.pop()
+            if task is None:
+                break
             try:
                 with sigint_blocked():  # a worker started here inherits the block
                     running[pool.submit(_pool_run, task, run_fn)] = task
             except BrokenProcessPool:
-                todo.appendleft(task)
+                todo.push_front([task])
                 broken = True
         if not running:
             break
@@ -129,7 +133,7 @@ def _one_pool(pool: ProcessPoolExecutor, todo: deque[RunTask], run_fn: RunFn, wo
                 yield fut.result()
             except BrokenProcessPool as e:
                 broken = True
-                attempts[task.run_id] += 1
+                attempts[task.run_id] = attempts.get(task.run_id, 0) + 1
                 if stop():
                     continue  # Ctrl-C: not a failure; the run stays unfinished for --resume
                 if attempts[task.run_id] > max_retries:
