@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -105,17 +106,33 @@ class Leases:
         self._thread = threading.Thread(target=self._beat, name="fuselab-lease", daemon=True)
         self._thread.start()
 
-    def tasks(self, stop: Callable[[], bool] = lambda: False) -> Iterator[RunTask]:
-        """Take runs one at a time as the backend asks for the next; ends when none is left."""
+    def tasks(self, stop: Callable[[], bool] = lambda: False) -> Iterator[RunTask | None]:
+        """Take runs one at a time as the backend asks for the next. ``None``: none is free now,
+        but other processes hold some; their lease may expire (the process vanished), and the
+        run is then taken over here, so ask again later. Ends when every run is finished."""
+        poll = min(max(self.lease_s / 4, 0.2), 10.0)
+        next_try = 0.0
         while not stop():
+            if time.monotonic() < next_try:
+                yield None
+                continue
             run_id = take_run(self.store, self.worker, self.lease_s)
             if run_id is None:
-                return
+                if not self._held_elsewhere():
+                    return
+                next_try = time.monotonic() + poll
+                yield None
+                continue
             if run_id not in self.by_id:
                 raise StoreError(f"{self.store.location}: run {run_id} is not in this study's "
                                  "grid; was the study started from another config?")
             self.taken += 1
             yield self.by_id[run_id]
+
+    def _held_elsewhere(self) -> bool:
+        return bool(self.store.conn.query(
+            "SELECT 1 FROM runs WHERE status = 'running' AND (worker IS NULL OR worker <> :w)"
+            " LIMIT 1", {"w": self.worker}))
 
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / 4):

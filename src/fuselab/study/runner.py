@@ -241,7 +241,7 @@ def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
     )
 
 
-def _backend(name: str, tasks: Iterable[RunTask], run_fn: RunFn, workers: int,
+def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers: int,
              address: str | None, cfg: StudyConfig,
              stop: Callable[[], bool]) -> Iterator[dict[str, Any] | Outcome]:
     if isinstance(tasks, list) and not tasks:

@@ -57,13 +57,17 @@ def _pool_run(task: RunTask, run_fn: RunFn) -> Outcome:
     return run_task(task, run_fn, _report)
 
 
-def run_inline(tasks: Iterable[RunTask], run_fn: RunFn,
+def run_inline(tasks: Iterable[RunTask | None], run_fn: RunFn,
                stop: Stop = _never) -> Iterator[dict[str, Any] | Outcome]:
     """Run every task in this process, one after another (debugging, tests, ``--workers 0``);
     once ``stop()`` is true no further task starts (nor is taken from a lazy ``tasks``)."""
     events: list[dict[str, Any]] = []
     todo = Todo(tasks)
-    while not stop() and (task := todo.pop()) is not None:
+    while not stop() and not todo.done:
+        task = todo.pop()
+        if task is None:
+            todo.idle()
+            continue
         out = run_task(task, run_fn, events.append)
         yield from events
         events.clear()
@@ -71,7 +75,7 @@ def run_inline(tasks: Iterable[RunTask], run_fn: RunFn,
 
 
 def run_local(
-    tasks: Iterable[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
+    tasks: Iterable[RunTask | None], run_fn: RunFn, *, workers: int, max_retries: int = 1,
     stop: Stop = _never,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
@@ -90,7 +94,11 @@ def run_local(
         events = ctx.Queue()
     attempts: dict[str, int] = {}
     todo = Todo(tasks)
-    while not stop() and (first := todo.pop()) is not None:
+    while not stop() and not todo.done:
+        first = todo.pop()
+        if first is None:
+            todo.idle()
+            continue
         todo.push_front([first])
         pool = ProcessPoolExecutor(max_workers=todo.at_most(workers), mp_context=ctx,
                                    initializer=_init_worker, initargs=(events, os.getpid()))
@@ -124,7 +132,10 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int
                 todo.push_front([task])
                 broken = True
         if not running:
-            break
+            if todo.done or broken or stop():
+                break
+            todo.idle()  # a shared study: runs held elsewhere may come free; keep the pool
+            continue
         finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
         yield from _drain(events)
         for fut in finished:

@@ -62,7 +62,7 @@ def _drain(events: Any) -> list[dict[str, Any]]:
 
 
 def run_ray(
-    tasks: Iterable[RunTask],
+    tasks: Iterable[RunTask | None],
     run_fn: RunFn,
     *,
     address: str | None = None,
@@ -103,7 +103,10 @@ def run_ray(
                 refs[ref] = task
                 yield {"kind": "start", "run_id": task.run_id}
             if not refs:
-                break
+                if todo.done or stop():
+                    break
+                todo.idle()
+                continue
             done, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
             yield from _drain(events)
             for ref in done:
