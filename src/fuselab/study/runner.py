@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fuselab.study._sql import display_url
 from fuselab.study.claims import Verdict, evaluate_claims
@@ -40,6 +40,9 @@ from fuselab.study.progress import StudyProgress
 from fuselab.study.store import Store, open_store, open_url
 from fuselab.study.studydir import StudyLock, check_target, dir_error, open_study_store, prepare
 from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
+
+if TYPE_CHECKING:
+    from fuselab.study.backends.local import Prestarted
 
 
 @dataclass
@@ -134,10 +137,13 @@ def run_study(
     check_target(study_dir, cfg.source)
     with StudyLock(study_dir, shared=shared):
         store = open_study_store(study_dir, db_url)
+        started: Prestarted | None = None
         try:
             # decide first (cheap, refuses a wrong study dir), check the grid, then change files
             mode = prepare(store, study_dir, cfg.name, study_hash(cfg, specs),
                            resume=resume or shared, force=force, apply=False)
+            # worker start-up (spawn, imports, data) overlaps the check instead of following it
+            started = _prestart(backend, n_workers, specs, cfg, root, study_dir)
             t_check = time.perf_counter()
             if check:
                 from fuselab.study.plan import check_plan
@@ -171,7 +177,8 @@ def run_study(
                     source = tasks if leases is None else leases.tasks(stop)
                     run_time, lost = _execute(
                         store, bar, intr,
-                        _backend(backend, source, run_fn, n_workers, address, cfg, stop),
+                        _backend(backend, source, run_fn, n_workers, address, cfg, stop,
+                                 started),
                         None if leases is None else leases.worker)
             finally:
                 bar.close()
@@ -188,6 +195,8 @@ def run_study(
             with contextlib.suppress(StoreError):  # the end time must not mask the real error
                 invocation.record_end(store, interrupted=not completed)
             store.close()
+            if started is not None:
+                started.close()
     return StudySummary(
         study_dir=study_dir, total=len(specs), executed=executed,
         done=sum(v == "done" for v in final.values()),
@@ -243,7 +252,8 @@ def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
 
 def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers: int,
              address: str | None, cfg: StudyConfig,
-             stop: Callable[[], bool]) -> Iterator[dict[str, Any] | Outcome]:
+             stop: Callable[[], bool],
+             started: Prestarted | None = None) -> Iterator[dict[str, Any] | Outcome]:
     if isinstance(tasks, list) and not tasks:
         return iter(())
     x = cfg.execution
@@ -255,7 +265,18 @@ def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers:
                        stop=stop)
     from fuselab.study.backends.local import run_local
 
-    return run_local(tasks, run_fn, workers=workers, max_retries=x.max_retries, stop=stop)
+    return run_local(tasks, run_fn, workers=workers, max_retries=x.max_retries, stop=stop,
+                     started=started)
+
+
+def _prestart(backend: str, workers: int, specs: list[RunSpec], cfg: StudyConfig,
+              root: str | None, study_dir: Path) -> Prestarted | None:
+    if backend != "local" or workers < 1 or not specs:
+        return None
+    from fuselab.study.backends.local import prestart
+
+    sample = _task(specs[0], cfg, root, study_dir / "checkpoints", study_dir)
+    return prestart(min(workers, len(specs)), sample)
 
 
 def _record(store: Store, out: Outcome, worker: str | None = None) -> bool:

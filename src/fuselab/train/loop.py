@@ -7,8 +7,8 @@ the per-step work lives in :class:`fuselab.train.trainer.Trainer`.
 from __future__ import annotations
 
 import contextlib
-import sys
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any

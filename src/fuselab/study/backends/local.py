@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from fuselab._process import own_process
@@ -74,43 +75,104 @@ def run_inline(tasks: Iterable[RunTask | None], run_fn: RunFn,
         yield out
 
 
+def _warm_up(task: RunTask | None) -> None:
+    """Load what every run needs (torch, the run pipeline, the task's data) into a worker."""
+    import torch
+
+    from fuselab.study import execute
+
+    if task is not None:
+        torch.set_num_threads(task.threads)
+        execute.load_splits(task.config, task.data_root)
+
+
+@dataclass
+class Prestarted:
+    """A worker pool started ahead of the runs (:func:`prestart`)."""
+
+    pool: ProcessPoolExecutor
+    events: Any
+
+    def close(self) -> None:
+        """Stop the pool when it will not be used (the up-front check failed)."""
+        _kill(self.pool)
+
+
+def prestart(workers: int, sample: RunTask | None) -> Prestarted:
+    """Start ``workers`` processes now and let each import torch and load ``sample``'s data,
+    so that this start-up (seconds per worker) overlaps the parent's up-front check instead of
+    following it; :func:`run_local` then uses the pool."""
+    ctx = mp.get_context("spawn")
+    with sigint_blocked():
+        events = ctx.Queue()
+        pool = _new_pool(ctx, workers, events)
+        for _ in range(workers):
+            pool.submit(_warm_up, sample)
+    return Prestarted(pool, events)
+
+
+def _new_pool(ctx: Any, workers: int, events: Any) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(events, os.getpid()))
+
+
 def run_local(
     tasks: Iterable[RunTask | None], run_fn: RunFn, *, workers: int, max_retries: int = 1,
-    stop: Stop = _never,
+    stop: Stop = _never, started: Prestarted | None = None,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
 
     ``tasks`` may be lazy: the next one is asked for only when a worker is free for it.
+    ``started``: a pool from :func:`prestart` to use first (closed here in any case).
 
     At most ``workers`` runs are handed to the pool at a time, so once ``stop()`` is true no
     further run starts and the ones in flight finish. Closing the generator early (an exception
     in the consumer, a second Ctrl-C) kills the worker processes instead of waiting for them.
     """
     if workers < 1:
+        if started is not None:
+            started.close()
         yield from run_inline(tasks, run_fn, stop)
         return
     ctx = mp.get_context("spawn")
-    with sigint_blocked():
-        events = ctx.Queue()
+    if started is not None:
+        events = started.events
+    else:
+        with sigint_blocked():
+            events = ctx.Queue()
     attempts: dict[str, int] = {}
     todo = Todo(tasks)
-    while not stop() and not todo.done:
-        first = todo.pop()
-        if first is None:
-            todo.idle()
-            continue
-        todo.push_front([first])
-        pool = ProcessPoolExecutor(max_workers=todo.at_most(workers), mp_context=ctx,
-                                   initializer=_init_worker, initargs=(events, os.getpid()))
-        try:
-            retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
-                                         max_retries, stop)
-        except BaseException:
-            _kill(pool)
-            raise
-        pool.shutdown(wait=True)
-        yield from _drain(events)
-        todo.push_front(retry)
+    try:
+        while not stop() and not todo.done:
+            first = todo.pop()
+            if first is None:
+                todo.idle()
+                continue
+            todo.push_front([first])
+            pool = started.pool if started is not None else _new_pool(
+                ctx, todo.at_most(workers), events)
+            started = None
+            yield from _pool_round(pool, todo, run_fn, workers, events, attempts, max_retries,
+                                   stop)
+    finally:
+        if started is not None:  # never used (nothing to run, or stopped at once)
+            started.close()
+
+
+def _pool_round(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int, events: Any,
+                attempts: dict[str, int], max_retries: int,
+                stop: Stop) -> Generator[dict[str, Any] | Outcome, None, None]:
+    """Run on ``pool`` until done or broken, then shut it down; runs to retry go back to
+    ``todo``. Any exit by exception kills the pool's workers."""
+    try:
+        retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
+                                     max_retries, stop)
+    except BaseException:
+        _kill(pool)
+        raise
+    pool.shutdown(wait=True)
+    yield from _drain(events)
+    todo.push_front(retry)
 
 
 def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int,
