@@ -111,3 +111,43 @@ def test_leases_on_sqlite(tmp_path: Path) -> None:
     assert (runs["a"]["status"], runs["b"]["status"], runs["b"]["metrics"]) == \
         ("pending", "done", {"by": 3})
     assert (runs["a"]["attempts"], runs["b"]["attempts"]) == (1, 2)
+
+
+SHARED = """
+import sys
+sys.path.insert(0, {here!r})
+from fake_runs import traced_run
+from fuselab.study import run_study
+if __name__ == "__main__":
+    s = run_study({cfg!r}, {out!r}, run_fn=traced_run, check=False, workers=0, progress=False,
+                  shared=True)
+    print(s.executed)
+"""
+
+
+def test_two_shared_processes_on_one_sqlite_store(tmp_path: Path) -> None:
+    """Two `--shared` processes on one study folder (SQLite): every run done exactly once."""
+    import os
+    import subprocess
+    import sys
+    from collections import Counter
+
+    from fake_runs import HERE, write_fake
+
+    cfg = write_fake(tmp_path / "fake.toml", sleep=0.4)
+    cfg.write_text(cfg.read_text().replace("seeds = [0, 1]", "seeds = [0, 1, 2]"))
+    markers = tmp_path / "markers.txt"
+    script = tmp_path / "worker.py"
+    script.write_text(SHARED.format(here=str(HERE), cfg=str(cfg), out=str(tmp_path / "s")))
+    env = {**os.environ, "FAKE_MARKERS": str(markers)}
+    procs = [subprocess.Popen([sys.executable, str(script)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    executed = [int(out.strip().splitlines()[-1]) for out, _ in outs]
+    runs = open_store(tmp_path / "s", readonly=True).runs()
+    assert sum(executed) == len(runs) == 6 and all(r["status"] == "done" for r in runs)
+    ends = Counter(ln.split()[1] for ln in markers.read_text().splitlines()
+                   if ln.startswith("end "))
+    assert ends == Counter(r["run_id"] for r in runs)
+    assert all(r["attempts"] == 1 and r["host"] for r in runs)

@@ -309,15 +309,16 @@ def _save_config(cfg: StudyConfig, study_dir: Path) -> None:
     # overrides.toml beside the config copy: the two reproduce the study (--overrides FILE)
     over = study_dir / "overrides.toml"
     if cfg.overrides:
-        over.with_suffix(".tmp").write_text(dump_overrides(cfg.overrides), encoding="utf-8")
-        os.replace(over.with_suffix(".tmp"), over)
+        tmp = over.with_suffix(f".{os.getpid()}.tmp")  # processes of a shared study write too
+        tmp.write_text(dump_overrides(cfg.overrides), encoding="utf-8")
+        os.replace(tmp, over)
     else:
         over.unlink(missing_ok=True)
     if cfg.source is None:
         return
     dest = study_dir / f"config{cfg.source.suffix}"
     if cfg.source.resolve() != dest.resolve():
-        tmp = dest.with_suffix(".tmp")
+        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
         try:
             shutil.copyfile(cfg.source, tmp)
             os.replace(tmp, dest)  # replaces a link named config.*, never writes through it

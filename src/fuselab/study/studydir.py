@@ -130,7 +130,7 @@ def open_study_store(study_dir: Path, db_url: str | None) -> Store:
     if db_url is not None:
         store = open_url(db_url)
         url_file = study_dir / URL_FILE
-        tmp = url_file.with_suffix(".tmp")
+        tmp = url_file.with_suffix(f".{os.getpid()}.tmp")  # shared studies: one per process
         try:
             study_dir.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps({"url": store.location}))
