@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,25 +41,15 @@ def run_settings(config: TrainConfig) -> Iterator[None]:
             if config.threads is not None:
                 torch.set_num_threads(config.threads)
             if config.deterministic:
-                _deterministic(True, warn_only=True, compiled=config.compile)
+                torch.use_deterministic_algorithms(True, warn_only=True)
                 # Deterministic mode NaN-fills every new tensor to expose reads of uninitialized
                 # memory; no correct op reads it, and the fills cost ~20% of a LeNet step.
                 torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
             yield
         finally:
             torch.set_num_threads(threads)
-            _deterministic(det, warn_only=det_warn, compiled=config.compile)
+            torch.use_deterministic_algorithms(det, warn_only=det_warn)
             torch.utils.deterministic.fill_uninitialized_memory = fill  # type: ignore[attr-defined]
-
-
-def _deterministic(mode: bool, *, warn_only: bool, compiled: bool) -> None:
-    """``torch.use_deterministic_algorithms``, minus its import of ``torch._inductor`` (2-4 s
-    in every study worker, measured) when the run does not compile and nothing has loaded the
-    compiler: then the compiler's copy of the flag is read by nobody."""
-    if compiled or "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:
-        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 def _resolve_metric(config: TrainConfig, task: str) -> str:

@@ -78,6 +78,7 @@ def run_inline(tasks: Iterable[RunTask | None], run_fn: RunFn,
 def _warm_up(task: RunTask | None) -> None:
     """Load what every run needs (torch, the run pipeline, the task's data) into a worker."""
     import torch
+    import torch._dynamo  # torch.optim's first optimizer imports it: seconds per process
 
     from fuselab.study import execute
 
