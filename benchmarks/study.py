@@ -105,7 +105,11 @@ def main() -> None:
     results: dict[int, list[dict[str, float]]] = {1: [], 2: []}
     for _ in range(args.repeats):
         for workers in (1, 2):  # interleaved, so both see the same machine load
-            results[workers].append(one_study(raw, workers, args.data_dir))
+            r = one_study(raw, workers, args.data_dir)
+            results[workers].append(r)
+            print(f"  {workers} worker(s): wall {r['wall_s']:.1f} s, check {r['check_s']:.1f} s, "
+                  f"sum of runs {r['run_sum_s']:.1f} s, load {r['load_before']:.1f}/"
+                  f"{r['load_after']:.1f}", flush=True)  # a long study shows each as it ends
     rows = {w: summarise(w, reps) for w, reps in results.items()}
     ratio = rows[1]["wall_s"] / rows[2]["wall_s"]
     print(f"examples/{args.example}.toml: {rows[1]['runs']} runs, median of {args.repeats}, "
