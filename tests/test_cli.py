@@ -67,6 +67,8 @@ def test_show_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
      "bad database URL"),
     (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--data-dir", "{tmp}/a.txt"], "is a file"),
     (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--address", "auto"], "needs --backend ray"),
+    (["study", "{tmp}/c.toml", "--out", "{tmp}/s", "--shared", "--force"],
+     "--force with --shared would discard the runs other processes work on"),
 ])
 def test_bad_paths_and_urls_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                argv: list[str], message: str) -> None:

@@ -127,6 +127,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         return _fail(f"--data-dir {args.data_dir}: is a file, not a folder")
     if args.backend != "ray" and args.address is not None:
         return _fail("--address is the Ray cluster address: it needs --backend ray")
+    if args.shared and args.force:
+        return _fail("--force with --shared would discard the runs other processes work on; "
+                     "start over with --force alone first")
     if args.backend == "ray" and importlib.util.find_spec("ray") is None:
         return _fail("--backend ray needs Ray: pip install 'fuselab[ray]'")
     try:
@@ -135,6 +138,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
             retry_failed=args.retry_failed, workers=args.workers, backend=args.backend,
             address=args.address, data_dir=args.data_dir, db_url=args.db_url,
             progress=not args.quiet, command=shlex.join(["fuselab", *args.argv]),
+            shared=args.shared,
         )
     except Cancelled:
         print("\ncancelled: the runs in flight were stopped; finished runs are saved; "
@@ -373,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     st = sub.add_parser("study", parents=[common], help="run (or resume) a fusion study from a TOML/YAML config")
     _add_run_args(st, "study")
     st.add_argument("--retry-failed", action="store_true", help="with --resume: rerun failed runs")
+    st.add_argument("--shared", action="store_true",
+                    help="work this study together with other `fuselab study --shared` processes "
+                         "(any machine) through one --db-url: each takes pending runs under a "
+                         "lease (docs/cluster.md)")
     st.set_defaults(func=_cmd_study)
 
     se = sub.add_parser("search", parents=[common], help="search the design space of a config with Optuna and "

@@ -55,14 +55,21 @@ def marker_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
     return ok_run(task, ckpt, report)
 
 
-def traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
-    """Like ok_run; appends ``start <run_id> <pid>`` and ``end <run_id>`` to $FAKE_MARKERS."""
+def _traced(task: RunTask, ckpt: Path | None, report: Reporter, where: str,
+            end_where: str = "") -> RunResult:
+    """ok_run between ``start <run_id> <where>`` and ``end <run_id> <end_where>`` lines
+    appended to $FAKE_MARKERS."""
     with open(os.environ["FAKE_MARKERS"], "a") as fh:
-        fh.write(f"start {task.run_id} {os.getpid()}\n")
+        fh.write(f"start {task.run_id} {where}\n")
     result = ok_run(task, ckpt, report)
     with open(os.environ["FAKE_MARKERS"], "a") as fh:
-        fh.write(f"end {task.run_id}\n")
+        fh.write(f"end {task.run_id} {end_where}".rstrip() + "\n")
     return result
+
+
+def traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Like ok_run; appends ``start <run_id> <pid>`` and ``end <run_id>`` to $FAKE_MARKERS."""
+    return _traced(task, ckpt, report, str(os.getpid()))
 
 
 def crash_once_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
@@ -112,3 +119,12 @@ robustness = true
 def write_fake(path: Path, sleep: float = 0.0, extra: str = "") -> Path:
     path.write_text(FAKE_TOML.format(sleep=sleep) + extra)
     return path
+
+
+def node_traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Like ok_run; appends ``start <run_id> <ray node id>`` and ``end <run_id> <node id>`` to
+    $FAKE_MARKERS (one file shared by every node of a one-machine Ray cluster)."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    return _traced(task, ckpt, report, node, node)

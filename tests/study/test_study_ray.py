@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ def test_ray_backend_retries_a_dead_worker(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("FAKE_MARKERS", str(markers))
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"FAKE_MARKERS": str(markers),
-                                       "PYTHONPATH": str(HERE)}})
+                                       "PYTHONPATH": os.pathsep.join(
+                                           [str(HERE), os.environ.get("PYTHONPATH", "")])}})
     try:
         s = run_study(cfg, tmp_path / "study", backend="ray", run_fn=crash_once_run,
                       check=False, progress=False)

@@ -88,13 +88,17 @@ def linear_probes(
     max_test: int | None = 2000,
     batch_size: int = 256,
     seed: int = 0,
+    max_iter: int = 100,
 ) -> list[Record]:
-    """Probe accuracy of each unimodal representation at each unroll step.
+    """Probe accuracy of each unimodal representation at each unroll step (``max_iter``:
+    L-BFGS iterations per probe).
 
     Returns ``{"evaluation": "inspect_probe", "metric": "probe_accuracy", "value", "step",
     "modality"}`` records, ``step`` counting unroll iterations from 1 (paper 001 Figure 13).
     """
     check_batch_size(batch_size)
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"linear_probes: max_iter must be an integer >= 1, got {max_iter!r}")
     names = check_dataset(model, train, "linear_probes (train)")
     check_dataset(model, test, "linear_probes (test)")
     if not callable(getattr(model, "step_features", None)):
@@ -118,7 +122,7 @@ def linear_probes(
     out = []
     for k, (tr, te) in enumerate(zip(tr_feats, te_feats, strict=True)):
         for m in tr:
-            probe = fit_probe(tr[m], tr_y, classes)
+            probe = fit_probe(tr[m], tr_y, classes, max_iter=max_iter)
             with torch.no_grad():
                 acc = float((probe(te[m]).argmax(1) == te_y).double().mean())
             out.append(record("inspect_probe", "probe_accuracy", acc, step=k + 1, modality=m))

@@ -62,11 +62,40 @@ def sqlite_uri(path: Path, **query: str) -> str:
     return uri + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
 
 
+#: SQL for "now" in seconds since the epoch, on the database server's clock (one clock for every
+#: machine of a shared study), per SQLAlchemy dialect name.
+_NOW = {"sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+        "postgresql": "extract(epoch from clock_timestamp())"}
+
+
 class Connection:
-    """Base: retrying writes and plain reads; subclasses provide ``_begin`` and ``query``."""
+    """Base: retrying writes and plain reads; subclasses provide ``_begin`` and ``query``.
+
+    ``lock_rows`` / ``skip_locked`` end a ``SELECT`` inside a write so that the rows it reads stay
+    locked until the transaction ends (and, for ``skip_locked``, rows another transaction holds
+    are passed over): empty on SQLite, whose write transactions already exclude each other
+    (``BEGIN IMMEDIATE``)."""
 
     where: str
     lock_timeout: float
+    dialect: str = "sqlite"
+
+    @property
+    def lock_rows(self) -> str:
+        return "" if self.dialect == "sqlite" else " FOR UPDATE"
+
+    @property
+    def skip_locked(self) -> str:
+        return "" if self.dialect == "sqlite" else " FOR UPDATE SKIP LOCKED"
+
+    @property
+    def now(self) -> str:
+        """SQL expression: the database's current time in seconds since the epoch."""
+        try:
+            return _NOW[self.dialect]
+        except KeyError:
+            raise StoreError(f"{self.where}: a shared study needs SQLite or PostgreSQL, not "
+                             f"{self.dialect}") from None
 
     def _begin(self) -> AbstractContextManager[Tx]:
         raise NotImplementedError
@@ -267,6 +296,7 @@ class SQLAlchemyConnection(Connection):
             self.engine = sa.create_engine(url, future=True)
         except (sa.exc.ArgumentError, ImportError, ValueError, TypeError) as e:
             raise StoreError(f"bad database URL {self.where}: {e}") from e
+        self.dialect = str(self.engine.dialect.name)
 
     def tables(self) -> list[str]:
         try:

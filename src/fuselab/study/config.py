@@ -10,7 +10,8 @@ A study file has these tables (see docs/study.md for every key)::
                      label); ``evaluate`` adds evaluations only this variant supports
     [grid]       train_snr = [...], axes = {...}         product axes over every variant
     [evaluate]   evaluation name -> true | {options}
-    [execution]  threads_per_run, workers, max_retries, device, checkpoints, tensorboard, mlflow
+    [execution]  threads_per_run, workers, max_retries, device, checkpoints, tensorboard, mlflow,
+                 lease_s, ray = {num_cpus_per_run, num_gpus_per_run}   (study/cluster.py)
     [[claims]]   what the study should show, checked from the stored records (study/claims/)
 
 Validation here is structural (keys, types, allowed values), each error naming its path, e.g.
@@ -27,6 +28,7 @@ from typing import Any
 
 from fuselab.study import _check as c
 from fuselab.study.claims.schema import Claim, parse_claims
+from fuselab.study.cluster import RayResources, lease_seconds, ray_resources
 from fuselab.study.configfile import check_shape, read_config_file
 from fuselab.study.errors import ConfigError
 from fuselab.study.overrides import apply_overrides
@@ -102,6 +104,8 @@ class ExecutionConfig:
     checkpoints: bool = True
     tensorboard: bool = False
     mlflow: bool = False
+    ray: RayResources = field(default_factory=RayResources)
+    lease_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -316,4 +320,6 @@ def _execution(value: Any) -> ExecutionConfig:
         checkpoints=c.boolean(x.get("checkpoints", True), "execution.checkpoints"),
         tensorboard=c.boolean(x.get("tensorboard", False), "execution.tensorboard"),
         mlflow=c.boolean(x.get("mlflow", False), "execution.mlflow"),
+        ray=ray_resources(x.get("ray", {})),
+        lease_s=lease_seconds(x.get("lease_s", 60.0)),
     )

@@ -132,7 +132,8 @@ def _check_operators(cfg: StudyConfig) -> None:
 
 #: Option overrides that keep the dry run of an evaluation cheap (applied where accepted).
 _DRY = {"repeats": 1, "warmup": 0, "throughput_batch": 4, "train_batch": 4, "flops_batch": 1,
-        "max_samples": 4, "reference": 2, "max_train": 8, "max_test": 8, "batch_size": 8}
+        "max_samples": 4, "reference": 2, "max_train": 8, "max_test": 8, "batch_size": 8,
+        "max_iter": 2}
 
 
 def _try_evaluations(spec: RunSpec, model: Any, tiny: dict[str, Any],

@@ -10,6 +10,9 @@ runs that are not finished (``pending``/``running``; ``failed`` too with ``retry
 Ctrl-C: the first lets the runs in flight finish and be recorded and starts no new one
 (``interrupted=True`` in the summary), the second cancels them (``KeyboardInterrupt``); see
 :mod:`fuselab.study.interrupt`.
+
+``shared=True`` joins a study that other processes work too, through one database: runs are
+taken one at a time under a lease (:mod:`fuselab.study.lease`, docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fuselab.study._sql import display_url
 from fuselab.study.claims import Verdict, evaluate_claims
@@ -31,11 +34,15 @@ from fuselab.study.environment import Invocation
 from fuselab.study.errors import ConfigError, StoreError
 from fuselab.study.grid import RunSpec, baseline_part, canonical_json, config_hash, expand
 from fuselab.study.interrupt import Interrupts
+from fuselab.study.lease import Leases, reset_failed
 from fuselab.study.overrides import dump_overrides
 from fuselab.study.progress import StudyProgress
-from fuselab.study.store import Store
+from fuselab.study.store import Store, open_store, open_url
 from fuselab.study.studydir import StudyLock, check_target, dir_error, open_study_store, prepare
 from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
+
+if TYPE_CHECKING:
+    from fuselab.study.backends.local import Prestarted
 
 
 @dataclass
@@ -110,6 +117,7 @@ def run_study(
     check: bool = True,
     progress: bool = True,
     command: str | None = None,
+    shared: bool = False,
 ) -> StudySummary:
     """Run (or resume) the study described by ``config``; see the module docstring.
 
@@ -123,6 +131,8 @@ def run_study(
             :func:`fuselab.study.execute.execute_run`).
         check: build every model once and validate every option before any run.
         command: the command line recorded with the environment (default: ``sys.argv``).
+        shared: work the study together with other processes using the same database (each
+            takes pending runs under a lease); joins a study already there without ``resume``.
     """
     t0 = time.perf_counter()
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
@@ -130,6 +140,9 @@ def run_study(
     completed = False
     if backend not in ("local", "ray"):
         raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if shared and force:
+        raise ValueError("shared: --force would discard the runs other processes work on; "
+                         "start over with --force without --shared first")
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
                                 or workers < 0):
         raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
@@ -148,40 +161,59 @@ def run_study(
     check_target(study_dir, cfg.source)
     data_id = study_data_id(specs, root)
     identity = study_hash(cfg, specs, data_id)
-    with StudyLock(study_dir):
+    with StudyLock(study_dir, shared=shared):
         store = open_study_store(study_dir, db_url)
+        started: Prestarted | None = None
         try:
             # decide first (cheap, refuses a wrong study dir), check the grid, then change files
-            mode = prepare(store, study_dir, cfg.name, identity, resume=resume,
+            mode = prepare(store, study_dir, cfg.name, identity, resume=resume or shared,
                            force=force, apply=False, data_id=data_id)
+            # worker start-up (spawn, imports, data) overlaps the check instead of following it
+            started = _prestart(backend, n_workers, specs, cfg, root, study_dir)
             t_check = time.perf_counter()
             if check:
                 from fuselab.study.plan import check_plan
 
                 check_plan(cfg, specs, data_root=root, local=backend == "local")
             check_s = time.perf_counter() - t_check
-            prepare(store, study_dir, cfg.name, identity, resume=resume,
+            prepare(store, study_dir, cfg.name, identity, resume=resume or shared,
                     force=force, apply=True, data_id=data_id)
             store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
             invocation.record_start(store, cfg.overrides)
             _save_config(cfg, study_dir)
             store.add_runs(specs)
             ckpt_dir = study_dir / "checkpoints"
-            clean_partials(ckpt_dir)
+            if not shared:  # other processes of a shared study may be writing theirs
+                clean_partials(ckpt_dir)
+            if shared and retry_failed:
+                reset_failed(store)
             status = store.status()
             finished = {"done", "failed"} if not retry_failed else {"done"}
             todo = [s for s in specs if status.get(s.run_id) not in finished]
             tasks = [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
             names = {s.run_id: f"{s.variant} · seed {s.seed}" for s in specs}
             bar = StudyProgress(len(tasks), names, enabled=progress, workers=max(1, n_workers))
+            leases = Leases(store, lambda: _reopen(study_dir, db_url), cfg.execution.lease_s,
+                            {s.run_id: _task(s, cfg, root, ckpt_dir, study_dir)
+                             for s in specs}) if shared else None
             try:
                 with Interrupts() as intr:
-                    run_time = _execute(store, bar, intr, _backend(
-                        backend, tasks, run_fn, n_workers, address, cfg, lambda: intr.stopping))
+                    def stop() -> bool:
+                        return intr.stopping
+                    source = tasks if leases is None else leases.tasks(stop)
+                    run_time, lost = _execute(
+                        store, bar, intr,
+                        _backend(backend, source, run_fn, n_workers, address, cfg, stop,
+                                 started),
+                        None if leases is None else leases.worker)
             finally:
                 bar.close()
+                if leases is not None:
+                    leases.close()
             stopped = intr.stopping
-            warnings = _cross_run(store, cfg)
+            executed = len(tasks) if leases is None else leases.taken
+            warnings = [f"run {r}: its lease expired and another process took it over; this "
+                        "process's result was dropped" for r in lost] + _cross_run(store, cfg)
             final = store.status()
             verdicts = evaluate_claims(cfg.claims, store.runs(), store.records())
             completed = not stopped
@@ -189,8 +221,10 @@ def run_study(
             with contextlib.suppress(StoreError):  # the end time must not mask the real error
                 invocation.record_end(store, interrupted=not completed)
             store.close()
+            if started is not None:
+                started.close()
     return StudySummary(
-        study_dir=study_dir, total=len(specs), executed=len(tasks),
+        study_dir=study_dir, total=len(specs), executed=executed,
         done=sum(v == "done" for v in final.values()),
         failed=sum(v == "failed" for v in final.values()),
         skipped=len(specs) - len(tasks), wall_s=time.perf_counter() - t0, run_time_s=run_time,
@@ -200,26 +234,35 @@ def run_study(
 
 
 def _execute(store: Store, bar: StudyProgress, intr: Interrupts,
-             items: Iterator[dict[str, Any] | Outcome]) -> float:
-    """Record what the backend yields; returns the summed run time. Each store write is kept
-    whole by a second Ctrl-C, and the backend is closed (its workers stopped) on any exit."""
+             items: Iterator[dict[str, Any] | Outcome],
+             worker: str | None = None) -> tuple[float, list[str]]:
+    """Record what the backend yields; returns the summed run time and the runs whose result
+    was dropped (``worker``, a shared study: the lease was lost). Each store write is kept whole
+    by a second Ctrl-C, and the backend is closed (its workers stopped) on any exit."""
     run_time = 0.0
+    lost: list[str] = []
     try:
         for item in items:
             with intr.deferred():
                 if isinstance(item, Outcome):
-                    _record(store, item)
+                    if not _record(store, item, worker):
+                        lost.append(item.run_id)
                     run_time += item.duration_s
                     bar.finished(item)
                 else:
-                    if item.get("kind") == "start":
-                        store.mark_running(item["run_id"])
+                    if item.get("kind") == "start" and worker is None:  # shared: taken already
+                        store.mark_running(item["run_id"], item.get("host"))
                     bar.event(item)
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-    return run_time
+    return run_time, lost
+
+
+def _reopen(study_dir: Path, db_url: str | None) -> Store:
+    """A second connection to the study's store (the lease heartbeat's)."""
+    return open_url(db_url) if db_url is not None else open_store(study_dir)
 
 
 def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
@@ -233,33 +276,47 @@ def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
     )
 
 
-def _backend(name: str, tasks: list[RunTask], run_fn: RunFn, workers: int,
+def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers: int,
              address: str | None, cfg: StudyConfig,
-             stop: Callable[[], bool]) -> Iterator[dict[str, Any] | Outcome]:
-    if not tasks:
+             stop: Callable[[], bool],
+             started: Prestarted | None = None) -> Iterator[dict[str, Any] | Outcome]:
+    if isinstance(tasks, list) and not tasks:
         return iter(())
+    x = cfg.execution
     if name == "ray":
         from fuselab.study.backends.ray_backend import run_ray
 
-        gpus = 1.0 if cfg.execution.device.startswith("cuda") else 0.0
-        return run_ray(tasks, run_fn, address=address, max_retries=cfg.execution.max_retries,
-                       num_gpus=gpus, stop=stop)
+        return run_ray(tasks, run_fn, address=address, max_retries=x.max_retries,
+                       num_cpus=x.ray.cpus(x.threads_per_run), num_gpus=x.ray.gpus(x.device),
+                       stop=stop)
     from fuselab.study.backends.local import run_local
 
-    return run_local(tasks, run_fn, workers=workers, max_retries=cfg.execution.max_retries,
-                     stop=stop)
+    return run_local(tasks, run_fn, workers=workers, max_retries=x.max_retries, stop=stop,
+                     started=started)
 
 
-def _record(store: Store, out: Outcome) -> None:
-    """Write one outcome; a run whose records cannot be stored is recorded as failed instead."""
+def _prestart(backend: str, workers: int, specs: list[RunSpec], cfg: StudyConfig,
+              root: str | None, study_dir: Path) -> Prestarted | None:
+    if backend != "local" or workers < 1 or not specs:
+        return None
+    from fuselab.study.backends.local import prestart
+
+    sample = _task(specs[0], cfg, root, study_dir / "checkpoints", study_dir)
+    return prestart(min(workers, len(specs)), sample)
+
+
+def _record(store: Store, out: Outcome, worker: str | None = None) -> bool:
+    """Write one outcome; a run whose records cannot be stored is recorded as failed instead.
+    ``False``: not written, ``worker`` no longer holds the run (shared study)."""
+    where = {"host": out.host, "node": out.node, "worker": worker}
     try:
-        store.finish_run(out.run_id, status=out.status, metrics=out.metrics, records=out.records,
-                         error=out.error, duration_s=out.duration_s,
-                         checkpoint_path=out.checkpoint_path)
+        return store.finish_run(out.run_id, status=out.status, metrics=out.metrics,
+                                records=out.records, error=out.error, duration_s=out.duration_s,
+                                checkpoint_path=out.checkpoint_path, **where)
     except (TypeError, ValueError) as e:
         out.status, out.error, out.records, out.metrics = "failed", f"bad records: {e}", [], {}
-        store.finish_run(out.run_id, status="failed", metrics={}, records=[], error=out.error,
-                         duration_s=out.duration_s)
+        return store.finish_run(out.run_id, status="failed", metrics={}, records=[],
+                                error=out.error, duration_s=out.duration_s, **where)
 
 
 def _cross_run(store: Store, cfg: StudyConfig) -> list[str]:
@@ -278,15 +335,16 @@ def _save_config(cfg: StudyConfig, study_dir: Path) -> None:
     # overrides.toml beside the config copy: the two reproduce the study (--overrides FILE)
     over = study_dir / "overrides.toml"
     if cfg.overrides:
-        over.with_suffix(".tmp").write_text(dump_overrides(cfg.overrides), encoding="utf-8")
-        os.replace(over.with_suffix(".tmp"), over)
+        tmp = over.with_suffix(f".{os.getpid()}.tmp")  # processes of a shared study write too
+        tmp.write_text(dump_overrides(cfg.overrides), encoding="utf-8")
+        os.replace(tmp, over)
     else:
         over.unlink(missing_ok=True)
     if cfg.source is None:
         return
     dest = study_dir / f"config{cfg.source.suffix}"
     if cfg.source.resolve() != dest.resolve():
-        tmp = dest.with_suffix(".tmp")
+        tmp = dest.with_suffix(f".{os.getpid()}.tmp")
         try:
             shutil.copyfile(cfg.source, tmp)
             os.replace(tmp, dest)  # replaces a link named config.*, never writes through it

@@ -5,12 +5,17 @@ Read interface (docs/architecture.md, used by :mod:`fuselab.report`)::
     store = open_store("runs/quickstart")      # a study dir, or a database URL
     store.study()    # {"name", "config", "created_at", "config_hash", "environment"}
     store.runs()     # [{"run_id", "status", "variant", "factors", "seed", "config", "metrics",
-                     #   "error", "duration_s", "checkpoint_path"}, ...]
+                     #   "error", "duration_s", "checkpoint_path", "attempts", "host", "node"}, ...]
     store.records()  # [{"run_id", "evaluation", "metric", "value", **condition}, ...]
 
-Only the study's parent process writes. Every write is one transaction: a run's status,
-metrics and records change together, and a run's records are replaced, never appended to, so a
-retried or resumed run can never be recorded twice.
+Only the study's parent process writes (in a shared study, each ``fuselab study --shared``
+parent writes the runs it leased, :mod:`fuselab.study.lease`). Every write is one transaction: a
+run's status, metrics and records change together, and a run's records are replaced, never
+appended to, so a retried or resumed run can never be recorded twice. ``host`` is the machine a run
+ran on, ``node`` its Ray node id (``None`` off Ray).
+
+Stores written before a column existed are brought up to date when opened for writing
+(``ALTER TABLE ... ADD COLUMN``; nothing else changes); read-only opens read them as they are.
 """
 
 from __future__ import annotations
@@ -37,23 +42,30 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, position INTEGER NOT NULL,"
     " status TEXT NOT NULL, variant TEXT NOT NULL, factors TEXT NOT NULL, seed INTEGER NOT NULL,"
     " config TEXT NOT NULL, metrics TEXT NOT NULL, error TEXT, duration_s DOUBLE PRECISION,"
-    " checkpoint_path TEXT, attempts INTEGER NOT NULL, updated_at TEXT NOT NULL)",
+    " checkpoint_path TEXT, attempts INTEGER NOT NULL, updated_at TEXT NOT NULL, host TEXT,"
+    " node TEXT, worker TEXT, lease_until DOUBLE PRECISION)",
     "CREATE TABLE IF NOT EXISTS records (run_id TEXT NOT NULL, source TEXT NOT NULL,"
     " seq INTEGER NOT NULL, evaluation TEXT NOT NULL, metric TEXT NOT NULL,"
     " value DOUBLE PRECISION, cond TEXT NOT NULL, PRIMARY KEY (run_id, source, seq))",
 )
-#: Every column of every table, so that an existing database is recognised by its shape.
+#: Every column of every table in the first store version, so that an existing database is
+#: recognised by its shape (later columns: :data:`_ADDED`).
 _COLUMNS = {
     "study": ("key", "value"),
     "runs": ("run_id", "position", "status", "variant", "factors", "seed", "config", "metrics",
              "error", "duration_s", "checkpoint_path", "attempts", "updated_at"),
     "records": ("run_id", "source", "seq", "evaluation", "metric", "value", "cond"),
 }
+#: Columns added since, with their types: an older store gets them when opened for writing.
+#: ``worker``/``lease_until``: which ``fuselab study --shared`` process holds a running run, and
+#: until when (seconds since the epoch, the database's clock); see :mod:`fuselab.study.lease`.
+_ADDED = {"runs": (("host", "TEXT"), ("node", "TEXT"), ("worker", "TEXT"),
+                   ("lease_until", "DOUBLE PRECISION"))}
 _RUN_COLS = ("run_id", "status", "variant", "factors", "seed", "config", "metrics", "error",
-             "duration_s", "checkpoint_path", "attempts")
+             "duration_s", "checkpoint_path", "attempts", "host", "node")
 
 
-def _now() -> str:
+def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -80,7 +92,37 @@ class Store:
         if not readonly:
             conn.prepare_writes()  # only now: nothing is changed in a database that is not ours
             if not has_schema:
-                conn.write(_run_all(_SCHEMA))
+                self._create()
+            self._migrate()
+        self._present = {c for c in _RUN_COLS if self._has_column("runs", c)}
+
+    def _create(self) -> None:
+        try:
+            self.conn.write(_run_all(_SCHEMA))
+        except StoreError:
+            # Several `fuselab study --shared` processes may create one new database at the
+            # same moment; PostgreSQL can then refuse a concurrent CREATE TABLE IF NOT EXISTS.
+            if not self._has_schema():
+                raise
+
+    def _migrate(self) -> None:
+        """Add the columns of :data:`_ADDED` that an older store lacks (data untouched)."""
+        for table, cols in _ADDED.items():
+            for col, kind in cols:
+                if self._has_column(table, col):
+                    continue
+                try:
+                    self.conn.write(_run_all([f"ALTER TABLE {table} ADD COLUMN {col} {kind}"]))
+                except StoreError:
+                    if not self._has_column(table, col):  # not added by another process
+                        raise
+
+    def _has_column(self, table: str, col: str) -> bool:
+        try:
+            self.conn.query(f"SELECT {col} FROM {table} WHERE 1 = 0")
+        except StoreError:
+            return False
+        return True
 
     def _has_schema(self) -> bool:
         # Reading first means opening an existing store takes no write lock (a report built
@@ -128,7 +170,8 @@ class Store:
 
     def runs(self) -> list[dict[str, Any]]:
         """Every run in grid order, with its status, config, metrics and error."""
-        rows = self.conn.query(f"SELECT {', '.join(_RUN_COLS)} FROM runs ORDER BY position")
+        cols = [c if c in self._present else f"NULL AS {c}" for c in _RUN_COLS]
+        rows = self.conn.query(f"SELECT {', '.join(cols)} FROM runs ORDER BY position")
         out = []
         for row in rows:
             r = dict(zip(_RUN_COLS, row, strict=True))
@@ -174,7 +217,7 @@ class Store:
         def fn(tx: Tx) -> None:
             created = tx.query("SELECT value FROM study WHERE key = 'created_at'")
             values = {"name": name, "config": _dumps(config), "config_hash": config_hash,
-                      "data_id": data_id, "created_at": created[0][0] if created else _now()}
+                      "data_id": data_id, "created_at": created[0][0] if created else now_text()}
             tx.executemany(
                 "INSERT INTO study (key, value) VALUES (:k, :v) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -199,7 +242,7 @@ class Store:
         rows = [
             {"run_id": s.run_id, "position": i, "status": "pending", "variant": s.variant,
              "factors": _dumps(s.factors), "seed": s.seed, "config": _dumps(s.config),
-             "metrics": "{}", "attempts": 0, "updated_at": _now()}
+             "metrics": "{}", "attempts": 0, "updated_at": now_text()}
             for i, s in enumerate(specs)
         ]
         self.conn.write(lambda tx: tx.executemany(
@@ -212,10 +255,11 @@ class Store:
         """``{run_id: status}`` of every run."""
         return dict(self.conn.query("SELECT run_id, status FROM runs"))  # type: ignore[arg-type]
 
-    def mark_running(self, run_id: str) -> None:
+    def mark_running(self, run_id: str, host: str | None = None) -> None:
+        """A run started (``host``: where, when known at the start)."""
         self.conn.write(lambda tx: tx.execute(
-            "UPDATE runs SET status = 'running', attempts = attempts + 1, updated_at = :t"
-            " WHERE run_id = :r", {"r": run_id, "t": _now()}))
+            "UPDATE runs SET status = 'running', attempts = attempts + 1, updated_at = :t,"
+            " host = :h, node = NULL WHERE run_id = :r", {"r": run_id, "t": now_text(), "h": host}))
 
     def finish_run(
         self,
@@ -227,23 +271,39 @@ class Store:
         error: str | None = None,
         duration_s: float | None = None,
         checkpoint_path: str | None = None,
-    ) -> None:
-        """Atomically set a run's outcome and replace its own records."""
+        host: str | None = None,
+        node: str | None = None,
+        worker: str | None = None,
+    ) -> bool:
+        """Atomically set a run's outcome and replace its own records.
+
+        ``worker``: the leasing process (:mod:`fuselab.study.lease`); the outcome is written only
+        while that process still holds the run, else nothing changes and ``False`` is returned
+        (its lease expired and another process took the run over: one result per run)."""
         if status not in ("done", "failed"):
             raise ValueError(f"finish_run: status must be 'done' or 'failed', got {status!r}")
         rows = [_record_row(run_id, RUN, i, rec) for i, rec in enumerate(records)]
 
-        def fn(tx: Tx) -> None:
+        def fn(tx: Tx) -> bool:
+            if worker is not None:
+                held = tx.query("SELECT worker FROM runs WHERE run_id = :r AND status ="
+                                " 'running'" + self.conn.lock_rows, {"r": run_id})
+                if not held or held[0][0] != worker:
+                    return False
             tx.execute("DELETE FROM records WHERE run_id = :r AND source = :s",
                        {"r": run_id, "s": RUN})
             tx.executemany(_INSERT_RECORD, rows)
             tx.execute(
                 "UPDATE runs SET status = :status, metrics = :metrics, error = :error,"
-                " duration_s = :d, checkpoint_path = :ckpt, updated_at = :t WHERE run_id = :r",
+                " duration_s = :d, checkpoint_path = :ckpt, updated_at = :t,"
+                " host = COALESCE(:host, host), node = :node, worker = NULL, lease_until = NULL"
+                " WHERE run_id = :r",
                 {"status": status, "metrics": _dumps(dict(metrics)), "error": error,
-                 "d": duration_s, "ckpt": checkpoint_path, "t": _now(), "r": run_id})
+                 "d": duration_s, "ckpt": checkpoint_path, "t": now_text(), "r": run_id,
+                 "host": host, "node": node})
+            return True
 
-        self.conn.write(fn)
+        return self.conn.write(fn)
 
     def replace_study_records(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Replace every cross-run record (e.g. robustness vs the baseline) in one transaction."""

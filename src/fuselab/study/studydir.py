@@ -83,10 +83,13 @@ def _early(p: Path) -> bool:
 
 
 class StudyLock:
-    """An exclusive ``flock`` on ``DIR/study.lock``: one writer per study directory."""
+    """An exclusive ``flock`` on ``DIR/study.lock``: one writer per study directory; ``shared``
+    takes a shared lock instead, which the processes of one shared study (``--shared``) hold
+    together and which still excludes a plain ``fuselab study`` on the same folder."""
 
-    def __init__(self, study_dir: Path) -> None:
+    def __init__(self, study_dir: Path, shared: bool = False) -> None:
         self.path = study_dir / LOCK_NAME
+        self.shared = shared
         self._fh: IO[str] | None = None
 
     def __enter__(self) -> StudyLock:
@@ -98,17 +101,20 @@ class StudyLock:
             raise dir_error(self.path.parent, e) from None
         fh = os.fdopen(fd, "r+")
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+                        | fcntl.LOCK_NB)
         except OSError:
             fh.close()
+            how = "" if self.shared else " (or several `fuselab study --shared` processes)"
             raise StudyDirError(
                 f"study directory {self.path.parent} is in use by another `fuselab study` "
-                f"process (lock {self.path}); wait for it or stop it first"
+                f"process{how} (lock {self.path}); wait for it or stop it first"
             ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
+        if not self.shared:  # the pid of the one writer; shared holders are in the store
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
         self._fh = fh
         return self
 
@@ -124,7 +130,7 @@ def open_study_store(study_dir: Path, db_url: str | None) -> Store:
     if db_url is not None:
         store = open_url(db_url)
         url_file = study_dir / URL_FILE
-        tmp = url_file.with_suffix(".tmp")
+        tmp = url_file.with_suffix(f".{os.getpid()}.tmp")  # shared studies: one per process
         try:
             study_dir.mkdir(parents=True, exist_ok=True)
             tmp.write_text(json.dumps({"url": store.location}))

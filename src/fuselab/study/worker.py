@@ -13,11 +13,11 @@ import errno
 import os
 import re
 import shutil
+import socket
 import time
 import traceback
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,37 +49,6 @@ class RunTask:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-class Pending:
-    """The runs a backend has still to start: retries first, then the next task of ``tasks``.
-
-    ``tasks`` is read one task at a time, only when a backend has room for it, so a generator
-    (a search asking its sampler for the next trial) sees every outcome yielded before.
-    """
-
-    def __init__(self, tasks: Iterable[RunTask]) -> None:
-        self._source = iter(tasks)
-        self._retries: deque[RunTask] = deque()
-        self._more = True
-
-    def next(self) -> RunTask | None:
-        """The next run to start, or ``None`` when there is none."""
-        if self._retries:
-            return self._retries.popleft()
-        if self._more:
-            task = next(self._source, None)
-            if task is not None:
-                return task
-            self._more = False
-        return None
-
-    def retry(self, tasks: Iterable[RunTask]) -> None:
-        """Start ``tasks`` again, before any task not yet read."""
-        self._retries.extendleft(reversed(list(tasks)))
-
-    def __bool__(self) -> bool:  # true until the source is known to be exhausted
-        return bool(self._retries) or self._more
-
-
 @dataclass
 class RunResult:
     """What a run function returns: final scalars, tidy records, its checkpoint (if any)."""
@@ -91,7 +60,8 @@ class RunResult:
 
 @dataclass
 class Outcome:
-    """A finished run as the parent records it."""
+    """A finished run as the parent records it (``host``: the machine it ran on; ``node``: its
+    Ray node id, ``None`` off Ray)."""
 
     run_id: str
     status: str
@@ -100,6 +70,8 @@ class Outcome:
     error: str | None = None
     duration_s: float = 0.0
     checkpoint_path: str | None = None
+    host: str | None = None
+    node: str | None = None
 
 
 #: ``run_fn(task, checkpoint_path, report) -> RunResult``; ``checkpoint_path`` is None when off.
@@ -124,16 +96,17 @@ def run_task(task: RunTask, run_fn: RunFn, report: Reporter) -> Outcome:
     if task.checkpoint_dir is not None:
         partial = Path(task.checkpoint_dir) / f"{PARTIAL_PREFIX}{task.run_id}-{uuid.uuid4().hex[:8]}"
         partial.mkdir(parents=True, exist_ok=True)
-    report({"kind": "start", "run_id": task.run_id, "pid": os.getpid()})
+    report({"kind": "start", "run_id": task.run_id, "pid": os.getpid(),
+            "host": socket.gethostname()})
     try:
         ckpt_in = None if partial is None else partial / "model.pt"
         result = run_fn(task, ckpt_in, report)
         final = _publish(task, result.checkpoint_path, partial)
         return Outcome(task.run_id, "done", dict(result.metrics), list(result.records), None,
-                       time.perf_counter() - start, final)
+                       time.perf_counter() - start, final, host=socket.gethostname())
     except Exception as e:  # a failed run is a result, not a crash of the study
         return Outcome(task.run_id, "failed", error=_error_text(e),
-                       duration_s=time.perf_counter() - start)
+                       duration_s=time.perf_counter() - start, host=socket.gethostname())
     finally:
         if partial is not None:
             shutil.rmtree(partial, ignore_errors=True)

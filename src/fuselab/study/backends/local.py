@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any
 
 from fuselab._process import own_process
+from fuselab.study.backends.todo import Todo
 from fuselab.study.interrupt import ignore_sigint, sigint_blocked
-from fuselab.study.worker import Outcome, Pending, RunFn, RunTask, run_task
+from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
 _EVENTS: Any = None
 Stop = Callable[[], bool]
@@ -56,75 +58,147 @@ def _pool_run(task: RunTask, run_fn: RunFn) -> Outcome:
     return run_task(task, run_fn, _report)
 
 
-def run_inline(tasks: Iterable[RunTask], run_fn: RunFn,
+def run_inline(tasks: Iterable[RunTask | None], run_fn: RunFn,
                stop: Stop = _never) -> Iterator[dict[str, Any] | Outcome]:
     """Run every task in this process, one after another (debugging, tests, ``--workers 0``);
-    once ``stop()`` is true no further task starts."""
+    once ``stop()`` is true no further task starts (nor is taken from a lazy ``tasks``)."""
     events: list[dict[str, Any]] = []
-    for task in tasks:
-        if stop():
-            return
+    todo = Todo(tasks)
+    while not stop() and not todo.done:
+        task = todo.pop()
+        if task is None:
+            todo.idle()
+            continue
         out = run_task(task, run_fn, events.append)
         yield from events
         events.clear()
         yield out
 
 
-def run_local(
-    tasks: Iterable[RunTask], run_fn: RunFn, *, workers: int, max_retries: int = 1,
-    stop: Stop = _never,
-) -> Iterator[dict[str, Any] | Outcome]:
-    """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
+def _warm_up(task: RunTask | None) -> None:
+    """Load what every run needs (torch, the run pipeline, the task's data) into a worker."""
+    import torch
+    import torch._dynamo  # torch.optim's first optimizer imports it: seconds per process
 
-    Tasks are taken from ``tasks`` only when a worker is free, after the outcomes before them
-    were yielded, so a generator of tasks (a search asking its sampler for the next trial) sees
-    every result that was in by then. Once ``stop()`` is true no further run starts and the
-    ones in flight finish. Closing the generator early (an exception in the consumer, a second
-    Ctrl-C) kills the worker processes instead of waiting for them.
-    """
-    if workers < 1:
-        yield from run_inline(tasks, run_fn, stop)
-        return
+    from fuselab.study import execute
+
+    if task is not None:
+        torch.set_num_threads(task.threads)
+        execute.load_splits(task.config, task.data_root)
+
+
+@dataclass
+class Prestarted:
+    """A worker pool started ahead of the runs (:func:`prestart`)."""
+
+    pool: ProcessPoolExecutor
+    events: Any
+
+    def close(self) -> None:
+        """Stop the pool when it will not be used (the up-front check failed)."""
+        _kill(self.pool)
+
+
+def prestart(workers: int, sample: RunTask | None) -> Prestarted:
+    """Start ``workers`` processes now and let each import torch and load ``sample``'s data,
+    so that this start-up (seconds per worker) overlaps the parent's up-front check instead of
+    following it; :func:`run_local` then uses the pool."""
     ctx = mp.get_context("spawn")
     with sigint_blocked():
         events = ctx.Queue()
+        pool = _new_pool(ctx, workers, events)
+        for _ in range(workers):
+            pool.submit(_warm_up, sample)
+    return Prestarted(pool, events)
+
+
+def _new_pool(ctx: Any, workers: int, events: Any) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                               initargs=(events, os.getpid()))
+
+
+def run_local(
+    tasks: Iterable[RunTask | None], run_fn: RunFn, *, workers: int, max_retries: int = 1,
+    stop: Stop = _never, started: Prestarted | None = None,
+) -> Iterator[dict[str, Any] | Outcome]:
+    """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
+
+    ``tasks`` may be lazy: the next one is asked for only when a worker is free for it.
+    ``started``: a pool from :func:`prestart` to use first (closed here in any case).
+
+    At most ``workers`` runs are handed to the pool at a time, so once ``stop()`` is true no
+    further run starts and the ones in flight finish. Closing the generator early (an exception
+    in the consumer, a second Ctrl-C) kills the worker processes instead of waiting for them.
+    """
+    if workers < 1:
+        if started is not None:
+            started.close()
+        yield from run_inline(tasks, run_fn, stop)
+        return
+    ctx = mp.get_context("spawn")
+    if started is not None:
+        events = started.events
+    else:
+        with sigint_blocked():
+            events = ctx.Queue()
     attempts: dict[str, int] = {}
-    todo = Pending(tasks)
-    while todo and not stop():
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                   initializer=_init_worker, initargs=(events, os.getpid()))
-        try:
-            retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
-                                         max_retries, stop)
-        except BaseException:
-            _kill(pool)
-            raise
-        pool.shutdown(wait=True)
-        yield from _drain(events)
-        todo.retry(retry)
+    todo = Todo(tasks)
+    try:
+        while not stop() and not todo.done:
+            first = todo.pop()
+            if first is None:
+                todo.idle()
+                continue
+            todo.push_front([first])
+            pool = started.pool if started is not None else _new_pool(
+                ctx, todo.at_most(workers), events)
+            started = None
+            yield from _pool_round(pool, todo, run_fn, workers, events, attempts, max_retries,
+                                   stop)
+    finally:
+        if started is not None:  # never used (nothing to run, or stopped at once)
+            started.close()
 
 
-def _one_pool(pool: ProcessPoolExecutor, todo: Pending, run_fn: RunFn, workers: int,
+def _pool_round(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int, events: Any,
+                attempts: dict[str, int], max_retries: int,
+                stop: Stop) -> Generator[dict[str, Any] | Outcome, None, None]:
+    """Run on ``pool`` until done or broken, then shut it down; runs to retry go back to
+    ``todo``. Any exit by exception kills the pool's workers."""
+    try:
+        retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
+                                     max_retries, stop)
+    except BaseException:
+        _kill(pool)
+        raise
+    pool.shutdown(wait=True)
+    yield from _drain(events)
+    todo.push_front(retry)
+
+
+def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int,
               events: Any, attempts: dict[str, int], max_retries: int,
               stop: Stop) -> Generator[dict[str, Any] | Outcome, None, list[RunTask]]:
     """Feed ``todo`` to ``pool`` until it is done, stopped or broken; returns runs to retry."""
     running: dict[Future[Outcome], RunTask] = {}
     retry: list[RunTask] = []
     broken = False
-    while running or (todo and not broken and not stop()):
+    while True:
         while not broken and not stop() and len(running) < workers:
-            task = todo.next()
+            task = todo.pop()
             if task is None:
                 break
-            attempts.setdefault(task.run_id, 0)
             try:
                 with sigint_blocked():  # a worker started here inherits the block
                     running[pool.submit(_pool_run, task, run_fn)] = task
             except BrokenProcessPool:
-                todo.retry([task])
+                todo.push_front([task])
                 broken = True
         if not running:
-            break
+            if todo.done or broken or stop():
+                break
+            todo.idle()  # a shared study: runs held elsewhere may come free; keep the pool
+            continue
         finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
         yield from _drain(events)
         for fut in finished:
@@ -133,7 +207,7 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Pending, run_fn: RunFn, workers: 
                 yield fut.result()
             except BrokenProcessPool as e:
                 broken = True
-                attempts[task.run_id] += 1
+                attempts[task.run_id] = attempts.get(task.run_id, 0) + 1
                 if stop():
                     continue  # Ctrl-C: not a failure; the run stays unfinished for --resume
                 if attempts[task.run_id] > max_retries:
