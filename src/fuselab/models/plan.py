@@ -42,11 +42,8 @@ class FusionPoint:
 
 
 def is_feature_map_operator(name: str, where: str) -> bool:
-    """Whether operator ``name`` is a ``FeatureMapOp``; ``ValueError`` listing the operators if unknown."""
-    if name not in fusion.OPERATORS:
-        raise ValueError(f"{where}.operator: unknown fusion operator {name!r}; allowed: "
-                         f"{fusion.available()}")
-    factory = fusion.OPERATORS.get(name)
+    """Whether operator ``name`` is a ``FeatureMapOp``; ``UnknownNameError`` if unknown."""
+    factory = fusion.OPERATORS.get(name, where=f"{where}.operator")
     return isinstance(factory, type) and issubclass(factory, FeatureMapOp)
 
 

@@ -120,6 +120,7 @@ def _try_fit(spec: RunSpec, model: Any, tiny: dict[str, Any], threads: int) -> N
 def _check_operators(cfg: StudyConfig) -> None:
     """``op`` shorthands name registered fusion operators (error at ``grid.fusion[i].op[j]``)."""
     from fuselab import fusion
+    from fuselab._registry import UnknownNameError
 
     known = fusion.available()
     for v in cfg.fusion:
@@ -127,7 +128,7 @@ def _check_operators(cfg: StudyConfig) -> None:
         for j, op in enumerate(ops):
             if op not in known:
                 where = f"{v.where}.op" + (f"[{j}]" if len(ops) > 1 else "")
-                raise ConfigError(where, f"unknown fusion operator {op!r}; allowed: {known}")
+                raise ConfigError(where, UnknownNameError("fusion operator", op, known).message)
 
 
 #: Option overrides that keep the dry run of an evaluation cheap (applied where accepted).
