@@ -63,7 +63,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
     "inspect_msaf": (lambda: _staged(fusion=MSAF), lambda m: ev.msaf_attention(m, _data())),
     "inspect_clstm": (_clstm, lambda m: ev.clstm_activations(m, _data())),
     "inspect_probe": (lambda: _staged(progressive={"steps": 2, "context_dim": 4}),
-                      lambda m: ev.linear_probes(m, _data(), _data(seed=1), batch_size=5)),
+                      lambda m: ev.linear_probes(m, _data(seed=1), train=_data(), batch_size=5)),
 }
 
 

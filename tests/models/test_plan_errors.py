@@ -96,7 +96,7 @@ def test_position_merge_refuses_operators_that_pool_sequences() -> None:
     from fuselab.models.shapes import Shape
 
     shapes = {"a": Shape("seq", (5, 3)), "b": Shape("seq", (5, 2))}
-    options = {"out_dim": 4, "width": 4, "num_heads": 2, "layers": 1}
+    options = {"out_dim": 4, "width": 4, "num_heads": 2, "num_layers": 1}
     with pytest.raises(ValueError, match=r"fusion\[0\]\.operator: 'mult' cannot run per position"):
         PositionMerge("mult", shapes, shapes["a"], "none", options, "fusion[0]")
     merge = PositionMerge("nlgate", shapes, shapes["a"], "none", {"out_dim": 4}, "fusion[0]")

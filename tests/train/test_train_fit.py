@@ -167,6 +167,17 @@ def test_progress_bar_and_quiet_mode(capfd: pytest.CaptureFixture[str], splits: 
     assert "train" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize(("config_on", "arg", "shown"), [
+    (True, None, True), (False, None, False),   # default: the config key is the switch
+    (False, True, True), (True, False, False),  # an explicit argument overrides it
+])
+def test_one_progress_switch(capfd: pytest.CaptureFixture[str], splits: tuple,
+                             config_on: bool, arg: bool | None, shown: bool) -> None:
+    train, val = splits
+    fit(tiny_model(), train, val, FAST.replace(epochs=1, progress=config_on), progress=arg)
+    assert ("train" in capfd.readouterr().err) is shown
+
+
 def test_run_settings_apply_during_fit_and_are_restored(splits: tuple) -> None:
     train, val = splits
     seen = []

@@ -40,7 +40,7 @@ EVALUATIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "test_by_type": ("test_by_type", ("model", "ds")),
     "inspect_msaf": ("msaf_attention", ("model", "ds")),
     "inspect_clstm": ("clstm_activations", ("model", "ds")),
-    "inspect_probe": ("linear_probes", ("model", "train", "test")),
+    "inspect_probe": ("linear_probes", ("model", "ds", "train")),
     "robustness": ("", ()),  # cross-run: computed by the parent after all runs
 }
 CROSS_RUN = ("robustness",)
@@ -101,8 +101,6 @@ def run_evaluation(name: str, opts: Mapping[str, Any], model: Any, splits: Split
     fixed = EVALUATIONS[name][1]
     if not fixed:
         return list(fn(**kwargs))
-    if fixed == ("model", "train", "test"):  # probes fit on train, score on test
-        return list(fn(model, splits["train"], test, **kwargs))
     if "train" in fixed:
         kwargs["train"] = splits["train"]
     return list(fn(model, test, **kwargs))

@@ -117,7 +117,7 @@ class TrainConfig:
         grad_blend_holdout: fraction of the training set held out to measure generalization.
         regression_loss: ``"mse"`` or ``"l1"`` for regression tasks.
         mosi_metrics: add Acc-2/Acc-7/F1 for regression (``None``: when labels lie in [-3, 3]).
-        progress: show a progress bar (``fit(progress=False)`` also silences it).
+        progress: show a progress bar; ``fit(progress=...)`` overrides it for one call.
     """
 
     optimizer: str = "adam"

@@ -103,7 +103,7 @@ def fit(
     val: MultimodalDataset | None,
     config: TrainConfig | None = None,
     *,
-    progress: bool = True,
+    progress: bool | None = None,
     checkpoint_path: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
@@ -116,7 +116,8 @@ def fit(
         val: a dataset of the same task (``None``: no validation, the training loss is the
             monitored metric and early stopping/plateau are unavailable).
         config: hyper-parameters (default ``TrainConfig()``).
-        progress: show the progress bar (also needs ``config.progress``).
+        progress: show the progress bar; ``None`` (default) follows ``config.progress``, a bool
+            overrides it for this call (one switch: either turns the bar on or off).
         checkpoint_path: write the best weights there (atomically) whenever ``val`` improves.
         on_epoch: called with each epoch's history row; returning ``True`` stops training.
 
@@ -132,7 +133,7 @@ def fit(
     maximize = higher_is_better(metric)
     started = time.perf_counter()
     with run_settings(config):
-        t = Trainer(model, train, val, config, progress and config.progress)
+        t = Trainer(model, train, val, config, config.progress if progress is None else progress)
         sched = make_scheduler(t.optimizer, config, t.total_steps, maximize)
         per_step = sched if config.schedule == "cosine" else None
         history: list[dict[str, Any]] = []

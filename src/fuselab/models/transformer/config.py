@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuselab.models._check import choice, flag, fraction, known_keys, pos_int
+from fuselab.models._check import choice, flag, fraction, known_keys, pos_int, rename_deprecated
 from fuselab.models.transformer._checks import (
     TOKENIZERS,
     default_tokenizer,
@@ -89,6 +89,8 @@ def parse_config(
     num_outputs: int,
 ) -> TokenFusionConfig:
     """Validate plain config values (``name`` already removed) against ``input_shapes``."""
+    # the vocabulary of every fuselab transformer: num_layers / num_heads (old spellings warn)
+    config = rename_deprecated(config, {"layers": "num_layers", "heads": "num_heads"}, "model")
     known_keys(config, _KEYS | {"name"}, "model (family 'token_fusion')")
     if not input_shapes:
         raise ValueError("token_fusion: input_shapes must name at least one modality")
