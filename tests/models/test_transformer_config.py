@@ -57,7 +57,7 @@ def test_heads_and_layers_are_deprecated_spellings_of_num_heads_num_layers():
     assert got.sequence_lengths() == want.sequence_lengths()
     got.eval()
     torch.testing.assert_close(got(x, y), want(x, y))
-    with pytest.raises(ValueError, match="both 'layers' .deprecated. and 'num_layers'"):
+    with pytest.raises(ValueError, match=r"both 'layers' \(deprecated\) and 'num_layers'"):
         build(layers=2)
 
 
