@@ -16,7 +16,7 @@ from train_helpers import (
 )
 
 from fuselab.data import precompute_transform
-from fuselab.train import TrainConfig, evaluate_split, fit
+from fuselab.train import TrainConfig, score_split, fit
 
 FAST = TrainConfig(epochs=3, batch_size=32, lr=0.01, progress=False)
 
@@ -117,7 +117,7 @@ def test_generation_exact_match_reaches_one() -> None:
     train, val = make_generation(200, 0), make_generation(60, 1)
     torch.manual_seed(0)
     model = TinySeq2Seq(12, 3)
-    assert evaluate_split(model, val)["exact_match"] < 0.5
+    assert score_split(model, val)["exact_match"] < 0.5
     r = fit(model, train, val, FAST.replace(epochs=8, lr=0.05))
     assert r.metric == "exact_match" and r.best["exact_match"] == 1.0
-    assert evaluate_split(model, val)["exact_match"] == 1.0
+    assert score_split(model, val)["exact_match"] == 1.0

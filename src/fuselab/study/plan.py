@@ -19,7 +19,7 @@ from typing import Any
 
 from fuselab.study.config import StudyConfig
 from fuselab.study.errors import ConfigError
-from fuselab.study.evaluations import options
+from fuselab.study.evaluate_table import options
 from fuselab.study.grid import RunSpec, canonical_json
 from fuselab.study.resources import check_device, check_model_size
 from fuselab.study.tracking import check_available
@@ -142,7 +142,7 @@ def _try_evaluations(spec: RunSpec, model: Any, tiny: dict[str, Any],
     with the barely trained model; returns their records."""
     import inspect
 
-    from fuselab.study.evaluations import CROSS_RUN, resolve, run_evaluation
+    from fuselab.study.evaluate_table import CROSS_RUN, resolve, run_evaluation
 
     records: list[dict[str, Any]] = []
     todo = {**{e: {} for e in extra}, **spec.config["evaluate"]}

@@ -20,7 +20,7 @@ from fuselab.tasks import DEFAULT_METRIC, TASK_METRICS, higher_is_better
 from fuselab.train import blending as B
 from fuselab.train.checkpoint import save_checkpoint
 from fuselab.train.config import TrainConfig
-from fuselab.train.evaluation import evaluate_split
+from fuselab.train.scoring import score_split
 from fuselab.train.optim import make_scheduler
 from fuselab.train.result import FitResult
 from fuselab.train.trainer import Trainer
@@ -160,11 +160,11 @@ def fit(
                     t.set_weights(B.blend_weights(before, after))
                     before = after
                 if t.val is not None:
-                    scores = evaluate_split(
+                    scores = score_split(
                         model, t.val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
                         mosi=config.mosi_metrics, fwd=t._fwd, channels_last=t.channels_last,
                         snr=config.train_snr if config.val_snr == "train" else None,
-                        noise_seed=config.seed + 7,
+                        seed=config.seed + 7,
                     )
                 else:
                     scores = {"loss": train_loss}

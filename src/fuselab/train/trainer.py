@@ -25,7 +25,7 @@ from fuselab.tasks import task_loss
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
-from fuselab.train.evaluation import (
+from fuselab.train.scoring import (
     check_output,
     forward,
     model_inputs,

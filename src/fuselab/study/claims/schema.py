@@ -26,7 +26,7 @@ from typing import Any
 
 from fuselab.study import _check as c
 from fuselab.study.errors import ConfigError
-from fuselab.study.evaluations import EVALUATIONS
+from fuselab.study.evaluate_table import EVALUATIONS
 
 #: Records a run stores besides its evaluations: training curves (``train_loss``, ``val_*``).
 EXTRA_EVALUATIONS = ("curve",)
