@@ -30,7 +30,7 @@ import fuselab.models as fm
 from fuselab import data
 from fuselab import device as D
 from fuselab.data import MultimodalDataset
-from fuselab.train import TrainConfig, score_split, fit
+from fuselab.train import TrainConfig, fit, score_split
 from fuselab.train.trainer import Trainer
 
 try:

@@ -53,7 +53,7 @@ def _cfg(tmp_path: Path, label: str = "lowrank", extra: str = 'op = "lowrank"\n'
 
 def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> None:
     from fuselab import data, models
-    from fuselab.train import score_split, load_checkpoint
+    from fuselab.train import load_checkpoint, score_split
 
     cfg_path = _cfg(tmp_path)
     s = run_study(cfg_path, tmp_path / "study", workers=0, progress=False)

@@ -13,9 +13,9 @@ from fuselab.train import (
     CheckpointMismatchError,
     NonFiniteLossError,
     TrainConfig,
-    score_split,
     fit,
     load_checkpoint,
+    score_split,
 )
 
 FAST = TrainConfig(epochs=4, batch_size=32, lr=0.01, progress=False)

@@ -16,7 +16,7 @@ from train_helpers import (
 )
 
 from fuselab.data import precompute_transform
-from fuselab.train import TrainConfig, score_split, fit
+from fuselab.train import TrainConfig, fit, score_split
 
 FAST = TrainConfig(epochs=3, batch_size=32, lr=0.01, progress=False)
 

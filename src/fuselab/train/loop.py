@@ -20,9 +20,9 @@ from fuselab.tasks import DEFAULT_METRIC, TASK_METRICS, higher_is_better
 from fuselab.train import blending as B
 from fuselab.train.checkpoint import save_checkpoint
 from fuselab.train.config import TrainConfig
-from fuselab.train.scoring import score_split
 from fuselab.train.optim import make_scheduler
 from fuselab.train.result import FitResult
+from fuselab.train.scoring import score_split
 from fuselab.train.trainer import Trainer
 
 EpochCallback = Callable[[dict[str, Any]], "bool | None"]

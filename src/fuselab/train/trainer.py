@@ -25,15 +25,15 @@ from fuselab.tasks import task_loss
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
+from fuselab.train.memory import retain_freed_memory, wants_retained_heap
+from fuselab.train.optim import make_optimizer
+from fuselab.train.progress import Progress
 from fuselab.train.scoring import (
     check_output,
     forward,
     model_inputs,
     needed_modalities,
 )
-from fuselab.train.memory import retain_freed_memory, wants_retained_heap
-from fuselab.train.optim import make_optimizer
-from fuselab.train.progress import Progress
 
 
 def resolve_channels_last(setting: bool | str, model: nn.Module) -> bool:
