@@ -61,7 +61,7 @@ def test_macro_f1_is_nan_without_samples() -> None:
 @pytest.mark.parametrize(
     ("metric", "higher"),
     [("accuracy", True), ("macro_f1", True), ("exact_match", True), ("pearson_r", True),
-     ("acc2", True), ("f1", True), ("throughput_b256", True), ("train_samples_per_s", True),
+     ("acc2", True), ("f1", True), ("throughput", True), ("train_samples_per_s", True),
      ("loss", False), ("mse", False), ("mae", False), ("val_loss", False), ("test_mse", False),
      ("latency_ms_b1", False), ("params", False), ("flops_per_sample", False),
      ("peak_memory_mb", False), ("duration_s", False)],
