@@ -41,7 +41,7 @@ def build(encoders, shapes, plan=None, **extra):
         ([], r"model\.fusion: expected a non-empty list of fusion points"),
         ([{"at": "late"}], r"model\.fusion\[0\]: missing required key 'operator'"),
         ([{"at": "late", "operator": "concat", "where": 1}],
-         r"model\.fusion\[0\]: unknown key 'where'; allowed: \["),
+         r"model\.fusion\[0\]\.where: unknown key; allowed: \["),
         ([{"at": "late", "operator": "concat", "trunk": "video"}],
          r"model\.fusion\[0\]\.trunk: unknown modality 'video'"),
         ([{"at": "late", "operator": "concat", "adapter": "resize"}],
@@ -81,7 +81,7 @@ def test_model_level_errors(encoders, shapes):
         build(encoders, shapes, drop=["image", "audio"])
     with pytest.raises(ValueError, match=r"model\.drop_mode: expected one of \['mask', 'remove'\], got 'hide'"):
         build(encoders, shapes, drop=["audio"], drop_mode="hide")
-    with pytest.raises(ValueError, match=r"model: unknown key 'fuse'; allowed: \["):
+    with pytest.raises(ValueError, match=r"model\.fuse: unknown key; allowed: \["):
         build(encoders, shapes, fuse="late")
     with pytest.raises(ValueError, match=r"model\.head\.hidden\[0\]: expected an int >= 1, got 0"):
         build(encoders, shapes, head={"hidden": [0]})

@@ -113,7 +113,7 @@ def test_omitted_modality_is_not_used():
         ({"decoder_layers": 0}, ValueError, ["decoder_layers", ">= 1"]),
         ({"num_layers": 2.5}, ValueError, ["num_layers", "int", "2.5"]),
         ({"dropout": 1.5}, ValueError, ["dropout", "[0, 1)"]),
-        ({"fusion": "late"}, ValueError, ["unknown key 'fusion'", "fusion_spec"]),
+        ({"fusion": "late"}, ValueError, ["model.fusion: unknown key", "fusion_spec"]),
         ({"eos_id": 20}, ValueError, ["eos_id", "0 .. 19"]),
         ({"t5": "some/path"}, ValueError, ["model.t5", "trunk"]),
     ],

@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from fuselab.models._check import known_keys
+from fuselab._validate import known_keys
 from fuselab.models.clstm import build_clstm
 from fuselab.models.progressive import wrap_progressive
 from fuselab.models.registry import register

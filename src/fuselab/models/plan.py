@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuselab import fusion
+from fuselab._validate import choice, known_keys
 from fuselab.fusion.base import FeatureMapOp
-from fuselab.models._check import choice, known_keys
 
 POINT_KEYS = ("at", "operator", "options", "adapter", "trunk")
 ADAPTERS = ("none", "resize", "pool")

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from fuselab._registry import Registry
-from fuselab.models._check import pos_int
+from fuselab._validate import pos_int
 
 MODELS: Registry[nn.Module] = Registry("model family")
 """Model families by name (``config["name"]``): ``"staged"``, ``"clstm"``, ``"token_fusion"``."""

@@ -19,7 +19,7 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from fuselab.models._check import choice
+from fuselab._validate import choice
 from fuselab.models.encoders import StagedEncoder, build_encoder, encoder_stage_names
 from fuselab.models.head import MLPHead, parse_head
 from fuselab.models.inputs import checked_inputs

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fuselab.models._check import choice, fraction, pos_int
+from fuselab._validate import choice, fraction, pos_int
 from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.encoders.sequence import frames_shape, to_frames
 from fuselab.models.shapes import Shape

@@ -22,7 +22,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from fuselab._registry import Registry, UnknownNameError
-from fuselab.models._check import rename_deprecated
+from fuselab._validate import rename_deprecated
 from fuselab.models.shapes import Readout, Shape, default_readout, raw_shape
 
 

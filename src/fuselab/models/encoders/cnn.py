@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from fuselab.models._check import flag, int_list, pos_int
+from fuselab._validate import flag, int_list, pos_int
 from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.shapes import Shape
 from fuselab.ops import bn_relu_maxpool

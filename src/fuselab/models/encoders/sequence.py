@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from fuselab.models._check import fraction, int_list
+from fuselab._validate import fraction, int_list
 from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.shapes import Shape
 

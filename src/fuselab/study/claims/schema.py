@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.errors import ConfigError
 from fuselab.study.evaluate_table import EVALUATIONS
 
