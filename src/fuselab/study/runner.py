@@ -128,11 +128,7 @@ def run_study(
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
     invocation = Invocation(command, cfg.execution.device)
     completed = False
-    if backend not in ("local", "ray"):
-        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 0):
-        raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
+    _check_run_args(backend, workers)
     specs = expand(cfg)
     if run_fn is None:
         from fuselab.study.execute import execute_run
@@ -151,27 +147,10 @@ def run_study(
     with StudyLock(study_dir):
         store = open_study_store(study_dir, db_url)
         try:
-            # decide first (cheap, refuses a wrong study dir), check the grid, then change files
-            mode = prepare(store, study_dir, cfg.name, identity, resume=resume,
-                           force=force, apply=False, data_id=data_id)
-            t_check = time.perf_counter()
-            if check:
-                from fuselab.study.plan import check_plan
-
-                check_plan(cfg, specs, data_root=root, local=backend == "local")
-            check_s = time.perf_counter() - t_check
-            prepare(store, study_dir, cfg.name, identity, resume=resume,
-                    force=force, apply=True, data_id=data_id)
-            store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
-            invocation.record_start(store, cfg.overrides)
-            _save_config(cfg, study_dir)
-            store.add_runs(specs)
-            ckpt_dir = study_dir / "checkpoints"
-            clean_partials(ckpt_dir)
-            status = store.status()
-            finished = {"done", "failed"} if not retry_failed else {"done"}
-            todo = [s for s in specs if status.get(s.run_id) not in finished]
-            tasks = [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
+            mode, check_s = _open_study(store, cfg, specs, study_dir, identity, data_id,
+                                        invocation, resume=resume, force=force, check=check,
+                                        root=root, local=backend == "local")
+            tasks = _pending_tasks(store, cfg, specs, study_dir, root, retry_failed)
             names = {s.run_id: f"{s.variant} · seed {s.seed}" for s in specs}
             bar = StudyProgress(len(tasks), names, enabled=progress, workers=max(1, n_workers))
             try:
@@ -197,6 +176,48 @@ def run_study(
         mode=mode, check_s=check_s, warnings=warnings, claims=verdicts,
         interrupted=stopped,
     )
+
+
+def _check_run_args(backend: str, workers: int | None) -> None:
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 0):
+        raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
+
+
+def _open_study(store: Store, cfg: StudyConfig, specs: list[RunSpec], study_dir: Path,
+                identity: str, data_id: str, invocation: Invocation, *, resume: bool,
+                force: bool, check: bool, root: str | None, local: bool) -> tuple[str, float]:
+    """Decide what to do with the study dir (cheap, refuses a wrong one), check the grid, then
+    change files: the study row, the start record, the config copy, the run rows.
+    Returns the mode and the seconds the check took."""
+    mode = prepare(store, study_dir, cfg.name, identity, resume=resume,
+                   force=force, apply=False, data_id=data_id)
+    t_check = time.perf_counter()
+    if check:
+        from fuselab.study.plan import check_plan
+
+        check_plan(cfg, specs, data_root=root, local=local)
+    check_s = time.perf_counter() - t_check
+    prepare(store, study_dir, cfg.name, identity, resume=resume,
+            force=force, apply=True, data_id=data_id)
+    store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
+    invocation.record_start(store, cfg.overrides)
+    _save_config(cfg, study_dir)
+    store.add_runs(specs)
+    return mode, check_s
+
+
+def _pending_tasks(store: Store, cfg: StudyConfig, specs: list[RunSpec], study_dir: Path,
+                   root: str | None, retry_failed: bool) -> list[RunTask]:
+    """Tasks of the runs still to do (failed ones too with ``retry_failed``)."""
+    ckpt_dir = study_dir / "checkpoints"
+    clean_partials(ckpt_dir)
+    status = store.status()
+    finished = {"done", "failed"} if not retry_failed else {"done"}
+    todo = [s for s in specs if status.get(s.run_id) not in finished]
+    return [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
 
 
 def _execute(store: Store, bar: StudyProgress, intr: Interrupts,
