@@ -280,6 +280,12 @@ def emap(
         ds,
         "emap",
     )
+    return _records(full, proj, labels, ds, metric, bootstrap, ci, gen)
+
+
+def _records(full: Tensor, proj: Tensor, labels: Tensor, ds: MultimodalDataset, metric: str,
+             bootstrap: int, ci: float, gen: torch.Generator) -> list[Record]:
+    """The metric of the model and of its projection, their gap and its bootstrap interval."""
     values = {}
     for name, out in (("full", full), ("emap", proj)):
         acc = MetricAccumulator(metric, ds.num_classes)
