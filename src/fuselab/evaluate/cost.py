@@ -11,8 +11,8 @@ repeated when it holds fewer than the batch size) on the model's own device:
   and CPU scaled dot-product attention counted with torch's own SDPA formula.
 * ``latency_ms_b1`` / ``throughput``: medians over repeated eval-mode forward passes at batch
   1 (milliseconds) and at ``throughput_batch`` (samples/s; the record's ``batch_size`` field says
-  which, default 256), after warm-up. (Before 0.2 this metric was ``throughput_b256`` whatever
-  the batch; stores written then are read under the new name.) On CUDA every timed call is
+  which, default 256), after warm-up. (Older versions named it ``throughput_b256`` whatever the
+  batch; stores they wrote are read under the new name.) On CUDA every timed call is
   bracketed by ``torch.cuda.synchronize`` (:func:`fuselab.device.synchronize`): kernels run
   asynchronously, so the clock would otherwise read the launch time, not the compute time.
 * ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
