@@ -56,7 +56,7 @@ def _encoder(enc: torch.nn.Module, x: Tensor, source: Tensor | None) -> Tensor:
 
 def test_mult_written_out(gen: torch.Generator) -> None:
     op = fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, width=4, num_heads=1,
-                         layers=2, self_layers=1).double()
+                         num_layers=2, self_layers=1).double()
     xa, xb = _x(gen, 2, 5, 3), _x(gen, 2, 3, 2)
     ha = xa @ op.temporal["a"].weight[:, :, 0].T  # kernel 1, no bias: a per-step product
     hb = xb @ op.temporal["b"].weight[:, :, 0].T

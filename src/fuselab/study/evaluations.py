@@ -1,6 +1,6 @@
 """Deprecated module (one release): moved to :mod:`fuselab.study.evaluate_table`."""
 
-from fuselab.study.evaluate_table import (
+from fuselab.study.evaluate_table import (  # noqa: F401  (old import path)
     CROSS_RUN,
     EVALUATIONS,
     options,
@@ -8,5 +8,3 @@ from fuselab.study.evaluate_table import (
     run_evaluation,
     summary_metrics,
 )
-
-__all__ = ["CROSS_RUN", "EVALUATIONS", "options", "resolve", "run_evaluation", "summary_metrics"]

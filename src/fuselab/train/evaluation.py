@@ -1,6 +1,6 @@
 """Deprecated module (one release): moved to :mod:`fuselab.train.scoring`."""
 
-from fuselab.train.scoring import (
+from fuselab.train.scoring import (  # noqa: F401  (old import path)
     check_output,
     evaluate_split,
     forward,
@@ -8,6 +8,3 @@ from fuselab.train.scoring import (
     needed_modalities,
     score_split,
 )
-
-__all__ = ["check_output", "evaluate_split", "forward", "model_inputs", "needed_modalities",
-           "score_split"]

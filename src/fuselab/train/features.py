@@ -9,9 +9,7 @@ import warnings
 from collections.abc import Mapping
 
 from fuselab.data.dataset import MultimodalDataset
-from fuselab.data.precompute import CHUNK, precompute_transform
-
-__all__ = ["CHUNK", "cache_features", "precompute_transform"]
+from fuselab.data.precompute import CHUNK, precompute_transform  # noqa: F401  (old import path)
 
 
 def cache_features(
