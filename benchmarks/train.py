@@ -53,8 +53,8 @@ from torch.utils.flop_counter import FlopCounterMode
 import fuselab.data as fd
 import fuselab.models as fm
 from fuselab._process import own_process
+from fuselab.data import precompute_transform
 from fuselab.train import TrainConfig, fit
-from fuselab.train.features import cache_features
 from fuselab.train.loop import run_settings
 from fuselab.train.trainer import Trainer
 
@@ -153,7 +153,7 @@ def profile_fit(model: nn.Module, ds: fd.MultimodalDataset, cfg: TrainConfig, to
 def load(args: argparse.Namespace) -> tuple[fd.MultimodalDataset, fd.MultimodalDataset, float]:
     t0 = time.perf_counter()
     raw = fd.load("avmnist", root=args.data_root, split="train", pairs=args.steps * args.batch)
-    return raw, cache_features(raw), time.perf_counter() - t0
+    return raw, precompute_transform(raw), time.perf_counter() - t0
 
 
 def base_config(args: argparse.Namespace) -> TrainConfig:
@@ -238,7 +238,7 @@ def main() -> None:
     variants = {
         "fit": (base, ds, "defaults: fused conv stages, channels-last (auto), retain_memory"),
         "fit, NCHW": (base.replace(channels_last=False), ds, "channels_last=false"),
-        "fit, STFT every batch": (base.replace(feature_cache=False), raw, "no feature cache"),
+        "fit, STFT every batch": (base.replace(precompute_transforms=False), raw, "transforms not precomputed"),
         "fit bf16": (base.replace(precision="bfloat16"), ds, "CPU autocast bfloat16 (numerics change)"),
     }
     if args.compile:

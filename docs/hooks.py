@@ -91,12 +91,13 @@ def cli_help(root: Path) -> str:
     """``fuselab --help`` and each command's help, from the parser the command uses."""
     sys.path.insert(0, str(root / "src"))
     try:
-        from fuselab.cli import build_parser
+        from fuselab.cli import DEPRECATED_COMMANDS, build_parser
     finally:
         sys.path.pop(0)
     parser = build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    blocks = [("fuselab", parser)] + [(f"fuselab {n}", p) for n, p in sub.choices.items()]
+    blocks = [("fuselab", parser)] + [(f"fuselab {n}", p) for n, p in sub.choices.items()
+                                      if n not in DEPRECATED_COMMANDS]
     out = []
     for title, p in blocks:
         p.formatter_class = lambda prog: argparse.HelpFormatter(prog, width=96)

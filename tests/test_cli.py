@@ -13,10 +13,24 @@ from fuselab.cli import main
 sys.path.insert(0, str(Path(__file__).resolve().parent / "study"))
 
 
-def test_ops_still_lists_operators(capsys: pytest.CaptureFixture[str]) -> None:
+def test_operators_lists_operators(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["operators", "--dims", "a=4,b=6", "--out-dim", "8"]) == 0
+    out = capsys.readouterr()
+    assert "concat" in out.out and "operators; parameters at in_dims=(a=4, b=6)" in out.out
+    assert out.err == ""
+
+
+def test_ops_is_a_hidden_deprecated_alias_of_operators(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["operators", "--dims", "a=4,b=6", "--out-dim", "8"]) == 0
+    new = capsys.readouterr().out
     assert main(["ops", "--dims", "a=4,b=6", "--out-dim", "8"]) == 0
-    out = capsys.readouterr().out
-    assert "concat" in out and "operators; parameters at in_dims=(a=4, b=6)" in out
+    old = capsys.readouterr()
+    assert old.out == new
+    assert "'fuselab ops' is deprecated, use 'fuselab operators'" in old.err
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    top = capsys.readouterr().out
+    assert "operators" in top and "ops," not in top and "{ops" not in top
 
 
 def test_missing_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,8 +99,8 @@ def test_bad_paths_and_urls_are_one_line_errors(tmp_path: Path, capsys: pytest.C
 
 @pytest.mark.parametrize("argv", [["study", "c.toml", "--workers", "-1"],
                                   ["study", "c.toml", "--workers", "two"],
-                                  ["ops", "--dims", "=4"], ["ops", "--dims", "a=-1"],
-                                  ["ops", "--dims", "a=99999999999"], ["ops", "--out-dim", "0"]])
+                                  ["operators", "--dims", "=4"], ["operators", "--dims", "a=-1"],
+                                  ["operators", "--dims", "a=99999999999"], ["operators", "--out-dim", "0"]])
 def test_bad_arguments_are_usage_errors(argv: list[str],
                                         capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
@@ -131,7 +145,7 @@ def test_ctrl_c_outside_a_study_is_exit_130(monkeypatch: pytest.MonkeyPatch,
 
 def test_ops_counts_parameters_without_allocating_them(capsys: pytest.CaptureFixture[str]) -> None:
     # 65536-wide inputs: `tensor` fusion alone has W: 128 x 65537^2 and a bias, 2 TB as float32
-    assert main(["ops", "--dims", "a=65536,b=65536", "--out-dim", "128"]) == 0
+    assert main(["operators", "--dims", "a=65536,b=65536", "--out-dim", "128"]) == 0
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("tensor "))
     assert f"{128 * 65537**2 + 128:,}" in row

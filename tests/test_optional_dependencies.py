@@ -23,7 +23,7 @@ model = fl.models.build(
     {"name": "token_fusion", "fusion_spec": {"0": ["question"], "1": ["image"]},
      "num_layers": 2, "d_model": 16, "num_heads": 2},
     input_shapes={"question": (8,), "image": (3, 32, 32)}, num_outputs=20)
-assert fuselab.cli.main(["ops"]) == 0
+assert fuselab.cli.main(["operators"]) == 0
 try:
     fl.models.build(
         {"name": "token_fusion", "fusion_spec": {"0": ["question"]}, "trunk": "t5"},

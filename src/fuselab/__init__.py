@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from fuselab._registry import UnknownNameError
+
 __version__ = "0.1.0"
 
 _SUBPACKAGES = ("fusion", "models", "data", "train", "evaluate", "study", "report", "cli")
 
-__all__ = ["__version__", *_SUBPACKAGES]
+__all__ = ["UnknownNameError", "__version__", *_SUBPACKAGES]
 
 
 def __getattr__(name: str) -> Any:

@@ -19,8 +19,11 @@ from fuselab._process import own_process
 #: met before or while running (message on stderr); an unexpected error (a bug: --debug shows
 #: its traceback); stopped by Ctrl-C.
 OK, RUN_FAILED, ERROR, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 130
-#: Largest width `fuselab ops` accepts (parameter counts of wider operators overflow int64).
+#: Largest width `fuselab operators` accepts (parameter counts of wider operators overflow int64).
 MAX_WIDTH = 65536
+#: Deprecated command names (one release): old -> current. They still run, print a warning, and
+#: are left out of the help (``fuselab ops`` read as the native kernels of ``fuselab.ops``).
+DEPRECATED_COMMANDS = {"ops": "operators"}
 
 
 def _nonnegative(text: str) -> int:
@@ -57,7 +60,7 @@ def _parse_dims(text: str) -> dict[str, int]:
     return out
 
 
-def _cmd_ops(args: argparse.Namespace) -> int:
+def _cmd_operators(args: argparse.Namespace) -> int:
     import torch
 
     from fuselab import fusion
@@ -358,16 +361,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ops = sub.add_parser("ops", parents=[common],
-                         help="list fusion operators with parameter counts")
-    ops.add_argument(
-        "--dims",
-        type=_parse_dims,
-        default={"image": 64, "audio": 32},
-        help="modality widths, e.g. image=64,audio=32",
-    )
-    ops.add_argument("--out-dim", type=_width, default=128)
-    ops.set_defaults(func=_cmd_ops)
+    for name in ("operators", *(old for old, new in DEPRECATED_COMMANDS.items() if new == "operators")):
+        kwargs = {"help": "list fusion operators with parameter counts"} if name == "operators" else {}
+        ops = sub.add_parser(name, parents=[common], **kwargs)  # type: ignore[arg-type]
+        ops.add_argument(
+            "--dims",
+            type=_parse_dims,
+            default={"image": 64, "audio": 32},
+            help="modality widths, e.g. image=64,audio=32",
+        )
+        ops.add_argument("--out-dim", type=_width, default=128)
+        ops.set_defaults(func=_cmd_operators)
 
     ex = sub.add_parser("examples", parents=[common],
                         help="list the example configs that ship with fuselab")
@@ -404,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("table", "json", "markdown"), default="table",
                       help="markdown: the claims table (with --claims)")
     show.set_defaults(func=_cmd_show)
+    sub.metavar = "{" + ",".join(c for c in sub.choices if c not in DEPRECATED_COMMANDS) + "}"
     return parser
 
 
@@ -416,6 +421,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         own_process()
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    if args.command in DEPRECATED_COMMANDS:
+        print(f"fuselab: warning: 'fuselab {args.command}' is deprecated, use 'fuselab "
+              f"{DEPRECATED_COMMANDS[args.command]}' (the old name will be removed)", file=sys.stderr)
     debug = args.debug or os.environ.get("FUSELAB_DEBUG", "") not in ("", "0")
     ctrl_c: list[bool] = []
     old = None

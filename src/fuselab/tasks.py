@@ -8,7 +8,7 @@ report and the CLI read the rules without loading torch).
   ``(B, L)`` token ids).
 * Direction: a metric is minimised when its name contains one of :data:`LOWER_IS_BETTER` (so
   ``val_loss``, ``test_mse``, ``latency_ms_b1``, ``peak_memory_mb`` are minimised) and
-  maximised otherwise (``accuracy``, ``macro_f1``, ``throughput_b256``, ...).
+  maximised otherwise (``accuracy``, ``macro_f1``, ``throughput``, ...).
 * Macro-F1 is scikit-learn's ``f1_score(average="macro")``: the unweighted mean of the per-class
   ``F1 = 2 TP / (2 TP + FP + FN)`` over every class present in the labels *or* the predictions
   (a class that is predicted but never a label counts, with F1 = 0).

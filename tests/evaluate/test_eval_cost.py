@@ -17,7 +17,7 @@ METRICS = {
     "fusion_params",
     "flops_per_sample",
     "latency_ms_b1",
-    "throughput_b256",
+    "throughput",
     "train_samples_per_s",
     "peak_memory_mb",
 }
@@ -52,8 +52,12 @@ def _wide_dataset(n: int) -> MultimodalDataset:
 
 def test_exact_counts_on_additive_model() -> None:
     recs = ev.cost(AdditiveModel(), additive_dataset(20), repeats=2, warmup=1)
+    timed_at = {"throughput": 256, "train_samples_per_s": 64}  # the default batches
     assert all(
-        r["evaluation"] == "cost" and set(r) == {"evaluation", "metric", "value"} for r in recs
+        r["evaluation"] == "cost"
+        and set(r) == {"evaluation", "metric", "value"} | ({"batch_size"} if r["metric"] in timed_at else set())
+        and r.get("batch_size") == timed_at.get(r["metric"])
+        for r in recs
     )
     got = {r["metric"]: r["value"] for r in recs}
     assert "fusion_params" not in got  # the toy model has no fusion_parameters()
@@ -72,7 +76,7 @@ def test_wide_model_timings_memory_and_model_untouched() -> None:
     assert got["fusion_params"] == 12
     assert got["params"] == 512 * 2048 + 2048 + 2048 * 10 + 10 + 12 + 13 * 10 + 10
     assert got["flops_per_sample"] == 2 * (512 * 2048 + 2048 * 10 + 3 * 3 + 13 * 10)
-    for m in ("latency_ms_b1", "throughput_b256", "train_samples_per_s"):
+    for m in ("latency_ms_b1", "throughput", "train_samples_per_s"):
         assert math.isfinite(got[m]) and got[m] > 0
     # Bytes of tensors (the profiler's count, not the allocator's): a training step at batch 256
     # holds at least the first layer's output and its ReLU (2 MiB each), and at most every

@@ -19,8 +19,8 @@ import fuselab.evaluate as ev
 import fuselab.models as fm
 from device_marks import guard, mark_moves
 from fuselab.data import MultimodalDataset
-from fuselab.study.evaluations import EVALUATIONS
-from fuselab.train import evaluate_split
+from fuselab.study.evaluate_table import EVALUATIONS
+from fuselab.train import score_split
 
 ENC = {m: {"type": "lenet", "kernels": [3, 3], "channels": 2} for m in ("image", "audio")}
 MSAF = [{"at": {"image": "conv1", "audio": "conv1"}, "operator": "msaf",
@@ -50,7 +50,7 @@ def _clstm() -> torch.nn.Module:
 SNRS = [None, 1.0]
 #: study evaluation name -> (model builder, call)
 CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
-    "test": (_staged, lambda m: evaluate_split(m, _data(), batch_size=5, snr={"audio": 1.0})),
+    "test": (_staged, lambda m: score_split(m, _data(), batch_size=5, snr={"audio": 1.0})),
     "snr_grid": (_staged, lambda m: ev.snr_grid(m, _data(), SNRS, batch_size=5)),
     "snr_curve": (lambda: _staged(fusion=MSAF),  # not factorisable: the direct path
                   lambda m: ev.snr_curves(m, _data(), SNRS, batch_size=5)),
@@ -63,7 +63,7 @@ CASES: dict[str, tuple[Callable[[], Any], Callable[[Any], Any]]] = {
     "inspect_msaf": (lambda: _staged(fusion=MSAF), lambda m: ev.msaf_attention(m, _data())),
     "inspect_clstm": (_clstm, lambda m: ev.clstm_activations(m, _data())),
     "inspect_probe": (lambda: _staged(progressive={"steps": 2, "context_dim": 4}),
-                      lambda m: ev.linear_probes(m, _data(), _data(seed=1), batch_size=5)),
+                      lambda m: ev.linear_probes(m, _data(seed=1), train=_data(), batch_size=5)),
 }
 
 

@@ -32,7 +32,7 @@ def test_exact_on_additive_model() -> None:
     assert proj.shape == (40, 4)
     torch.testing.assert_close(proj, full, atol=1e-5, rtol=1e-5)
     # with a random reference subset the projection of an additive model is still exact
-    sub = ev.emap_logits(model, x, reference=7, generator=torch.Generator().manual_seed(1))
+    sub = ev.emap_logits(model, x, reference=7, seed=1)
     torch.testing.assert_close(sub, full, atol=1e-5, rtol=1e-5)
     recs = ev.emap(model, ds)
     got = {(r["metric"], r["projection"]): r["value"] for r in recs}
@@ -57,6 +57,18 @@ def test_matches_brute_force_definition_on_non_additive_model() -> None:
     assert sum(rows) == 1 + 12 * 12  # a dtype probe, then every pair exactly once
     with torch.no_grad():
         assert not torch.allclose(got, model({"a": a, "b": b}), atol=1e-3)
+
+
+def test_seed_picks_the_reference_and_deprecated_generator_maps_to_it() -> None:
+    ds = additive_dataset(30, seed=5)
+    model = MultiplicativeModel()  # non-additive: the reference subset changes the estimate
+    x = {"a": ds.modalities["a"], "b": ds.modalities["b"]}
+    one = ev.emap_logits(model, x, reference=5, seed=1)
+    torch.testing.assert_close(ev.emap_logits(model, x, reference=5, seed=1), one)
+    assert not torch.allclose(ev.emap_logits(model, x, reference=5, seed=2), one)
+    with pytest.warns(DeprecationWarning, match=r"generator=\.\.\.\) is deprecated"):
+        old = ev.emap_logits(model, x, reference=5, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(old, one)
 
 
 def test_factorised_emap_equals_direct_emap() -> None:

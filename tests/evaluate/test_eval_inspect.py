@@ -173,12 +173,27 @@ def _probe_data(n: int, seed: int) -> MultimodalDataset:
 
 
 def test_linear_probes_per_step_and_modality() -> None:
-    recs = ev.linear_probes(ToyProFusion(), _probe_data(300, 0), _probe_data(150, 1))
+    recs = ev.linear_probes(ToyProFusion(), _probe_data(150, 1), train=_probe_data(300, 0))
     assert all(set(r) == {"evaluation", "metric", "value", "step", "modality"} for r in recs)
     got = {(r["step"], r["modality"]): r["value"] for r in recs}
     assert set(got) == {(1, "a"), (1, "b"), (2, "a"), (2, "b")}
     assert got[(2, "a")] == 1.0
     assert got[(1, "a")] < 0.6 and got[(2, "b")] < 0.6
+
+
+def test_linear_probes_old_argument_order_warns_and_matches() -> None:
+    good = _probe_data(150, 1)
+    shuffled = _probe_data(300, 0)
+    shuffled = MultimodalDataset(dict(shuffled.modalities), shuffled.labels[torch.randperm(
+        300, generator=torch.Generator().manual_seed(2))], num_classes=3)
+    new = ev.linear_probes(ToyProFusion(), good, train=shuffled)
+    with pytest.warns(DeprecationWarning, match=r"linear_probes\(model, train, test\) is deprecated"):
+        old = ev.linear_probes(ToyProFusion(), shuffled, good)
+    assert old == new
+    # fitted on label noise, the probes score near chance even on the informative step
+    assert max(r["value"] for r in new) < 0.6
+    with pytest.raises(TypeError, match="needs train="):
+        ev.linear_probes(ToyProFusion(), good)
 
 
 def test_fit_probe_folds_standardisation() -> None:
@@ -194,4 +209,4 @@ def test_fit_probe_folds_standardisation() -> None:
 
 def test_linear_probes_need_step_features() -> None:
     with pytest.raises(TypeError, match="no step_features"):
-        ev.linear_probes(ToyMSAFModel(), _maps(6), _maps(6))
+        ev.linear_probes(ToyMSAFModel(), _maps(6), train=_maps(6))

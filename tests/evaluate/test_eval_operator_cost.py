@@ -6,7 +6,7 @@ import pytest
 
 import fuselab.evaluate as ev
 from fuselab.study.errors import ConfigError
-from fuselab.study.evaluations import options, run_evaluation
+from fuselab.study.evaluate_table import options, run_evaluation
 
 
 def _by(recs: list[dict], metric: str) -> dict[int, float]:

@@ -78,7 +78,7 @@ def test_progressive_fusion_probes_per_step() -> None:
     model = _build(
         fusion=[{"at": "late", "operator": "concat"}], progressive={"steps": 2, "context_dim": 4}
     )
-    recs = ev.linear_probes(model, _data(32), _data(16))
+    recs = ev.linear_probes(model, _data(16), train=_data(32))
     assert {(r["step"], r["modality"]) for r in recs} == {
         (1, "image"), (1, "audio"), (2, "image"), (2, "audio"),
     }  # fmt: skip

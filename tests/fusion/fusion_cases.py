@@ -90,7 +90,7 @@ CASES: list[Case] = [
             "out_dim": 3,
             "width": 4,
             "num_heads": 2,
-            "layers": 1,
+            "num_layers": 1,
             "self_layers": 1,
             "kernel_size": 3,
         },

@@ -125,7 +125,7 @@ def test_nlgate_mask_of_wrong_shape_names_the_modality() -> None:
 
 def test_mult_mask_must_be_bool_and_settings_checked() -> None:
     op = fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, width=4, num_heads=2,
-                         layers=1)
+                         num_layers=1)
     xs = {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 4, 2)}
     with pytest.raises(TypeError, match=r"modality 'a': padding mask must be a bool tensor"):
         op(xs, {"a": torch.zeros(2, 5)})

@@ -1,4 +1,4 @@
-"""``describe`` (behind ``fuselab ops``) and the ``concat`` operator."""
+"""``describe`` (behind ``fuselab operators``) and the ``concat`` operator."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -55,7 +56,7 @@ def _encoder(enc: torch.nn.Module, x: Tensor, source: Tensor | None) -> Tensor:
 
 def test_mult_written_out(gen: torch.Generator) -> None:
     op = fl.fusion.build("mult", in_dims={"a": 3, "b": 2}, out_dim=2, width=4, num_heads=1,
-                         layers=2, self_layers=1).double()
+                         num_layers=2, self_layers=1).double()
     xa, xb = _x(gen, 2, 5, 3), _x(gen, 2, 3, 2)
     ha = xa @ op.temporal["a"].weight[:, :, 0].T  # kernel 1, no bias: a per-step product
     hb = xb @ op.temporal["b"].weight[:, :, 0].T
@@ -82,7 +83,7 @@ def test_mult_padded_batch_equals_each_unpadded_sample(gen: torch.Generator) -> 
     lengths = {"a": [4, 2, 5], "b": [3, 3, 1], "c": [6, 2, 4]}
     xs, masks = _padded(gen, lengths, dims)
     for pool in ("last", "mean"):
-        op = fl.fusion.build("mult", in_dims=dims, out_dim=3, width=4, num_heads=2, layers=2,
+        op = fl.fusion.build("mult", in_dims=dims, out_dim=3, width=4, num_heads=2, num_layers=2,
                              kernel_size=3, pool=pool).double().eval()
         z = op(xs, masks)
         for i in range(3):
@@ -105,7 +106,7 @@ def test_cross_attention_masks_equal_truncation(gen: torch.Generator) -> None:
 def test_mult_compiles_and_gradchecks_with_masks(gen: torch.Generator) -> None:
     dims = {"a": 3, "b": 2}
     xs, masks = _padded(gen, {"a": [3, 1], "b": [2, 2]}, dims)
-    op = fl.fusion.build("mult", in_dims=dims, out_dim=2, width=4, num_heads=2, layers=1,
+    op = fl.fusion.build("mult", in_dims=dims, out_dim=2, width=4, num_heads=2, num_layers=1,
                          self_layers=1, kernel_size=3).double()
     torch._dynamo.reset()
     compiled = torch.compile(op, backend="aot_eager", fullgraph=True)
@@ -120,3 +121,15 @@ def test_mult_compiles_and_gradchecks_with_masks(gen: torch.Generator) -> None:
     f(*leaves).sum().backward()
     assert leaves[0].grad is not None
     assert bool((leaves[0].grad[masks["a"]] == 0).all())
+
+
+def test_mult_layers_is_a_deprecated_spelling_of_num_layers() -> None:
+    dims = {"a": 3, "b": 2}
+    torch.manual_seed(0)
+    new = fl.fusion.build("mult", in_dims=dims, out_dim=2, width=4, num_heads=2, num_layers=2)
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning, match="'layers' is deprecated, use 'num_layers'"):
+        old = fl.fusion.build("mult", in_dims=dims, out_dim=2, width=4, num_heads=2, layers=2)
+    assert len(old.cross["a_to_b"].layers) == len(new.cross["a_to_b"].layers) == 2
+    x = {"a": torch.randn(2, 5, 3), "b": torch.randn(2, 4, 2)}
+    torch.testing.assert_close(old.eval()(x), new.eval()(x))

@@ -30,7 +30,7 @@ import fuselab.models as fm
 from fuselab import data
 from fuselab import device as D
 from fuselab.data import MultimodalDataset
-from fuselab.train import TrainConfig, evaluate_split, fit
+from fuselab.train import TrainConfig, fit, score_split
 from fuselab.train.trainer import Trainer
 
 try:
@@ -108,7 +108,7 @@ def test_family_trains_and_evaluates_on_the_device(family: str) -> None:
     assert r.steps == 2 * math.ceil(len(s["train"]) / 32)
     assert all(math.isfinite(h["train_loss"]) for h in r.history)
     assert {p.device.type for p in model.parameters()} == {DEVICE.type}
-    scores = evaluate_split(model, s["test"])
+    scores = score_split(model, s["test"])
     assert all(math.isfinite(v) for v in scores.values())
     if s["test"].task == "classification":
         recs = ev.snr_curves(model, s["test"], [None, 1.0], batch_size=16)
@@ -214,7 +214,7 @@ def test_conv_stages_never_call_the_native_kernels_on_cuda(
         s = splits(family)
         model = build(family, s["train"]).to(DEVICE)
         fit(model, s["train"], s["val"], FAST.replace(max_steps=2))
-        evaluate_split(model, s["test"])
+        score_split(model, s["test"])
 
 
 def test_a_study_runs_on_the_device(tmp_path: Path) -> None:

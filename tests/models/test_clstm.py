@@ -158,7 +158,7 @@ def test_progressive_fusion_around_fc(x, inject):
     [
         ({"fusion_layer": "third"}, SHAPES, r"model\.fusion_layer: expected one of \['audio-only', 'fc', 'initial', 'second', 'visual-only'\], got 'third'"),
         ({"fusion_layer": "initial"}, {"image": (1, 8, 8)}, r"model\.fusion_layer: 'initial' needs input 'audio'"),
-        ({"layers": 2}, SHAPES, r"model: unknown key 'layers'; allowed"),
+        ({"layers": 2}, SHAPES, r"model\.layers: unknown key; allowed"),
         ({"units": 0}, SHAPES, r"model\.units: expected an int >= 1, got 0"),
         ({"fusion_layer": "initial", "progressive": {"steps": 2}}, SHAPES, r"model\.progressive: .*allowed with fusion_layer \['fc'\], got 'initial'"),
         ({"fusion_layer": "fc", "progressive": {"at": 1}}, SHAPES, r"progressive\.at: .*allowed: \['input', 0\], got 1"),

@@ -41,7 +41,7 @@ def build(encoders, shapes, plan=None, **extra):
         ([], r"model\.fusion: expected a non-empty list of fusion points"),
         ([{"at": "late"}], r"model\.fusion\[0\]: missing required key 'operator'"),
         ([{"at": "late", "operator": "concat", "where": 1}],
-         r"model\.fusion\[0\]: unknown key 'where'; allowed: \["),
+         r"model\.fusion\[0\]\.where: unknown key; allowed: \["),
         ([{"at": "late", "operator": "concat", "trunk": "video"}],
          r"model\.fusion\[0\]\.trunk: unknown modality 'video'"),
         ([{"at": "late", "operator": "concat", "adapter": "resize"}],
@@ -81,7 +81,7 @@ def test_model_level_errors(encoders, shapes):
         build(encoders, shapes, drop=["image", "audio"])
     with pytest.raises(ValueError, match=r"model\.drop_mode: expected one of \['mask', 'remove'\], got 'hide'"):
         build(encoders, shapes, drop=["audio"], drop_mode="hide")
-    with pytest.raises(ValueError, match=r"model: unknown key 'fuse'; allowed: \["):
+    with pytest.raises(ValueError, match=r"model\.fuse: unknown key; allowed: \["):
         build(encoders, shapes, fuse="late")
     with pytest.raises(ValueError, match=r"model\.head\.hidden\[0\]: expected an int >= 1, got 0"):
         build(encoders, shapes, head={"hidden": [0]})
@@ -96,7 +96,7 @@ def test_position_merge_refuses_operators_that_pool_sequences() -> None:
     from fuselab.models.shapes import Shape
 
     shapes = {"a": Shape("seq", (5, 3)), "b": Shape("seq", (5, 2))}
-    options = {"out_dim": 4, "width": 4, "num_heads": 2, "layers": 1}
+    options = {"out_dim": 4, "width": 4, "num_heads": 2, "num_layers": 1}
     with pytest.raises(ValueError, match=r"fusion\[0\]\.operator: 'mult' cannot run per position"):
         PositionMerge("mult", shapes, shapes["a"], "none", options, "fusion[0]")
     merge = PositionMerge("nlgate", shapes, shapes["a"], "none", {"out_dim": 4}, "fusion[0]")

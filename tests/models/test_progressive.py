@@ -121,7 +121,7 @@ def test_errors(encoders, shapes):
     early = staged(encoders, shapes, [{"at": 1, "operator": "concat", "adapter": "resize"}])
     with pytest.raises(TypeError, match=r"needs a late-style base model"):
         ProgressiveFusion(early)
-    with pytest.raises(ValueError, match=r"model\.progressive: unknown key 'rounds'"):
+    with pytest.raises(ValueError, match=r"model\.progressive\.rounds: unknown key"):
         staged(encoders, shapes, progressive={"rounds": 2})
     with pytest.raises(ValueError, match=r"model\.progressive\.inject: expected one of \['add', 'concat'\], got 'mul'"):
         staged(encoders, shapes, progressive={"inject": "mul"})

@@ -41,6 +41,26 @@ def test_string_and_int_layer_keys_build_the_same_model():
     torch.testing.assert_close(a(x, y), b(x, y))
 
 
+def test_heads_and_layers_are_deprecated_spellings_of_num_heads_num_layers():
+    x = {"image": torch.randn(2, 3, 16, 16), "question": torch.randint(3, 20, (2, 6))}
+    y = torch.randint(3, 20, (2, 4))
+    torch.manual_seed(0)
+    want = build().eval()
+    old = {k: v for k, v in BASE.items() if k not in ("num_layers", "num_heads")}
+    torch.manual_seed(0)
+    with pytest.warns(DeprecationWarning) as caught:
+        got = models.build({**old, "layers": 3, "heads": 2}, input_shapes=SHAPES, num_outputs=20)
+    assert sorted(str(w.message).split(" (")[0] for w in caught) == [
+        "model.heads: deprecated spelling, use 'num_heads'",
+        "model.layers: deprecated spelling, use 'num_layers'",
+    ]
+    assert got.sequence_lengths() == want.sequence_lengths()
+    got.eval()
+    torch.testing.assert_close(got(x, y), want(x, y))
+    with pytest.raises(ValueError, match=r"both 'layers' \(deprecated\) and 'num_layers'"):
+        build(layers=2)
+
+
 def test_layer_L_is_late_fusion_after_the_last_layer():
     model = build(fusion_spec={"0": ["question"], "3": ["image"]})
     assert model.fusion_spec == {0: ["question"], 3: ["image"]}
@@ -93,7 +113,7 @@ def test_omitted_modality_is_not_used():
         ({"decoder_layers": 0}, ValueError, ["decoder_layers", ">= 1"]),
         ({"num_layers": 2.5}, ValueError, ["num_layers", "int", "2.5"]),
         ({"dropout": 1.5}, ValueError, ["dropout", "[0, 1)"]),
-        ({"fusion": "late"}, ValueError, ["unknown key 'fusion'", "fusion_spec"]),
+        ({"fusion": "late"}, ValueError, ["model.fusion: unknown key", "fusion_spec"]),
         ({"eos_id": 20}, ValueError, ["eos_id", "0 .. 19"]),
         ({"t5": "some/path"}, ValueError, ["model.t5", "trunk"]),
     ],

@@ -46,7 +46,7 @@ def make_study() -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, A
                     "config": {"train_snr": {"audio": 0.5, "image": 0.25}},
                     "metrics": {"test_accuracy": acc, "test_macro_f1": acc - 0.01,
                                 "params": float(params), "flops_per_sample": 2e6 * (3 - d),
-                                "throughput_b256": 5000.0 * (d + 1) + rng.uniform(0, 50)},
+                                "throughput": 5000.0 * (d + 1) + rng.uniform(0, 50)},
                     "error": None, "duration_s": 10.0 + rng.uniform(0, 5),
                     "checkpoint_path": f"/tmp/{run_id}.pt",
                 })

@@ -52,7 +52,7 @@ class Trap:
 def test_lattice_search_finds_early_fusion_on_validation_only(
         tmp_path: Path, lookup_npz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import fuselab.data
-    import fuselab.study.evaluations as evaluations
+    import fuselab.study.evaluate_table as evaluations
     import fuselab.study.execute as execute
 
     real = fuselab.data.load_splits

@@ -53,7 +53,7 @@ def _cfg(tmp_path: Path, label: str = "lowrank", extra: str = 'op = "lowrank"\n'
 
 def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> None:
     from fuselab import data, models
-    from fuselab.train import evaluate_split, load_checkpoint
+    from fuselab.train import load_checkpoint, score_split
 
     cfg_path = _cfg(tmp_path)
     s = run_study(cfg_path, tmp_path / "study", workers=0, progress=False)
@@ -72,7 +72,7 @@ def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> N
         model = models.build(run["config"]["model"], input_shapes=splits["train"].shapes,
                              num_outputs=9)
         load_checkpoint(run["checkpoint_path"], model)
-        acc = evaluate_split(model, splits["test"])["accuracy"]
+        acc = score_split(model, splits["test"])["accuracy"]
         assert run["metrics"]["test_accuracy"] == pytest.approx(acc)
         clean = [r for r in recs if r["evaluation"] == "snr_curve" and r["snr"] is None
                  and r["modality"] == "all"]

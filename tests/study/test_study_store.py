@@ -54,6 +54,18 @@ def test_read_interface_round_trip(tmp_path: Path) -> None:
     assert store.records("b") == []
 
 
+def test_old_metric_names_read_under_todays_names(tmp_path: Path) -> None:
+    """A store written before ``throughput_b256`` became ``throughput`` (+ ``batch_size``)."""
+    store = _filled(tmp_path)
+    store.finish_run("a", status="done", metrics={"throughput_b256": 812.0, "params": 10.0},
+                     records=[{"evaluation": "cost", "metric": "throughput_b256", "value": 812.0},
+                              {"evaluation": "cost", "metric": "params", "value": 10.0}])
+    run = next(r for r in store.runs() if r["run_id"] == "a")
+    assert run["metrics"] == {"throughput": 812.0, "params": 10.0}
+    assert [(r["metric"], r["value"]) for r in store.records("a")] == [
+        ("throughput", 812.0), ("params", 10.0)]
+
+
 def test_finishing_twice_replaces_never_appends(tmp_path: Path) -> None:
     store = _filled(tmp_path)
     rec = {"evaluation": "test", "metric": "accuracy", "value": 0.1, "split": "test"}

@@ -13,9 +13,9 @@ from fuselab.train import (
     CheckpointMismatchError,
     NonFiniteLossError,
     TrainConfig,
-    evaluate_split,
     fit,
     load_checkpoint,
+    score_split,
 )
 
 FAST = TrainConfig(epochs=4, batch_size=32, lr=0.01, progress=False)
@@ -37,7 +37,7 @@ def test_learns_and_restores_best_epoch(splits: tuple) -> None:
     assert result.best["accuracy"] == result.max_metric
     assert result.history[result.best_epoch - 1]["val_accuracy"] == result.max_metric
     # The model holds the best epoch's weights: re-scoring it reproduces the best metrics.
-    again = evaluate_split(model, val)
+    again = score_split(model, val)
     assert again["accuracy"] == pytest.approx(result.best["accuracy"])
     assert again["loss"] == pytest.approx(result.best["loss"], rel=1e-5)
     assert result.samples_per_s > 0 and result.steps == 4 * 8
@@ -167,6 +167,17 @@ def test_progress_bar_and_quiet_mode(capfd: pytest.CaptureFixture[str], splits: 
     assert "train" in capfd.readouterr().err
 
 
+@pytest.mark.parametrize(("config_on", "arg", "shown"), [
+    (True, None, True), (False, None, False),   # default: the config key is the switch
+    (False, True, True), (True, False, False),  # an explicit argument overrides it
+])
+def test_one_progress_switch(capfd: pytest.CaptureFixture[str], splits: tuple,
+                             config_on: bool, arg: bool | None, shown: bool) -> None:
+    train, val = splits
+    fit(tiny_model(), train, val, FAST.replace(epochs=1, progress=config_on), progress=arg)
+    assert ("train" in capfd.readouterr().err) is shown
+
+
 def test_run_settings_apply_during_fit_and_are_restored(splits: tuple) -> None:
     train, val = splits
     seen = []
@@ -196,13 +207,23 @@ def test_validation_runs_at_the_training_snr_with_fixed_noise(splits: tuple, mod
     cfg = FAST.replace(epochs=1, train_snr=snr, val_snr=mode, seed=3)
     model = tiny_model()
     result = fit(model, train, val, cfg)
-    noisy = evaluate_split(model, val, snr=snr, noise_seed=3 + 7)
-    clean = evaluate_split(model, val)
+    noisy = score_split(model, val, snr=snr, seed=3 + 7)
+    clean = score_split(model, val)
     # The recorded validation loss is exactly the one of the chosen input distribution ...
     expected = noisy if mode == "train" else clean
     assert result.history[0]["val_loss"] == pytest.approx(expected["loss"], rel=1e-6)
     # ... which differs between noisy and clean inputs, and the noise is the same on every call.
     assert noisy["loss"] != pytest.approx(clean["loss"], rel=1e-3)
-    assert evaluate_split(model, val, snr=snr, noise_seed=10) == noisy
+    assert score_split(model, val, snr=snr, seed=10) == noisy
+    assert score_split(model, val, snr=snr, seed=11) != noisy
+    # deprecated spellings (one release): same numbers, with a warning
+    with pytest.warns(DeprecationWarning, match=r"noise_seed=\.\.\.\) is deprecated"):
+        assert score_split(model, val, snr=snr, noise_seed=10) == noisy
+    from fuselab.train import evaluate_split
+    from fuselab.train.evaluation import score_split as old_module_score_split
+
+    assert old_module_score_split is score_split
+    with pytest.warns(DeprecationWarning, match="evaluate_split is deprecated"):
+        assert evaluate_split(model, val, snr=snr, seed=10) == noisy
     with pytest.raises(ValueError, match="val_snr"):
         FAST.replace(val_snr="noisy")

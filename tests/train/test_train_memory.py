@@ -59,9 +59,9 @@ def test_the_fuselab_program_owns_its_process_and_main_with_argv_does_not() -> N
     code = textwrap.dedent("""
         import sys
         from fuselab import _process, cli
-        cli.main(["ops", "--dims", "a=2,b=3", "--out-dim", "4"])
+        cli.main(["operators", "--dims", "a=2,b=3", "--out-dim", "4"])
         print("argv", _process.process_owned())
-        sys.argv = ["fuselab", "ops", "--dims", "a=2,b=3", "--out-dim", "4"]
+        sys.argv = ["fuselab", "operators", "--dims", "a=2,b=3", "--out-dim", "4"]
         cli.main()
         print("program", _process.process_owned())
     """)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fuselab.models.encoders import Stage, StageSpec, register_encoder
+from fuselab.models.encoders import Stage, StageSpec, register
 from fuselab.models.shapes import Shape
 from fuselab.report import format_results_table, results_table
 from fuselab.study import parse_config, run_study
@@ -56,7 +56,7 @@ class Dense(Stage):
         return torch.relu(self.fc(x.flatten(1)))
 
 
-@register_encoder("spectrum", defaults={"hidden": 32})
+@register("spectrum", defaults={"hidden": 32})
 def spectrum(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """Encoder type ``spectrum``: stages ``fft`` (no weights) then ``fc``."""
     hidden = cfg["hidden"]

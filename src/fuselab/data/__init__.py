@@ -16,6 +16,7 @@ from fuselab.data.latent_z import build_latent_z
 from fuselab.data.lattice import build_lattice
 from fuselab.data.mosi import build_mosi
 from fuselab.data.noise import add_white_noise, power_ratio, snr_from_db
+from fuselab.data.precompute import precompute_transform
 from fuselab.data.registry import (
     DATASETS,
     SPLITS,
@@ -51,6 +52,7 @@ __all__ = [
     "load",
     "load_splits",
     "power_ratio",
+    "precompute_transform",
     "register",
     "register_identity",
     "snr_from_db",

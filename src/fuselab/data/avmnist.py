@@ -175,6 +175,85 @@ def build_avmnist(
     path, mapping, or the packaged one), ``sources`` / ``fetcher`` (download overrides).
     """
     check_split(split, "avmnist")
+    max_samples = _check_options(variant, split_scheme, holdout_speakers, audio_noise,
+                                 classic_energy_kept, max_seconds)
+    features = AudioFeatures(audio_feature, FSDD_RATE, n_mfcc=n_mfcc, spectrogram=spectrogram)
+    check_snr_kind(snr_kind, "avmnist: option 'snr_kind'")
+    cache, data_root = _places(root, cache_dir)
+    sums = resolve_manifest(manifest)
+    io: dict[str, Any] = {
+        "verify": verify,
+        "download": download,
+        "sources": sources,
+        "fetcher": fetcher,
+    }
+    src, extras = load_sources(data_root, cache, sums, max_samples=max_samples,
+                               speakers=speakers, **io)
+
+    image_parts, wave_rows = _split_rows(src, extras, split, split_scheme, seed, holdout_speakers)
+    img_rows = sorted_rows(image_parts[split], len(src["image_labels"]))
+    images = src["images"][img_rows].unsqueeze(1).to(torch.float32).div_(255.0)
+    waves = src["waves"][wave_rows].to(torch.float32).div_(32768.0)
+
+    clips = None
+    if audio_noise == "esc50" or variant == "classic":
+        clips = load_esc50(data_root, cache, sums, **io)
+    if variant == "classic":
+        assert clips is not None
+        images, waves = _classic(
+            src, extras, image_parts["train"], img_rows, wave_rows, clips, cache,
+            seed=seed, energy=classic_energy_kept, snr=classic_snr,
+        )  # fmt: skip
+
+    meta = {
+        "variant": variant,
+        "split_scheme": split_scheme,
+        "seed": seed,
+        "sample_rate": FSDD_RATE,
+        "holdout_speakers": list(holdout_speakers),
+        "audio_feature": audio_feature,
+        "data_id": data_identity(data_root, sums, speakers=speakers, esc50=clips is not None),
+    }
+    return _paired(src, extras, images, waves, img_rows, wave_rows, split,
+                   _pairs(pairs, split, len(img_rows)), meta, features,
+                   AVMNISTNoise(audio_noise, clips, snr_kind))
+
+
+def _paired(src: Mapping[str, Any], extras: Mapping[str, Any], images: Tensor, waves: Tensor,
+            img_rows: Tensor, wave_rows: Tensor, split: str, n: int, meta: dict[str, Any],
+            features: AudioFeatures, noise_fn: AVMNISTNoise) -> MultimodalDataset:
+    """The split's dataset: ``n`` (image, recording) pairs of one digit, sharing stored rows."""
+    seed = int(meta["seed"])
+    img, rec = pair_rows(
+        src["image_labels"][img_rows],
+        src["wave_labels"][wave_rows],
+        n,
+        split_generator(seed, split, 5),
+        split,
+    )
+    mnist_index = img_rows[img].tolist()
+    names = extras["names"]
+    speakers = [extras["speakers"][i] for i in wave_rows.tolist()]
+    return MultimodalDataset(
+        modalities={"image": images, "audio": waves},
+        labels=src["image_labels"][img_rows][img],
+        task="classification",
+        num_classes=10,
+        source_ids={"image": mnist_index, "audio": [names[i] for i in wave_rows[rec].tolist()]},
+        name="avmnist",
+        meta={**{k: meta[k] for k in ("variant", "split_scheme", "seed", "sample_rate",
+                                       "holdout_speakers")},
+              "speakers": speakers, "audio_feature": meta["audio_feature"],
+              "data_id": meta["data_id"]},
+        index={"image": img, "audio": rec},
+        transform=features,
+        noise_fn=noise_fn,
+    )
+
+def _check_options(variant: str, split_scheme: str, holdout_speakers: Sequence[str],
+                   audio_noise: str, classic_energy_kept: float,
+                   max_seconds: float | None) -> int | None:
+    """Validate the build options that need no file; the recording length in samples."""
     if variant not in ("paper000", "classic"):
         raise ValueError(
             f"avmnist: option 'variant' must be 'paper000' or 'classic', got {variant!r}"
@@ -196,10 +275,6 @@ def build_avmnist(
         raise ValueError(
             f"avmnist: option 'classic_energy_kept' must be in (0, 1), got {classic_energy_kept}"
         )
-    features = AudioFeatures(audio_feature, FSDD_RATE, n_mfcc=n_mfcc, spectrogram=spectrogram)
-    check_snr_kind(snr_kind, "avmnist: option 'snr_kind'")
-    cache, data_root = _places(root, cache_dir)
-    sums = resolve_manifest(manifest)
     if max_seconds is not None and not (
         isinstance(max_seconds, (int, float)) and not isinstance(max_seconds, bool)
         and 0 < max_seconds < math.inf and round(max_seconds * FSDD_RATE) >= 1
@@ -208,67 +283,17 @@ def build_avmnist(
             f"avmnist: option 'max_seconds' must be a positive finite number of seconds (at "
             f"least one sample at {FSDD_RATE} Hz) or None, got {max_seconds!r}"
         )
-    max_samples = None if max_seconds is None else round(float(max_seconds) * FSDD_RATE)
-    io: dict[str, Any] = {
-        "verify": verify,
-        "download": download,
-        "sources": sources,
-        "fetcher": fetcher,
-    }
-    src, extras = load_sources(data_root, cache, sums, max_samples=max_samples,
-                               speakers=speakers, **io)
+    return None if max_seconds is None else round(float(max_seconds) * FSDD_RATE)
 
+
+def _split_rows(src: Mapping[str, Any], extras: Mapping[str, Any], split: str, split_scheme: str,
+                seed: int, holdout_speakers: Sequence[str]) -> tuple[dict[str, Any], Any]:
+    """MNIST image rows of every split, and the FSDD recording rows of ``split``."""
     if split_scheme == "classic":
-        image_parts = classic_image_rows(len(src["image_labels"]))
-        wave_rows = classic_recordings(extras["names"])[split]
-    else:
-        image_parts = partition(len(src["image_labels"]), split_generator(seed, "all", 1))
-        wave_rows = split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split]
-    img_rows = sorted_rows(image_parts[split], len(src["image_labels"]))
-    images = src["images"][img_rows].unsqueeze(1).to(torch.float32).div_(255.0)
-    waves = src["waves"][wave_rows].to(torch.float32).div_(32768.0)
-
-    clips = None
-    if audio_noise == "esc50" or variant == "classic":
-        clips = load_esc50(data_root, cache, sums, **io)
-    if variant == "classic":
-        assert clips is not None
-        images, waves = _classic(
-            src, extras, image_parts["train"], img_rows, wave_rows, clips, cache,
-            seed=seed, energy=classic_energy_kept, snr=classic_snr,
-        )  # fmt: skip
-
-    n = _pairs(pairs, split, len(img_rows))
-    img, rec = pair_rows(
-        src["image_labels"][img_rows],
-        src["wave_labels"][wave_rows],
-        n,
-        split_generator(seed, split, 5),
-        split,
-    )
-    mnist_index = img_rows[img].tolist()
-    names = extras["names"]
-    return MultimodalDataset(
-        modalities={"image": images, "audio": waves},
-        labels=src["image_labels"][img_rows][img],
-        task="classification",
-        num_classes=10,
-        source_ids={"image": mnist_index, "audio": [names[i] for i in wave_rows[rec].tolist()]},
-        name="avmnist",
-        meta={
-            "variant": variant,
-            "split_scheme": split_scheme,
-            "seed": seed,
-            "sample_rate": FSDD_RATE,
-            "holdout_speakers": list(holdout_speakers),
-            "speakers": [extras["speakers"][i] for i in wave_rows.tolist()],
-            "audio_feature": audio_feature,
-            "data_id": data_identity(data_root, sums, speakers=speakers, esc50=clips is not None),
-        },
-        index={"image": img, "audio": rec},
-        transform=features,
-        noise_fn=AVMNISTNoise(audio_noise, clips, snr_kind),
-    )
+        return (classic_image_rows(len(src["image_labels"])),
+                classic_recordings(extras["names"])[split])
+    return (partition(len(src["image_labels"]), split_generator(seed, "all", 1)),
+            split_recordings(extras["speakers"], seed, tuple(holdout_speakers))[split])
 
 
 def _places(root: Path | str | None, cache_dir: str | Path | None) -> tuple[Path, Path]:

@@ -16,7 +16,7 @@ by exact match of ``model.generate``) and a
     ev.operator_cost("msaf", [64, 1024])                     # an operator alone at given sizes
     ev.msaf_attention(model, test); ev.clstm_activations(clstm, test)
     ev.test_by_type(vqa_model, test)                         # exact match per question type
-    ev.linear_probes(profusion, train, test)                 # per unroll step and modality
+    ev.linear_probes(profusion, test, train=train)           # per unroll step and modality
 """
 
 from fuselab.evaluate._common import METRICS, higher_is_better

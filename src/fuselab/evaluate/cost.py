@@ -9,12 +9,14 @@ repeated when it holds fewer than the batch size) on the model's own device:
   pass, divided by the batch size (a multiply-add counts as 2 FLOPs; elementwise ops count 0),
   with PyTorch's fused transformer fast path off while counting (the counter cannot see inside it)
   and CPU scaled dot-product attention counted with torch's own SDPA formula.
-* ``latency_ms_b1`` / ``throughput_b256``: medians over repeated eval-mode forward passes at batch
-  1 (milliseconds) and at batch 256 (samples/s), after warm-up. On CUDA every timed call is
+* ``latency_ms_b1`` / ``throughput``: medians over repeated eval-mode forward passes at batch
+  1 (milliseconds) and at ``throughput_batch`` (samples/s; the record's ``batch_size`` field says
+  which, default 256), after warm-up. (Older versions named it ``throughput_b256`` whatever the
+  batch; stores they wrote are read under the new name.) On CUDA every timed call is
   bracketed by ``torch.cuda.synchronize`` (:func:`fuselab.device.synchronize`): kernels run
   asynchronously, so the clock would otherwise read the launch time, not the compute time.
 * ``train_samples_per_s``: forward + backward + SGD step on a *copy* of the model (the model is
-  not changed) at ``train_batch``, median after warm-up.
+  not changed) at ``train_batch`` (the record's ``batch_size``), median after warm-up.
 * Generation models (``task = "generation"``): every forward pass above is the teacher-forced
   ``model(inputs, labels) -> (B, L, V)`` (encoder + one decoder pass over the ``L`` answer
   positions; what training runs), the training loss is the token cross-entropy with ``pad_id``
@@ -237,8 +239,8 @@ def cost(
 
     Returns ``{"evaluation": "cost", "metric": m, "value": v}`` for ``m`` in ``params``,
     ``fusion_params`` (if the model has ``fusion_parameters()``), ``flops_per_sample``,
-    ``latency_ms_b1``, ``throughput_b256`` (named for the default ``throughput_batch``),
-    ``train_samples_per_s``, ``peak_memory_mb`` (the last two only with trainable parameters);
+    ``latency_ms_b1``, ``throughput`` (with ``batch_size`` = ``throughput_batch``),
+    ``train_samples_per_s`` (with ``batch_size`` = ``train_batch``), ``peak_memory_mb`` (the last two only with trainable parameters);
     generation models time the teacher-forced forward and add ``latency_ms_generate_b1``.
     """
     for key, v, low, high in (
@@ -289,7 +291,7 @@ def cost(
             length = int(y.shape[1])
             tg = _median_seconds(lambda: gen(x1, length), repeats, warmup, device)
     out.append(record("cost", "latency_ms_b1", 1000.0 * t1))
-    out.append(record("cost", "throughput_b256", throughput_batch / tb))
+    out.append(record("cost", "throughput", throughput_batch / tb, batch_size=throughput_batch))
     if teacher:
         out.append(record("cost", "latency_ms_generate_b1", 1000.0 * tg))
 
@@ -305,7 +307,7 @@ def cost(
         _train_step(clone, xt, yt, opt, loss, teacher)
 
     tt = _median_seconds(step, repeats, warmup, device)
-    out.append(record("cost", "train_samples_per_s", train_batch / tt))
+    out.append(record("cost", "train_samples_per_s", train_batch / tt, batch_size=train_batch))
     peak = peak_step_memory(step, device)
     out.append(record("cost", "peak_memory_mb", peak / MiB))
     return out

@@ -17,6 +17,7 @@ samples instead (``2 N K`` passes), which is still exact for additive models.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 
 import torch
@@ -110,9 +111,10 @@ def emap_logits(
     inputs: Mapping[str, Tensor],
     *,
     reference: int | None = None,
-    generator: torch.Generator | None = None,
+    seed: int = 0,
     batch_size: int = 4096,
     factorize: bool | None = None,
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """EMAP projection of ``model``'s logits on ``inputs`` (exactly two modalities).
 
@@ -121,16 +123,33 @@ def emap_logits(
         inputs: model-ready ``{a: (N, *shape_a), b: (N, *shape_b)}``.
         reference: estimate the expectations over this many random samples (``None``: all N,
             the exact projection, ``N^2`` forward passes).
-        generator: seeds the choice of reference samples.
+        seed: seeds the choice of reference samples (as every evaluation's ``seed``).
         batch_size: pairs per forward pass.
         factorize: for late-fusion models whose unimodal features depend on their own modality
             only (checked as for :func:`snr_grid`), run each encoder once per sample and evaluate
             the ``N^2`` pairs with ``predict(fuse(...))`` on cached features (``None``: where
             possible; ``True``: required; ``False``: never). Same numbers, far cheaper.
+        generator: deprecated (one release): a ``torch.Generator`` used instead of ``seed``.
 
     Returns:
         ``(N, classes)`` projected logits, in the model output's dtype.
     """
+    if generator is not None:
+        warnings.warn("emap_logits(generator=...) is deprecated; pass seed=<int>",
+                      DeprecationWarning, stacklevel=2)
+    else:
+        generator = torch.Generator().manual_seed(seed)
+    return _projection(model, inputs, reference, generator, batch_size, factorize)
+
+
+def _projection(
+    model: nn.Module,
+    inputs: Mapping[str, Tensor],
+    reference: int | None,
+    generator: torch.Generator,
+    batch_size: int,
+    factorize: bool | None,
+) -> Tensor:
     check_batch_size(batch_size)
     if not isinstance(inputs, Mapping) or len(inputs) != 2:
         got = sorted(inputs) if isinstance(inputs, Mapping) else type(inputs).__name__
@@ -255,18 +274,18 @@ def emap(
         )
     full = check_output(full, labels, ds, "emap")
     proj = check_output(
-        emap_logits(
-            model,
-            restrict(inputs, names),
-            reference=reference,
-            generator=gen,
-            batch_size=batch_size,
-            factorize=factorize,
-        ),
+        # one generator for the sample subset, the reference draw and the bootstrap
+        _projection(model, restrict(inputs, names), reference, gen, batch_size, factorize),
         labels,
         ds,
         "emap",
     )
+    return _records(full, proj, labels, ds, metric, bootstrap, ci, gen)
+
+
+def _records(full: Tensor, proj: Tensor, labels: Tensor, ds: MultimodalDataset, metric: str,
+             bootstrap: int, ci: float, gen: torch.Generator) -> list[Record]:
+    """The metric of the model and of its projection, their gap and its bootstrap interval."""
     values = {}
     for name, out in (("full", full), ("emap", proj)):
         acc = MetricAccumulator(metric, ds.num_classes)

@@ -8,6 +8,8 @@ with the step means each unimodal representation absorbs information from the ot
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
@@ -81,9 +83,9 @@ def fit_probe(
 
 def linear_probes(
     model: nn.Module,
-    train: MultimodalDataset,
-    test: MultimodalDataset,
-    *,
+    ds: MultimodalDataset,
+    *legacy: MultimodalDataset,
+    train: MultimodalDataset | None = None,
     max_train: int | None = 2000,
     max_test: int | None = 2000,
     batch_size: int = 256,
@@ -93,9 +95,23 @@ def linear_probes(
     """Probe accuracy of each unimodal representation at each unroll step (``max_iter``:
     L-BFGS iterations per probe).
 
+    Same argument order as every evaluation: ``linear_probes(model, test, train=train)``; the
+    probes are fitted on ``train`` and scored on ``ds``. The old order ``(model, train, test)``
+    still works for one release, with a ``DeprecationWarning``.
+
     Returns ``{"evaluation": "inspect_probe", "metric": "probe_accuracy", "value", "step",
     "modality"}`` records, ``step`` counting unroll iterations from 1 (paper 001 Figure 13).
     """
+    test = ds
+    if legacy:
+        if len(legacy) > 1 or train is not None:
+            raise TypeError("linear_probes(model, test, *, train=...): too many datasets given")
+        warnings.warn("linear_probes(model, train, test) is deprecated; call "
+                      "linear_probes(model, test, train=train)", DeprecationWarning, stacklevel=2)
+        train, test = ds, legacy[0]
+    if train is None:
+        raise TypeError("linear_probes: needs train=<MultimodalDataset> (the split the probes "
+                        "are fitted on)")
     check_batch_size(batch_size)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"linear_probes: max_iter must be an integer >= 1, got {max_iter!r}")
@@ -106,15 +122,15 @@ def linear_probes(
             f"linear_probes: model {type(model).__name__} has no step_features(inputs) method "
             "(ProgressiveFusion has it)"
         )
-    for ds in (train, test):
-        if ds.task != "classification":
-            raise ValueError(f"linear_probes: needs classification data, {ds.name!r} is {ds.task}")
+    for split in (train, test):
+        if split.task != "classification":
+            raise ValueError(f"linear_probes: needs classification data, {split.name!r} is {split.task}")
     gen = torch.Generator().manual_seed(seed)
 
-    def cap(ds: MultimodalDataset, n: int | None) -> MultimodalDataset:
-        if n is None or n >= len(ds):
-            return ds
-        return ds.subset(torch.randperm(len(ds), generator=gen)[:n].sort().values)
+    def cap(split: MultimodalDataset, n: int | None) -> MultimodalDataset:
+        if n is None or n >= len(split):
+            return split
+        return split.subset(torch.randperm(len(split), generator=gen)[:n].sort().values)
 
     classes = int(max(train.num_classes or 0, test.num_classes or 0))
     tr_feats, tr_y = _features(model, cap(train, max_train), names, batch_size)

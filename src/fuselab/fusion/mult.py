@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -54,7 +55,8 @@ class MulTFusion(FusionOp):
         out_dim: output width.
         width: model width per modality (MulT: 30).
         num_heads: attention heads (a divisor of ``width``; MulT: 5).
-        layers: crossmodal layers (MulT: 5). self_layers: self-attention layers.
+        num_layers: crossmodal layers (MulT: 5). self_layers: self-attention layers
+            (``max(num_layers, 3)``). ``layers=`` is the deprecated spelling of ``num_layers``.
         kernel_size: odd temporal kernel size (MulT's code: 1).
         pool: ``last`` or ``mean``. dropout: see above.
 
@@ -73,17 +75,24 @@ class MulTFusion(FusionOp):
         out_dim: int,
         width: int = 30,
         num_heads: int = 5,
-        layers: int = 5,
+        num_layers: int = 5,
         self_layers: int | None = None,
         kernel_size: int = 1,
         pool: str = "last",
         dropout: float = 0.0,
+        *,
+        layers: int | None = None,
     ) -> None:
         super().__init__(in_dims, out_dim)
         where = "MulTFusion"
         require_modalities(where, in_dims)
+        if layers is not None:  # one config vocabulary: num_layers / num_heads everywhere
+            warnings.warn(f"{where}: 'layers' is deprecated, use 'num_layers' (the old name will "
+                          "be removed)", DeprecationWarning, stacklevel=2)
+            num_layers = layers
+        layers = num_layers
         self_layers = max(layers, 3) if self_layers is None else self_layers
-        for name, value in (("width", width), ("layers", layers), ("self_layers", self_layers),
+        for name, value in (("width", width), ("num_layers", layers), ("self_layers", self_layers),
                             ("kernel_size", kernel_size)):
             _positive(where, name, value)
         if kernel_size % 2 == 0:

@@ -10,7 +10,7 @@ from fuselab.models.encoders import ENCODERS, PRESETS, StagedEncoder, build_enco
 from fuselab.models.encoders.cnn import prefers_channels_last, set_fused
 from fuselab.models.layout import memory_formats, restore_memory_formats
 from fuselab.models.progressive import ProgressiveFusion
-from fuselab.models.registry import MODELS, build, register_model
+from fuselab.models.registry import MODELS, available, build, register, register_model
 from fuselab.models.staged import LateStagedModel, StagedModel, build_staged
 from fuselab.models.unimodal import unimodal_config
 
@@ -22,11 +22,13 @@ __all__ = [
     "ProgressiveFusion",
     "StagedEncoder",
     "StagedModel",
+    "available",
     "build",
     "build_encoder",
     "build_staged",
     "memory_formats",
     "prefers_channels_last",
+    "register",
     "register_model",
     "restore_memory_formats",
     "set_fused",

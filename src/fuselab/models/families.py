@@ -7,16 +7,16 @@ from typing import Any
 
 from torch import nn
 
-from fuselab.models._check import known_keys
+from fuselab._validate import known_keys
 from fuselab.models.clstm import build_clstm
 from fuselab.models.progressive import wrap_progressive
-from fuselab.models.registry import register_model
+from fuselab.models.registry import register
 from fuselab.models.staged import build_staged
 
 STAGED_KEYS = ("encoders", "fusion", "head", "drop", "drop_mode", "progressive")
 
 
-@register_model("staged")
+@register("staged")
 def staged(
     config: Mapping[str, Any], *, input_shapes: Mapping[str, tuple[int, ...]], num_outputs: int
 ) -> nn.Module:
@@ -39,7 +39,7 @@ def staged(
     return model
 
 
-@register_model("clstm")
+@register("clstm")
 def clstm(
     config: Mapping[str, Any], *, input_shapes: Mapping[str, tuple[int, ...]], num_outputs: int
 ) -> nn.Module:

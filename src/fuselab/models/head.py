@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from fuselab.models._check import fraction, int_list, known_keys
+from fuselab._validate import fraction, int_list, known_keys
 
 HEAD_KEYS = ("hidden", "dropout")
 

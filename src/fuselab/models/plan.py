@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fuselab import fusion
+from fuselab._validate import choice, known_keys
 from fuselab.fusion.base import FeatureMapOp
-from fuselab.models._check import choice, known_keys
 
 POINT_KEYS = ("at", "operator", "options", "adapter", "trunk")
 ADAPTERS = ("none", "resize", "pool")
@@ -42,11 +42,8 @@ class FusionPoint:
 
 
 def is_feature_map_operator(name: str, where: str) -> bool:
-    """Whether operator ``name`` is a ``FeatureMapOp``; ``ValueError`` listing the operators if unknown."""
-    if name not in fusion.OPERATORS:
-        raise ValueError(f"{where}.operator: unknown fusion operator {name!r}; allowed: "
-                         f"{fusion.available()}")
-    factory = fusion.OPERATORS.get(name)
+    """Whether operator ``name`` is a ``FeatureMapOp``; ``UnknownNameError`` if unknown."""
+    factory = fusion.OPERATORS.get(name, where=f"{where}.operator")
     return isinstance(factory, type) and issubclass(factory, FeatureMapOp)
 
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from fuselab.models._check import choice, flag, known_keys, pos_int
+from fuselab._validate import choice, flag, known_keys, pos_int
 from fuselab.models.head import MLPHead
 from fuselab.models.shapes import Shape, broadcast_channels, concat_channels
 

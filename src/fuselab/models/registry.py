@@ -1,4 +1,5 @@
-"""The model registry: ``build(config, input_shapes=..., num_outputs=...)``.
+"""The model registry: ``build(config, input_shapes=..., num_outputs=...)``, ``available()``,
+``register(name)``.
 
 A model family registers a factory ``factory(config: dict, *, input_shapes, num_outputs) ->
 nn.Module``; ``config["name"]`` selects the family (``"staged"``, ``"clstm"``, ``"token_fusion"``).
@@ -6,18 +7,32 @@ nn.Module``; ``config["name"]`` selects the family (``"staged"``, ``"clstm"``, `
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
 from fuselab._registry import Registry
-from fuselab.models._check import pos_int
+from fuselab._validate import pos_int
 
 MODELS: Registry[nn.Module] = Registry("model family")
 """Model families by name (``config["name"]``): ``"staged"``, ``"clstm"``, ``"token_fusion"``."""
-register_model = MODELS.register
-"""Decorator registering a family's ``factory(config, *, input_shapes, num_outputs)``."""
+register = MODELS.register
+"""Register a family's ``factory(config, *, input_shapes, num_outputs)``: ``@register("name")``
+or ``register("name", factory)``."""
+
+
+def register_model(name: str, factory: Any = None) -> Any:
+    """Deprecated alias of :func:`register` (one release)."""
+    warnings.warn("fuselab.models.register_model is deprecated; use fuselab.models.register",
+                  DeprecationWarning, stacklevel=2)
+    return register(name, factory)
+
+
+def available() -> list[str]:
+    """Names of every registered model family."""
+    return MODELS.available()
 
 
 def build(
@@ -40,8 +55,6 @@ def build(
         raise ValueError(
             f"model config needs a 'name' key naming the model family; allowed: {MODELS.available()}"
         )
-    name = config["name"]
-    if name not in MODELS:
-        raise ValueError(f"model.name: unknown model family {name!r}; allowed: {MODELS.available()}")
+    factory = MODELS.get(config["name"], where="model.name")
     rest = {k: v for k, v in config.items() if k != "name"}
-    return MODELS.get(name)(rest, input_shapes=dict(input_shapes), num_outputs=num_outputs)
+    return factory(rest, input_shapes=dict(input_shapes), num_outputs=num_outputs)

@@ -19,16 +19,33 @@ from typing import Any, cast
 import torch
 from torch import Tensor, nn
 
-from fuselab.models._check import choice
+from fuselab._validate import choice
 from fuselab.models.encoders import StagedEncoder, build_encoder, encoder_stage_names
 from fuselab.models.head import MLPHead, parse_head
 from fuselab.models.inputs import checked_inputs
 from fuselab.models.merge import FeatureMapPoint, PositionMerge, build_operator, vector_out_dim
-from fuselab.models.plan import drop_modalities, parse_plan, stage_index
+from fuselab.models.plan import FusionPoint, drop_modalities, parse_plan, stage_index
 from fuselab.models.shapes import Readout, Shape, default_readout
 
 #: ``{modality: (stage count, fn)}``: ``fn`` maps the branch tensor before that stage runs.
 Inject = Mapping[str, tuple[int, Callable[[Tensor], Tensor]]]
+
+
+def _check_inputs(encoders: Any, input_shapes: Mapping[str, tuple[int, ...]],
+                  drop: Sequence[str], drop_mode: str, where: str) -> None:
+    if not isinstance(encoders, Mapping) or not encoders:
+        raise ValueError(f"{where}.encoders: expected a table modality -> encoder table, "
+                         f"got {encoders!r}")
+    for m in encoders:
+        if m not in input_shapes:
+            raise ValueError(f"{where}.encoders.{m}: modality {m!r} is not an input; "
+                             f"available: {sorted(input_shapes)}")
+    choice(drop_mode, f"{where}.drop_mode", ("remove", "mask"))
+    if isinstance(drop, str) or not all(m in encoders for m in drop):
+        raise ValueError(f"{where}.drop: expected a list of modalities from {list(encoders)}, "
+                         f"got {drop!r}")
+    if len(set(drop)) >= len(encoders):
+        raise ValueError(f"{where}.drop: cannot drop every modality ({list(encoders)})")
 
 
 class StagedModel(nn.Module):
@@ -61,19 +78,7 @@ class StagedModel(nn.Module):
         self._args = dict(encoders=encoders, plan=plan, input_shapes=input_shapes,
                           num_outputs=num_outputs, head=head, drop=drop, drop_mode=drop_mode,
                           where=where)
-        if not isinstance(encoders, Mapping) or not encoders:
-            raise ValueError(f"{where}.encoders: expected a table modality -> encoder table, "
-                             f"got {encoders!r}")
-        for m in encoders:
-            if m not in input_shapes:
-                raise ValueError(f"{where}.encoders.{m}: modality {m!r} is not an input; "
-                                 f"available: {sorted(input_shapes)}")
-        choice(drop_mode, f"{where}.drop_mode", ("remove", "mask"))
-        if isinstance(drop, str) or not all(m in encoders for m in drop):
-            raise ValueError(f"{where}.drop: expected a list of modalities from {list(encoders)}, "
-                             f"got {drop!r}")
-        if len(set(drop)) >= len(encoders):
-            raise ValueError(f"{where}.drop: cannot drop every modality ({list(encoders)})")
+        _check_inputs(encoders, input_shapes, drop, drop_mode, where)
         names = {m: encoder_stage_names(c, f"{where}.encoders.{m}") for m, c in encoders.items()}
         fm, merge = parse_plan(plan, names, f"{where}.fusion")
         self.masked = tuple(drop) if drop_mode == "mask" else ()
@@ -101,37 +106,49 @@ class StagedModel(nn.Module):
         self.trunk: StagedEncoder | None = None
         self.merger: nn.Module
         if self.late_style:
-            if merge.level == "stage":  # adapter "pool": vectors at stage k
-                self.readouts = nn.ModuleDict({
-                    m: Readout(self._shape(m, k), default_readout(self._shape(m, k).kind))
-                    for m, k in merge.stages.items()})
-            else:
-                self.readouts = nn.ModuleDict({m: self._enc(m).readout for m in active})
-            self.feature_dims = {m: cast(Readout, r).out_dim for m, r in self.readouts.items()}
-            if merge.level == "decision":
-                self.heads = nn.ModuleDict({
-                    m: MLPHead(d, hidden, num_outputs, dropout) for m, d in self.feature_dims.items()
-                })
-                in_dims = dict.fromkeys(active, num_outputs)
-                opts = {**merge.options, "out_dim": num_outputs}
-            else:
-                in_dims = dict(self.feature_dims)
-                opts = {**merge.options, "out_dim": vector_out_dim(merge.operator, in_dims,
-                                                                   merge.options)}
-            self.merger = build_operator(merge.operator, merge.where, in_dims=in_dims, **opts)
-            self.fused_dim = int(opts["out_dim"])
-            self.head: nn.Module = (nn.Identity() if merge.level == "decision" else
-                                    MLPHead(self.fused_dim, hidden, num_outputs, dropout))
+            self._build_vector_merge(merge, active, hidden, dropout)
         else:
-            trunk = merge.trunk or max(active, key=lambda m: (len(names[m]), -active.index(m)))
-            shapes = {m: self._shape(m, k) for m, k in merge.stages.items()}
-            pm = PositionMerge(merge.operator, shapes, shapes[trunk], merge.adapter,
-                               merge.options, merge.where)
-            self.merger = pm
-            self.trunk_modality = trunk
-            self.trunk = build_encoder(encoders[trunk], None, where=f"{where}.encoders.{trunk}",
-                                       start=merge.stages[trunk], in_shape=pm.out_shape)
-            self.head = MLPHead(self.trunk.feature_dim, hidden, num_outputs, dropout)
+            self._build_trunk(merge, active, names, encoders, hidden, dropout, where)
+
+    def _build_vector_merge(self, merge: FusionPoint, active: list[str], hidden: list[int],
+                            dropout: float) -> None:
+        """Late / decision / pooled-stage fusion: readouts to vectors, a vector operator, a head."""
+        num_outputs = self.num_outputs
+        if merge.level == "stage":  # adapter "pool": vectors at stage k
+            self.readouts = nn.ModuleDict({
+                m: Readout(self._shape(m, k), default_readout(self._shape(m, k).kind))
+                for m, k in merge.stages.items()})
+        else:
+            self.readouts = nn.ModuleDict({m: self._enc(m).readout for m in active})
+        self.feature_dims = {m: cast(Readout, r).out_dim for m, r in self.readouts.items()}
+        if merge.level == "decision":
+            self.heads = nn.ModuleDict({
+                m: MLPHead(d, hidden, num_outputs, dropout) for m, d in self.feature_dims.items()
+            })
+            in_dims = dict.fromkeys(active, num_outputs)
+            opts = {**merge.options, "out_dim": num_outputs}
+        else:
+            in_dims = dict(self.feature_dims)
+            opts = {**merge.options, "out_dim": vector_out_dim(merge.operator, in_dims,
+                                                               merge.options)}
+        self.merger = build_operator(merge.operator, merge.where, in_dims=in_dims, **opts)
+        self.fused_dim = int(opts["out_dim"])
+        self.head: nn.Module = (nn.Identity() if merge.level == "decision" else
+                                MLPHead(self.fused_dim, hidden, num_outputs, dropout))
+
+    def _build_trunk(self, merge: FusionPoint, active: list[str], names: Mapping[str, Sequence[str]],
+                     encoders: Mapping[str, Mapping[str, Any]], hidden: list[int],
+                     dropout: float, where: str) -> None:
+        """Stage fusion: merge per position, then the rest of the trunk modality's encoder."""
+        trunk = merge.trunk or max(active, key=lambda m: (len(names[m]), -active.index(m)))
+        shapes = {m: self._shape(m, k) for m, k in merge.stages.items()}
+        pm = PositionMerge(merge.operator, shapes, shapes[trunk], merge.adapter,
+                           merge.options, merge.where)
+        self.merger = pm
+        self.trunk_modality = trunk
+        self.trunk = build_encoder(encoders[trunk], None, where=f"{where}.encoders.{trunk}",
+                                   start=merge.stages[trunk], in_shape=pm.out_shape)
+        self.head = MLPHead(self.trunk.feature_dim, hidden, self.num_outputs, dropout)
 
     def _enc(self, m: str) -> StagedEncoder:
         return cast(StagedEncoder, self.encoders[m])

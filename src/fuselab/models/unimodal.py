@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fuselab.models._check import choice
+from fuselab._validate import choice
 
 
 def unimodal_config(config: Mapping[str, Any], keep: str, mode: str = "remove") -> dict[str, Any]:

@@ -28,7 +28,7 @@ PRIMARY_PREFERENCE = (
 )
 #: Cost columns, in the order the leaderboard shows them.
 COST_METRICS = (
-    "params", "fusion_params", "flops_per_sample", "latency_ms_b1", "throughput_b256",
+    "params", "fusion_params", "flops_per_sample", "latency_ms_b1", "throughput",
     "train_samples_per_s", "peak_memory_mb",
 )
 #: Factor names that mean "where the modalities are fused", preferred as a plot's x axis.

@@ -23,7 +23,7 @@ from fuselab.report.plotting import FigureSink, colors, legend_outside, metric_l
 from fuselab.tasks import lower_is_better
 
 #: Count-like metrics shown with k/M/G tick labels (not latencies or memory: "200m ms" misleads).
-_COUNTS = ("params", "fusion_params", "flops_per_sample", "throughput_b256", "train_samples_per_s")
+_COUNTS = ("params", "fusion_params", "flops_per_sample", "throughput", "train_samples_per_s")
 
 
 def _done_variants(data: ReportData) -> list[str]:

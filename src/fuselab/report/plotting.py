@@ -38,7 +38,7 @@ METRIC_LABELS = {
     "fusion_params": "fusion parameters (count)",
     "flops_per_sample": "FLOPs per sample",
     "latency_ms_b1": "latency at batch 1 (ms)",
-    "throughput_b256": "throughput at batch 256 (samples/s)",
+    "throughput": "inference throughput (samples/s)",
     "train_samples_per_s": "training speed (samples/s)",
     "peak_memory_mb": "peak memory (MB)",
     "train_loss": "training loss",

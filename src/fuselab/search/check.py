@@ -81,7 +81,7 @@ def check_search(cfg: SearchConfig, data_root: str | None) -> None:
     optuna_setup.check(cfg.search)
     if cfg.search.cost_options:
         from fuselab.study.errors import ConfigError
-        from fuselab.study.evaluations import options
+        from fuselab.study.evaluate_table import options
 
         try:
             options("cost", cfg.search.cost_options)

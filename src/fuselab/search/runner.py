@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,41 +116,13 @@ def run_search(
         url = db_url or setup.sqlite_url(study_dir / DB_NAME)
         storage = setup.storage(url, heartbeat=True, max_retry=x.max_retries)
         try:
-            h = search_hash(cfg)
-            mode = prepare(store, study_dir, cfg.name, h, resume=resume, force=force, apply=False)
-            existing = _trial_count(op, storage, cfg.name)
-            if existing and not (resume or force):
-                raise StudyDirError(
-                    f"search directory {study_dir} already holds {existing} trials of search "
-                    f"{cfg.name!r}; use --resume to continue it (more trials: --set "
-                    "search.trials=N --resume) or --force to start over")
-            if check:
-                check_search(cfg, root)
-            metric = objective_metric(cfg, root)
-            prepare(store, study_dir, cfg.name, h, resume=resume, force=force, apply=True)
-            if force and existing:
-                op.delete_study(study_name=cfg.name, storage=storage)
-            store.init_study(cfg.name, cfg.raw, h)
-            store.write_meta({KIND_KEY: "search", "objective": metric})
-            invocation.record_start(store, cfg.overrides)
-            _save_config(cfg, study_dir)  # type: ignore[arg-type]  # needs .source, .overrides
+            mode, metric = _prepare_search(op, store, storage, cfg, study_dir, invocation, root,
+                                           resume=resume, force=force, check=check)
             study = _open_study(op, storage, cfg, metric)
             owner = f"{socket.gethostname()}:{study_dir.resolve()}"
             requeued = requeue_orphans(study, owner, x.max_retries, exclusive=db_url is None)
-
-            def make_task(number: int, run_config: dict[str, Any], trial_id: int) -> RunTask:
-                return RunTask(
-                    run_id=f"trial-{number}", variant=f"trial {number}", seed=cfg.search.train_seed,
-                    config={**run_config, "evaluate": {}}, data_root=root, checkpoint_dir=None,
-                    threads=x.threads_per_run, device=x.device, log_dir=str(study_dir / "logs"),
-                    tensorboard=x.tensorboard, mlflow=x.mlflow,
-                    context={"storage": url, "study": cfg.name, "trial_id": trial_id,
-                             "metric": metric, "cost": cfg.search.cost,
-                             "cost_options": cfg.search.cost_options,
-                             "pruner": None if cfg.search.pruner == "none" else
-                             [cfg.search.pruner, cfg.search.pruner_options]})
-
-            source = TrialSource(study, storage, cfg, base_config(cfg), metric, owner, make_task)
+            source = TrialSource(study, storage, cfg, base_config(cfg), metric, owner,
+                                 _task_maker(cfg, root, study_dir, url, metric))
             try:
                 _loop(source, run_fn, backend, n_workers, address, cfg, progress)
             except BaseException:
@@ -169,6 +142,51 @@ def run_search(
                          wall_s=time.perf_counter() - t0, mode=mode, best_config=best[0],
                          requeued=requeued, chosen=best[1])
 
+
+def _prepare_search(op: Any, store: Any, storage: Any, cfg: SearchConfig, study_dir: Path,
+                    invocation: Invocation, root: str | None, *, resume: bool, force: bool,
+                    check: bool) -> tuple[str, str]:
+    """Decide what to do with the directory (refusing trials of another run), check the
+    config, then record the search; returns the mode and the objective metric."""
+    h = search_hash(cfg)
+    mode = prepare(store, study_dir, cfg.name, h, resume=resume, force=force, apply=False)
+    existing = _trial_count(op, storage, cfg.name)
+    if existing and not (resume or force):
+        raise StudyDirError(
+            f"search directory {study_dir} already holds {existing} trials of search "
+            f"{cfg.name!r}; use --resume to continue it (more trials: --set "
+            "search.trials=N --resume) or --force to start over")
+    if check:
+        check_search(cfg, root)
+    metric = objective_metric(cfg, root)
+    prepare(store, study_dir, cfg.name, h, resume=resume, force=force, apply=True)
+    if force and existing:
+        op.delete_study(study_name=cfg.name, storage=storage)
+    store.init_study(cfg.name, cfg.raw, h)
+    store.write_meta({KIND_KEY: "search", "objective": metric})
+    invocation.record_start(store, cfg.overrides)
+    _save_config(cfg, study_dir)  # type: ignore[arg-type]  # needs .source, .overrides
+    return mode, metric
+
+
+def _task_maker(cfg: SearchConfig, root: str | None, study_dir: Path, url: str,
+                metric: str) -> Callable[[int, dict[str, Any], int], RunTask]:
+    """``make_task(number, run_config, trial_id)``: the run task of one trial."""
+    x = cfg.study.execution
+
+    def make_task(number: int, run_config: dict[str, Any], trial_id: int) -> RunTask:
+        return RunTask(
+            run_id=f"trial-{number}", variant=f"trial {number}", seed=cfg.search.train_seed,
+            config={**run_config, "evaluate": {}}, data_root=root, checkpoint_dir=None,
+            threads=x.threads_per_run, device=x.device, log_dir=str(study_dir / "logs"),
+            tensorboard=x.tensorboard, mlflow=x.mlflow,
+            context={"storage": url, "study": cfg.name, "trial_id": trial_id,
+                     "metric": metric, "cost": cfg.search.cost,
+                     "cost_options": cfg.search.cost_options,
+                     "pruner": None if cfg.search.pruner == "none" else
+                     [cfg.search.pruner, cfg.search.pruner_options]})
+
+    return make_task
 
 def _trial_count(op: Any, storage: Any, name: str) -> int:
     try:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from fuselab import _validate as c
 from fuselab.search.config import Param
-from fuselab.study import _check as c
 
 
 def active(param: Param, design: dict[str, Any]) -> bool:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.claims.schema import Claim, parse_claims
 from fuselab.study.cluster import RayResources, lease_seconds, ray_resources
 from fuselab.study.configfile import check_shape, read_config_file

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
+from fuselab._validate import ConfigError
 
-class ConfigError(ValueError):
-    """A study config is invalid; ``path`` is the location in the file (e.g. ``grid.fusion[2].op``)."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        super().__init__(f"{path}: {message}" if path else message)
+__all__ = ["ConfigError", "StoreError", "StoreLockedError", "StoreReadOnlyError", "StudyDirError"]
 
 
 class StudyDirError(RuntimeError):

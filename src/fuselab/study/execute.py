@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fuselab.study.evaluations import CROSS_RUN, run_evaluation, summary_metrics
+from fuselab.study.evaluate_table import CROSS_RUN, run_evaluation, summary_metrics
 from fuselab.study.tracking import Tracker
 from fuselab.study.worker import Reporter, RunResult, RunTask
 

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.claims.check import check_claim_variants
 from fuselab.study.config import SHORTHANDS, StudyConfig
 from fuselab.study.errors import ConfigError

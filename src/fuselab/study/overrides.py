@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.configfile import read_text
 from fuselab.study.errors import ConfigError
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from fuselab.study.config import StudyConfig
 from fuselab.study.errors import ConfigError
-from fuselab.study.evaluations import options
+from fuselab.study.evaluate_table import options
 from fuselab.study.grid import RunSpec, canonical_json
 from fuselab.study.resources import check_device, check_model_size
 from fuselab.study.tracking import check_available
@@ -120,6 +120,7 @@ def _try_fit(spec: RunSpec, model: Any, tiny: dict[str, Any], threads: int) -> N
 def _check_operators(cfg: StudyConfig) -> None:
     """``op`` shorthands name registered fusion operators (error at ``grid.fusion[i].op[j]``)."""
     from fuselab import fusion
+    from fuselab._registry import UnknownNameError
 
     known = fusion.available()
     for v in cfg.fusion:
@@ -127,7 +128,7 @@ def _check_operators(cfg: StudyConfig) -> None:
         for j, op in enumerate(ops):
             if op not in known:
                 where = f"{v.where}.op" + (f"[{j}]" if len(ops) > 1 else "")
-                raise ConfigError(where, f"unknown fusion operator {op!r}; allowed: {known}")
+                raise ConfigError(where, UnknownNameError("fusion operator", op, known).message)
 
 
 #: Option overrides that keep the dry run of an evaluation cheap (applied where accepted).
@@ -142,7 +143,7 @@ def _try_evaluations(spec: RunSpec, model: Any, tiny: dict[str, Any],
     with the barely trained model; returns their records."""
     import inspect
 
-    from fuselab.study.evaluations import CROSS_RUN, resolve, run_evaluation
+    from fuselab.study.evaluate_table import CROSS_RUN, resolve, run_evaluation
 
     records: list[dict[str, Any]] = []
     todo = {**{e: {} for e in extra}, **spec.config["evaluate"]}

@@ -138,14 +138,7 @@ def run_study(
     cfg = config if isinstance(config, StudyConfig) else load_config(config)
     invocation = Invocation(command, cfg.execution.device)
     completed = False
-    if backend not in ("local", "ray"):
-        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
-    if shared and force:
-        raise ValueError("shared: --force would discard the runs other processes work on; "
-                         "start over with --force without --shared first")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 0):
-        raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
+    _check_run_args(backend, workers, shared, force)
     specs = expand(cfg)
     if run_fn is None:
         from fuselab.study.execute import execute_run
@@ -165,32 +158,11 @@ def run_study(
         store = open_study_store(study_dir, db_url)
         started: Prestarted | None = None
         try:
-            # decide first (cheap, refuses a wrong study dir), check the grid, then change files
-            mode = prepare(store, study_dir, cfg.name, identity, resume=resume or shared,
-                           force=force, apply=False, data_id=data_id)
-            # worker start-up (spawn, imports, data) overlaps the check instead of following it
-            started = _prestart(backend, n_workers, specs, cfg, root, study_dir)
-            t_check = time.perf_counter()
-            if check:
-                from fuselab.study.plan import check_plan
-
-                check_plan(cfg, specs, data_root=root, local=backend == "local")
-            check_s = time.perf_counter() - t_check
-            prepare(store, study_dir, cfg.name, identity, resume=resume or shared,
-                    force=force, apply=True, data_id=data_id)
-            store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
-            invocation.record_start(store, cfg.overrides)
-            _save_config(cfg, study_dir)
-            store.add_runs(specs)
+            mode, check_s, started = _open_study(
+                store, cfg, specs, study_dir, identity, data_id, invocation, resume=resume or shared,
+                force=force, check=check, root=root, backend=backend, workers=n_workers)
+            tasks = _pending_tasks(store, cfg, specs, study_dir, root, retry_failed, shared)
             ckpt_dir = study_dir / "checkpoints"
-            if not shared:  # other processes of a shared study may be writing theirs
-                clean_partials(ckpt_dir)
-            if shared and retry_failed:
-                reset_failed(store)
-            status = store.status()
-            finished = {"done", "failed"} if not retry_failed else {"done"}
-            todo = [s for s in specs if status.get(s.run_id) not in finished]
-            tasks = [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
             names = {s.run_id: f"{s.variant} · seed {s.seed}" for s in specs}
             bar = StudyProgress(len(tasks), names, enabled=progress, workers=max(1, n_workers))
             leases = Leases(store, lambda: _reopen(study_dir, db_url), cfg.execution.lease_s,
@@ -231,6 +203,62 @@ def run_study(
         mode=mode, check_s=check_s, warnings=warnings, claims=verdicts,
         interrupted=stopped,
     )
+
+
+def _check_run_args(backend: str, workers: int | None, shared: bool, force: bool) -> None:
+    if backend not in ("local", "ray"):
+        raise ValueError(f"backend: expected 'local' or 'ray', got {backend!r}")
+    if shared and force:
+        raise ValueError("shared: --force would discard the runs other processes work on; "
+                         "start over with --force without --shared first")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 0):
+        raise ValueError(f"workers: expected an integer >= 0, got {workers!r}")
+
+
+def _open_study(store: Store, cfg: StudyConfig, specs: list[RunSpec], study_dir: Path,
+                identity: str, data_id: str, invocation: Invocation, *, resume: bool,
+                force: bool, check: bool, root: str | None, backend: str,
+                workers: int) -> tuple[str, float, Prestarted | None]:
+    """Decide what to do with the study dir (cheap, refuses a wrong one), check the grid, then
+    change files: the study row, the start record, the config copy, the run rows.
+    Returns the mode, the seconds the check took and the local worker pool, started before the
+    check so that worker start-up (spawn, imports, data) overlaps it."""
+    mode = prepare(store, study_dir, cfg.name, identity, resume=resume,
+                   force=force, apply=False, data_id=data_id)
+    started = _prestart(backend, workers, specs, cfg, root, study_dir)
+    t_check = time.perf_counter()
+    try:
+        if check:
+            from fuselab.study.plan import check_plan
+
+            check_plan(cfg, specs, data_root=root, local=backend == "local")
+    except BaseException:
+        if started is not None:
+            started.close()
+        raise
+    check_s = time.perf_counter() - t_check
+    prepare(store, study_dir, cfg.name, identity, resume=resume,
+            force=force, apply=True, data_id=data_id)
+    store.init_study(cfg.name, cfg.raw, identity, data_id=data_id)
+    invocation.record_start(store, cfg.overrides)
+    _save_config(cfg, study_dir)
+    store.add_runs(specs)
+    return mode, check_s, started
+
+
+def _pending_tasks(store: Store, cfg: StudyConfig, specs: list[RunSpec], study_dir: Path,
+                   root: str | None, retry_failed: bool, shared: bool) -> list[RunTask]:
+    """Tasks of the runs still to do (failed ones too with ``retry_failed``)."""
+    ckpt_dir = study_dir / "checkpoints"
+    if not shared:  # other processes of a shared study may be writing theirs
+        clean_partials(ckpt_dir)
+    elif retry_failed:
+        reset_failed(store)
+    status = store.status()
+    finished = {"done", "failed"} if not retry_failed else {"done"}
+    todo = [s for s in specs if status.get(s.run_id) not in finished]
+    return [_task(s, cfg, root, ckpt_dir, study_dir) for s in todo]
 
 
 def _execute(store: Store, bar: StudyProgress, intr: Interrupts,

@@ -34,6 +34,10 @@ from fuselab.study.errors import StoreError
 DB_NAME = "results.sqlite"
 URL_FILE = "store.json"
 STATUSES = ("pending", "running", "done", "failed")
+#: Metric names written by older fuselab versions -> today's name; mapped on every read, so an
+#: old store reports (and resumes) like a new one. ``throughput_b256`` was recorded at whatever
+#: ``throughput_batch`` the run used; today's ``throughput`` record carries ``batch_size``.
+LEGACY_METRICS = {"throughput_b256": "throughput"}
 #: Record sources: a run's own records, and cross-run records the study adds after all runs.
 RUN, STUDY = "run", "study"
 
@@ -177,6 +181,8 @@ class Store:
             r = dict(zip(_RUN_COLS, row, strict=True))
             for key in ("factors", "config", "metrics"):
                 r[key] = self._loads(r[key], f"run {r['run_id']}'s {key}")
+            if isinstance(r["metrics"], dict):
+                r["metrics"] = {LEGACY_METRICS.get(k, k): v for k, v in r["metrics"].items()}
             out.append(r)
         return out
 
@@ -192,7 +198,7 @@ class Store:
         for rid, evaluation, metric, value, cond in rows:
             rec = self._loads(cond, f"a record of run {rid}")
             # SQLite stores NaN as NULL; a record value is always a float.
-            rec.update(run_id=rid, evaluation=evaluation, metric=metric,
+            rec.update(run_id=rid, evaluation=evaluation, metric=LEGACY_METRICS.get(metric, metric),
                        value=math.nan if value is None else float(value))
             out.append(rec)
         return out

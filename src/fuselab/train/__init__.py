@@ -10,9 +10,9 @@ from fuselab.train.blending import GradientBlender, blend_weights, ogr
 from fuselab.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import CheckpointMismatchError, NonFiniteLossError
-from fuselab.train.evaluation import evaluate_split
 from fuselab.train.loop import fit, monitored_metric
 from fuselab.train.result import FitResult
+from fuselab.train.scoring import evaluate_split, score_split
 
 __all__ = [
     "Checkpoint",
@@ -29,4 +29,5 @@ __all__ = [
     "monitored_metric",
     "ogr",
     "save_checkpoint",
+    "score_split",
 ]

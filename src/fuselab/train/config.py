@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 from fuselab.device import PRECISIONS
@@ -31,9 +32,11 @@ MAX_EPOCHS = 100_000
 MAX_THREADS = 1024
 MAX_SEED = 2**63 - 1
 RUNTIME_KEYS = (
-    "progress", "threads", "compile", "eval_batch_size", "feature_cache", "channels_last",
-    "retain_memory",
+    "progress", "threads", "compile", "eval_batch_size", "precompute_transforms", "channels_last",
+    "retain_memory", "feature_cache",  # the old name of precompute_transforms, in old checkpoints
 )
+#: Deprecated key spellings (one release): old -> current; accepted with a DeprecationWarning.
+ALIASES = {"feature_cache": "precompute_transforms"}
 
 
 def _bad(key: str, expected: str, got: object) -> ValueError:
@@ -99,8 +102,10 @@ class TrainConfig:
             bfloat16 speeds up convolutions and matmuls on GPUs and on CPUs with
             AVX512-BF16/AMX; float16 is for GPUs (torch also runs it on CPUs, slowly) and
             scales the loss with ``torch.amp.GradScaler`` against gradient underflow.
-        feature_cache: run a dataset's per-batch ``transform`` (e.g. spectrograms) once for
-            every split used without noise, instead of every epoch (same batches).
+        precompute_transforms: run a dataset's per-batch ``transform`` (e.g. spectrograms) once
+            for every split used without noise, instead of every epoch (same batches; see
+            :func:`fuselab.data.precompute_transform`). ``feature_cache`` is its deprecated
+            name (``fuselab.data.FeatureCache`` is another thing: encoder outputs on disk).
         train_snr: ``{modality: linear SNR}`` of white noise added to training batches (paper 000);
             empty = clean training.
         val_snr: ``"train"`` validates (and early-stops) at the training SNR, with the same
@@ -117,7 +122,7 @@ class TrainConfig:
         grad_blend_holdout: fraction of the training set held out to measure generalization.
         regression_loss: ``"mse"`` or ``"l1"`` for regression tasks.
         mosi_metrics: add Acc-2/Acc-7/F1 for regression (``None``: when labels lie in [-3, 3]).
-        progress: show a progress bar (``fit(progress=False)`` also silences it).
+        progress: show a progress bar; ``fit(progress=...)`` overrides it for one call.
     """
 
     optimizer: str = "adam"
@@ -141,7 +146,7 @@ class TrainConfig:
     channels_last: bool | str = "auto"
     retain_memory: bool | str = "auto"
     precision: str = "float32"
-    feature_cache: bool = True
+    precompute_transforms: bool = True
     train_snr: dict[str, float | None] = field(default_factory=dict)
     val_snr: str = "train"
     grad_blend: str = "off"
@@ -151,8 +156,13 @@ class TrainConfig:
     regression_loss: str = "mse"
     mosi_metrics: bool | None = None
     progress: bool = True
+    feature_cache: InitVar[bool | None] = None  # deprecated name of precompute_transforms
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, feature_cache: bool | None) -> None:
+        if feature_cache is not None:
+            warnings.warn("train config 'feature_cache' is deprecated, use 'precompute_transforms'"
+                          " (the old name will be removed)", DeprecationWarning, stacklevel=3)
+            self.precompute_transforms = feature_cache
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_float("lr", self.lr, 0.0, strict=True)
         _check_float("weight_decay", self.weight_decay, 0.0, strict=False)
@@ -177,7 +187,7 @@ class TrainConfig:
             raise _bad("channels_last", "true, false or 'auto'", self.channels_last)
         if not (isinstance(self.retain_memory, bool) or self.retain_memory == "auto"):
             raise _bad("retain_memory", "true, false or 'auto'", self.retain_memory)
-        for key in ("deterministic", "compile", "feature_cache", "progress"):
+        for key in ("deterministic", "compile", "precompute_transforms", "progress"):
             if not isinstance(getattr(self, key), bool):
                 raise _bad(key, "true or false", getattr(self, key))
         if self.mosi_metrics is not None and not isinstance(self.mosi_metrics, bool):
@@ -215,10 +225,15 @@ class TrainConfig:
             raise TypeError(f"train config: expected a mapping, got {type(values).__name__}")
         allowed = [f.name for f in dataclasses.fields(cls)]
         for key in values:
-            if key not in allowed:
+            if key not in allowed and key not in ALIASES:
                 raise ValueError(f"train config: unknown key {key!r}; allowed: {sorted(allowed)}")
+        for old, new in ALIASES.items():
+            if old in values and new in values:
+                raise ValueError(f"train config: both {old!r} (deprecated) and {new!r} are given; "
+                                 f"keep only {new!r}")
         return cls(**dict(values))
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A validated copy with ``changes`` applied."""
         return dataclasses.replace(self, **changes)
+

@@ -10,6 +10,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -20,9 +21,9 @@ from fuselab.tasks import DEFAULT_METRIC, TASK_METRICS, higher_is_better
 from fuselab.train import blending as B
 from fuselab.train.checkpoint import save_checkpoint
 from fuselab.train.config import TrainConfig
-from fuselab.train.evaluation import evaluate_split
 from fuselab.train.optim import make_scheduler
 from fuselab.train.result import FitResult
+from fuselab.train.scoring import score_split
 from fuselab.train.trainer import Trainer
 
 EpochCallback = Callable[[dict[str, Any]], "bool | None"]
@@ -97,13 +98,36 @@ def _better(value: float, best: float | None, maximize: bool) -> bool:
     return best is None or (value > best if maximize else value < best)
 
 
+@dataclass
+class _Best:
+    """The best epoch so far: its metrics, monitored value and weights; epochs since it."""
+
+    maximize: bool
+    scores: dict[str, float] = field(default_factory=dict)
+    value: float | None = None
+    state: dict[str, Tensor] | None = None
+    since: int = 0
+
+    def update(self, model: nn.Module, epoch: int, scores: dict[str, float], value: float) -> bool:
+        """Keep this epoch if it improves on the best (the first epoch always counts)."""
+        if not (_better(value, self.value, self.maximize) or self.state is None):
+            self.since += 1
+            return False
+        if not math.isnan(value):
+            self.value = value
+        self.scores = {**scores, "epoch": float(epoch)}
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.since = 0
+        return True
+
+
 def fit(
     model: nn.Module,
     train: MultimodalDataset,
     val: MultimodalDataset | None,
     config: TrainConfig | None = None,
     *,
-    progress: bool = True,
+    progress: bool | None = None,
     checkpoint_path: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> FitResult:
@@ -116,7 +140,8 @@ def fit(
         val: a dataset of the same task (``None``: no validation, the training loss is the
             monitored metric and early stopping/plateau are unavailable).
         config: hyper-parameters (default ``TrainConfig()``).
-        progress: show the progress bar (also needs ``config.progress``).
+        progress: show the progress bar; ``None`` (default) follows ``config.progress``, a bool
+            overrides it for this call (one switch: either turns the bar on or off).
         checkpoint_path: write the best weights there (atomically) whenever ``val`` improves.
         on_epoch: called with each epoch's history row; returning ``True`` stops training.
 
@@ -129,103 +154,122 @@ def fit(
     config = config or TrainConfig()
     _check_args(model, train, val, config)
     metric = monitored_metric(config, train.task) if val is not None else "loss"
-    maximize = higher_is_better(metric)
+    best = _Best(higher_is_better(metric))
     started = time.perf_counter()
+    history: list[dict[str, Any]] = []
     with run_settings(config):
-        t = Trainer(model, train, val, config, progress and config.progress)
-        sched = make_scheduler(t.optimizer, config, t.total_steps, maximize)
-        per_step = sched if config.schedule == "cosine" else None
-        history: list[dict[str, Any]] = []
-        best: dict[str, float] = {}
-        best_value: float | None = None
-        best_state: dict[str, Tensor] | None = None
-        stop_reason, since_best = "epochs", 0
+        t = Trainer(model, train, val, config, config.progress if progress is None else progress)
         try:
-            if t.blender is not None and config.grad_blend == "offline":
-                t.offline_weights(sched)
-            online = t.blender is not None and config.grad_blend == "online"
-            separate = config.grad_blend_estimate == "separate"
-            before = t.measure() if online and not separate else None
-            for epoch in range(1, config.epochs + 1):
-                epoch_start = time.perf_counter()
-                if online and separate and (epoch - 1) % config.grad_blend_every == 0:
-                    t.set_weights(t.separate_weights())  # estimate first, then train the window
-                busy0, samples0 = t.busy_s, t.samples
-                lr = t.optimizer.param_groups[0]["lr"]
-                train_loss, _, steps = t.train_epoch(epoch, per_step)
-                row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "steps": steps}
-                if before is not None and epoch % config.grad_blend_every == 0:
-                    after = t.measure()
-                    t.set_weights(B.blend_weights(before, after))
-                    before = after
-                if t.val is not None:
-                    scores = evaluate_split(
-                        model, t.val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
-                        mosi=config.mosi_metrics, fwd=t._fwd, channels_last=t.channels_last,
-                        snr=config.train_snr if config.val_snr == "train" else None,
-                        noise_seed=config.seed + 7,
-                    )
-                else:
-                    scores = {"loss": train_loss}
-                row.update({f"val_{k}": v for k, v in scores.items()} if val is not None else {})
-                if t.blender is not None:
-                    row.update({f"blend_weight_{k}": w for k, w in t.blender.weights.items()})
-                row["samples_per_s"] = (t.samples - samples0) / max(t.busy_s - busy0, 1e-9)
-                row["epoch_time_s"] = time.perf_counter() - epoch_start
-                history.append(row)
-                if metric not in scores:
-                    raise ValueError(
-                        f"train config 'metric': {metric!r} is not reported for this data "
-                        f"(e.g. acc2/acc7/f1 need MOSI-style labels); reported: {sorted(scores)}"
-                    )
-                value = scores[metric]
-                if _better(value, best_value, maximize) or best_state is None:
-                    if not math.isnan(value):
-                        best_value = value
-                    best = {**scores, "epoch": float(epoch)}
-                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    since_best = 0
-                    if checkpoint_path is not None:
-                        save_checkpoint(
-                            checkpoint_path, model, config=config, metrics=best,
-                            extra={"history": history, "blend_weights": dict(t.blender.weights) if t.blender else {}},
-                        )
-                else:
-                    since_best += 1
-                t.bar.set_metric(metric, value)
-                if sched is not None and per_step is None:
-                    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        sched.step(value)
-                    else:
-                        sched.step()
-                if on_epoch is not None and on_epoch(row) is True:
-                    stop_reason = "callback"
-                    break
-                if config.max_steps is not None and t.step >= config.max_steps:
-                    stop_reason = "max_steps"
-                    break
-                if config.patience is not None and since_best >= config.patience:
-                    stop_reason = "early_stopping"
-                    break
+            stop_reason = _train_epochs(t, metric, best, history, checkpoint_path, on_epoch)
         finally:
             t.bar.close()
             t.restore_layout()
-        if best_state is not None:
-            model.load_state_dict(best_state)
-    curve = [r[f"val_{metric}"] if val is not None else r["train_loss"] for r in history]
+        if best.state is not None:
+            model.load_state_dict(best.state)
+    return _result(t, history, best, metric, val is not None, checkpoint_path, stop_reason,
+                   time.perf_counter() - started)
+
+
+def _train_epochs(t: Trainer, metric: str, best: _Best, history: list[dict[str, Any]],
+                  checkpoint_path: str | None, on_epoch: EpochCallback | None) -> str:
+    """The epoch loop: train, blend, validate, keep the best, step the schedule; why it stopped."""
+    config = t.config
+    sched = make_scheduler(t.optimizer, config, t.total_steps, best.maximize)
+    per_step = sched if config.schedule == "cosine" else None
+    if t.blender is not None and config.grad_blend == "offline":
+        t.offline_weights(sched)
+    online = t.blender is not None and config.grad_blend == "online"
+    separate = config.grad_blend_estimate == "separate"
+    before = t.measure() if online and not separate else None
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        if online and separate and (epoch - 1) % config.grad_blend_every == 0:
+            t.set_weights(t.separate_weights())  # estimate first, then train the window
+        busy0, samples0 = t.busy_s, t.samples
+        lr = t.optimizer.param_groups[0]["lr"]
+        train_loss, _, steps = t.train_epoch(epoch, per_step)
+        row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "steps": steps}
+        if before is not None and epoch % config.grad_blend_every == 0:
+            after = t.measure()
+            t.set_weights(B.blend_weights(before, after))
+            before = after
+        scores = _validate(t, train_loss)
+        if t.val is not None:
+            row.update({f"val_{k}": v for k, v in scores.items()})
+        if t.blender is not None:
+            row.update({f"blend_weight_{k}": w for k, w in t.blender.weights.items()})
+        row["samples_per_s"] = (t.samples - samples0) / max(t.busy_s - busy0, 1e-9)
+        row["epoch_time_s"] = time.perf_counter() - epoch_start
+        history.append(row)
+        value = _monitored(scores, metric)
+        if best.update(t.model, epoch, scores, value) and checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path, t.model, config=config, metrics=best.scores,
+                extra={"history": history,
+                       "blend_weights": dict(t.blender.weights) if t.blender else {}},
+            )
+        t.bar.set_metric(metric, value)
+        if sched is not None and per_step is None:
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(value)
+            else:
+                sched.step()
+        reason = _stop(t, best, row, on_epoch)
+        if reason:
+            return reason
+    return "epochs"
+
+
+def _validate(t: Trainer, train_loss: float) -> dict[str, float]:
+    """Validation scores of this epoch (the training loss alone without a val set)."""
+    if t.val is None:
+        return {"loss": train_loss}
+    config = t.config
+    return score_split(
+        t.model, t.val, batch_size=config.eval_batch_size, loss_fn=t.loss_fn,
+        mosi=config.mosi_metrics, fwd=t._fwd, channels_last=t.channels_last,
+        snr=config.train_snr if config.val_snr == "train" else None,
+        seed=config.seed + 7,
+    )
+
+
+def _monitored(scores: dict[str, float], metric: str) -> float:
+    if metric not in scores:
+        raise ValueError(
+            f"train config 'metric': {metric!r} is not reported for this data "
+            f"(e.g. acc2/acc7/f1 need MOSI-style labels); reported: {sorted(scores)}"
+        )
+    return scores[metric]
+
+
+def _stop(t: Trainer, best: _Best, row: dict[str, Any], on_epoch: EpochCallback | None) -> str:
+    """Why training stops after this epoch (``""``: it goes on)."""
+    if on_epoch is not None and on_epoch(row) is True:
+        return "callback"
+    if t.config.max_steps is not None and t.step >= t.config.max_steps:
+        return "max_steps"
+    if t.config.patience is not None and best.since >= t.config.patience:
+        return "early_stopping"
+    return ""
+
+
+def _result(t: Trainer, history: list[dict[str, Any]], best: _Best, metric: str, has_val: bool,
+            checkpoint_path: str | None, stop_reason: str, seconds: float) -> FitResult:
+    curve = [r[f"val_{metric}"] if has_val else r["train_loss"] for r in history]
     finite = [v for v in curve if not math.isnan(v)]
-    peak = (max(finite) if maximize else min(finite)) if finite else math.nan
-    last = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} or {"loss": history[-1]["train_loss"]}
+    peak = (max(finite) if best.maximize else min(finite)) if finite else math.nan
+    last = ({k[4:]: v for k, v in history[-1].items() if k.startswith("val_")}
+            or {"loss": history[-1]["train_loss"]})
     return FitResult(
         history=history,
-        best=best,
+        best=best.scores,
         last={**last, "epoch": float(history[-1]["epoch"])},
         metric=metric,
         max_metric=peak,
         last_metric=curve[-1],
-        best_epoch=int(best["epoch"]),
+        best_epoch=int(best.scores["epoch"]),
         checkpoint_path=None if checkpoint_path is None else str(checkpoint_path),
-        train_time_s=time.perf_counter() - started,
+        train_time_s=seconds,
         samples_per_s=t.samples / max(t.busy_s, 1e-9),
         steps=t.step,
         stop_reason=stop_reason,

@@ -19,22 +19,21 @@ import torch
 from torch import Tensor, nn
 
 from fuselab import device as D
-from fuselab.data import MultimodalDataset
+from fuselab.data import MultimodalDataset, precompute_transform
 from fuselab.models import memory_formats, prefers_channels_last, restore_memory_formats
 from fuselab.tasks import task_loss
 from fuselab.train import blending as B
 from fuselab.train.config import TrainConfig
 from fuselab.train.errors import NonFiniteLossError
-from fuselab.train.evaluation import (
+from fuselab.train.memory import retain_freed_memory, wants_retained_heap
+from fuselab.train.optim import make_optimizer
+from fuselab.train.progress import Progress
+from fuselab.train.scoring import (
     check_output,
     forward,
     model_inputs,
     needed_modalities,
 )
-from fuselab.train.features import cache_features
-from fuselab.train.memory import retain_freed_memory, wants_retained_heap
-from fuselab.train.optim import make_optimizer
-from fuselab.train.progress import Progress
 
 
 def resolve_channels_last(setting: bool | str, model: nn.Module) -> bool:
@@ -55,10 +54,10 @@ class Trainer:
         self.needed = needed_modalities(model, train)
         if val is not None:
             needed_modalities(model, val)
-        if config.feature_cache:
-            train = cache_features(train, config.train_snr)
+        if config.precompute_transforms:
+            train = precompute_transform(train, config.train_snr)
             val_snr = config.train_snr if config.val_snr == "train" else None
-            val = cache_features(val, val_snr) if val is not None else None
+            val = precompute_transform(val, val_snr) if val is not None else None
         self.val = val
         self.loss_fn = task_loss(self.task, config.regression_loss, (train.meta or {}).get("pad_id"))
         if wants_retained_heap(config.retain_memory):

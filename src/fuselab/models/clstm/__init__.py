@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import nn
 
-from fuselab.models._check import choice, known_keys
+from fuselab._validate import choice, known_keys
 from fuselab.models.clstm.cell import ConvLSTMCell
 from fuselab.models.clstm.common import CLSTM_KEYS, FUSION_LAYERS, CLSTMBase
 from fuselab.models.clstm.fc import FCFusionCLSTM

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from fuselab.models._check import choice, int_list, pos_int
+from fuselab._validate import choice, int_list, pos_int
 from fuselab.models.inputs import checked_inputs
 
 FUSION_LAYERS = ("initial", "second", "fc", "visual-only", "audio-only")

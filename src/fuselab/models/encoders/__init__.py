@@ -7,8 +7,10 @@ from fuselab.models.encoders.base import (
     Stage,
     StagedEncoder,
     StageSpec,
+    available,
     build_encoder,
     encoder_stage_names,
+    register,
     register_encoder,
     resolve_encoder_config,
 )
@@ -19,8 +21,10 @@ __all__ = [
     "Stage",
     "StageSpec",
     "StagedEncoder",
+    "available",
     "build_encoder",
     "encoder_stage_names",
+    "register",
     "register_encoder",
     "resolve_encoder_config",
 ]

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fuselab.models._check import choice, fraction, pos_int
-from fuselab.models.encoders.base import Stage, StageSpec, register_encoder
+from fuselab._validate import choice, fraction, pos_int
+from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.encoders.sequence import frames_shape, to_frames
 from fuselab.models.shapes import Shape
 
@@ -80,9 +80,9 @@ class EncoderLayerStage(Stage):
         return self.layer(x)
 
 
-@register_encoder(
+@register(
     "transformer",
-    {"d_model": 32, "num_layers": 2, "num_heads": 4, "ff_dim": 0, "dropout": 0.0, "patch": 4,
+    defaults={"d_model": 32, "num_layers": 2, "num_heads": 4, "ff_dim": 0, "dropout": 0.0, "patch": 4,
      "tokens": "frames", "readout": "mean"},
     sequence_inputs=True,
     # the token-fusion transformer's vocabulary (docs/transformer.md); old names still read

@@ -14,14 +14,15 @@ Pro-Fusion widen the stage after its injection point.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor, nn
 
-from fuselab._registry import Registry
-from fuselab.models._check import rename_deprecated
+from fuselab._registry import Registry, UnknownNameError
+from fuselab._validate import rename_deprecated
 from fuselab.models.shapes import Readout, Shape, default_readout, raw_shape
 
 
@@ -42,7 +43,7 @@ class StageSpec:
 
 ENCODERS: Registry[list[StageSpec]] = Registry("encoder type")
 """Encoder types: ``plan(cfg: dict, where: str) -> list[StageSpec]``, with ``cfg`` already merged
-with its preset and the type's defaults (register with :func:`register_encoder`)."""
+with its preset and the type's defaults (register with :func:`register`)."""
 
 #: Allowed config keys and defaults per encoder type (besides ``type``/``preset``/``readout``).
 DEFAULTS: dict[str, dict[str, Any]] = {}
@@ -64,22 +65,46 @@ PRESETS: dict[str, dict[str, Any]] = {
 SEQUENCE_INPUTS: set[str] = set()
 
 
+def register(
+    name: str,
+    plan: Callable[..., list[StageSpec]] | None = None,
+    *,
+    defaults: Mapping[str, Any] | None = None,
+    sequence_inputs: bool = False,
+    aliases: Mapping[str, str] | None = None,
+) -> Any:
+    """Register an encoder type's ``plan(cfg, where) -> list[StageSpec]`` with its allowed keys
+    and defaults: ``@register("name", defaults={...})`` or ``register("name", plan, defaults=...)``.
+
+    ``defaults``: allowed config keys (besides ``type``/``preset``/``readout``) and their defaults.
+    ``sequence_inputs``: a raw ``(T, D)`` input is a sequence (recurrent / attention encoders).
+    ``aliases``: deprecated key spellings still accepted, old -> current.
+    """
+    DEFAULTS[name] = dict(defaults or {})
+    ALIASES[name] = dict(aliases or {})
+    if sequence_inputs:
+        SEQUENCE_INPUTS.add(name)
+    return ENCODERS.register(name, plan) if plan is not None else ENCODERS.register(name)
+
+
 def register_encoder(
     name: str,
     defaults: Mapping[str, Any],
     sequence_inputs: bool = False,
     aliases: Mapping[str, str] | None = None,
 ) -> Callable[[Callable[..., list[StageSpec]]], Callable[..., list[StageSpec]]]:
-    """Register an encoder type's ``plan`` function with its allowed keys and defaults.
+    """Deprecated alias (one release) of ``register(name, defaults=..., ...)``."""
+    warnings.warn("fuselab.models.encoders.register_encoder is deprecated; use "
+                  "fuselab.models.encoders.register(name, defaults=...)", DeprecationWarning,
+                  stacklevel=2)
+    deco: Callable[[Callable[..., list[StageSpec]]], Callable[..., list[StageSpec]]] = register(
+        name, defaults=defaults, sequence_inputs=sequence_inputs, aliases=aliases)
+    return deco
 
-    ``sequence_inputs``: a raw ``(T, D)`` input is a sequence (recurrent / attention encoders).
-    ``aliases``: deprecated key spellings still accepted, old -> current.
-    """
-    DEFAULTS[name] = dict(defaults)
-    ALIASES[name] = dict(aliases or {})
-    if sequence_inputs:
-        SEQUENCE_INPUTS.add(name)
-    return ENCODERS.register(name)
+
+def available() -> list[str]:
+    """Names of every registered encoder type."""
+    return ENCODERS.available()
 
 
 def resolve_encoder_config(cfg: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -90,15 +115,14 @@ def resolve_encoder_config(cfg: Mapping[str, Any], where: str) -> dict[str, Any]
     if "preset" in cfg:
         preset = cfg["preset"]
         if preset not in PRESETS:
-            raise ValueError(f"{where}.preset: unknown preset {preset!r}; allowed: {sorted(PRESETS)}")
+            raise UnknownNameError("preset", preset, PRESETS, f"{where}.preset")
         merged.update(PRESETS[preset])
     merged.update({k: v for k, v in cfg.items() if k != "preset"})
     kind = merged.get("type")
     if kind is None:
         raise ValueError(f"{where}: needs 'type' (allowed: {ENCODERS.available()}) or 'preset' "
                          f"(allowed: {sorted(PRESETS)})")
-    if kind not in ENCODERS:
-        raise ValueError(f"{where}.type: unknown encoder type {kind!r}; allowed: {ENCODERS.available()}")
+    ENCODERS.get(kind, where=f"{where}.type")
     merged = rename_deprecated(merged, ALIASES[kind], where)
     allowed = {"type", "readout", *DEFAULTS[kind]}
     unknown = sorted(set(merged) - allowed)

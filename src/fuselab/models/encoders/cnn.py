@@ -22,8 +22,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from fuselab.models._check import flag, int_list, pos_int
-from fuselab.models.encoders.base import Stage, StageSpec, register_encoder
+from fuselab._validate import flag, int_list, pos_int
+from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.shapes import Shape
 from fuselab.ops import bn_relu_maxpool
 
@@ -117,8 +117,8 @@ def _conv_plan(cfg: dict[str, Any], where: str, nd: int) -> list[StageSpec]:
     return [spec(i) for i in range(len(kernels))]
 
 
-@register_encoder(
-    "lenet", {"kernels": [5, 3, 3, 3], "channels": 6, "widths": None, "pool": 2, "batchnorm": True}
+@register(
+    "lenet", defaults={"kernels": [5, 3, 3, 3], "channels": 6, "widths": None, "pool": 2, "batchnorm": True}
 )
 def lenet(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """2-D LeNet-style encoder on ``(C, H, W)`` inputs."""
@@ -127,8 +127,8 @@ def lenet(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     return _conv_plan(cfg, where, 2)
 
 
-@register_encoder(
-    "conv1d", {"kernels": [5, 3, 3], "channels": 6, "widths": None, "pool": 2, "batchnorm": True}
+@register(
+    "conv1d", defaults={"kernels": [5, 3, 3], "channels": 6, "widths": None, "pool": 2, "batchnorm": True}
 )
 def conv1d(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """1-D convolutional encoder on ``(C, L)`` (or ``(L,)``) inputs."""

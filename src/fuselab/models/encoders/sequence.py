@@ -13,8 +13,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from fuselab.models._check import fraction, int_list
-from fuselab.models.encoders.base import Stage, StageSpec, register_encoder
+from fuselab._validate import fraction, int_list
+from fuselab.models.encoders.base import Stage, StageSpec, register
 from fuselab.models.shapes import Shape
 
 
@@ -65,13 +65,13 @@ def _rnn_plan(cfg: dict[str, Any], where: str, cell: str) -> list[StageSpec]:
     return [spec(i) for i in range(len(hidden))]
 
 
-@register_encoder("lstm", {"hidden": [64]}, sequence_inputs=True)
+@register("lstm", defaults={"hidden": [64]}, sequence_inputs=True)
 def lstm(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """Stacked LSTM encoder, one stage per layer."""
     return _rnn_plan(cfg, where, "lstm")
 
 
-@register_encoder("gru", {"hidden": [64]}, sequence_inputs=True)
+@register("gru", defaults={"hidden": [64]}, sequence_inputs=True)
 def gru(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """Stacked GRU encoder, one stage per layer."""
     return _rnn_plan(cfg, where, "gru")
@@ -92,7 +92,7 @@ class LinearStage(Stage):
         return self.drop(self.act(self.fc(x.flatten(1))))
 
 
-@register_encoder("mlp", {"hidden": [64, 64], "dropout": 0.0})
+@register("mlp", defaults={"hidden": [64, 64], "dropout": 0.0})
 def mlp(cfg: dict[str, Any], where: str) -> list[StageSpec]:
     """Multi-layer perceptron encoder, one stage per hidden layer."""
     hidden = int_list(cfg["hidden"], f"{where}.hidden")

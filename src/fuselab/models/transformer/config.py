@@ -11,12 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuselab.models._check import choice, flag, fraction, known_keys, pos_int
-from fuselab.models.transformer._checks import (
+from fuselab._validate import (
+    choice,
+    flag,
+    fraction,
+    known_keys,
+    modality_name,
+    pos_int,
+    rename_deprecated,
+)
+from fuselab.models.transformer.keys import (
     TOKENIZERS,
     default_tokenizer,
     fusion_spec,
-    modality_name,
     patch_sizes,
 )
 
@@ -89,7 +96,9 @@ def parse_config(
     num_outputs: int,
 ) -> TokenFusionConfig:
     """Validate plain config values (``name`` already removed) against ``input_shapes``."""
-    known_keys(config, _KEYS | {"name"}, "model (family 'token_fusion')")
+    # the vocabulary of every fuselab transformer: num_layers / num_heads (old spellings warn)
+    config = rename_deprecated(config, {"layers": "num_layers", "heads": "num_heads"}, "model")
+    known_keys(config, _KEYS | {"name"}, "model")
     if not input_shapes:
         raise ValueError("token_fusion: input_shapes must name at least one modality")
     shapes = {str(m): tuple(int(s) for s in v) for m, v in input_shapes.items()}
@@ -161,7 +170,7 @@ def _tokenizers(
 ) -> dict[str, str]:
     """Tokenizer per used modality: as named, else the default for its input rank."""
     for m, t in raw.items():
-        modality_name("tokenizers", m, shapes)
+        modality_name(m, "model.tokenizers", shapes)
         choice(t, f"model.tokenizers.{m}", TOKENIZERS)
     out = {m: str(raw.get(m) or default_tokenizer(m, shapes[m])) for m in cfg.modalities}
     if cfg.vit_cache is not None and "vit" not in out.values():
@@ -191,7 +200,7 @@ def _pooling(
     elif isinstance(raw_pool, Mapping):
         pool_of = dict.fromkeys(cfg.modalities, "none")
         for m, p in raw_pool.items():
-            modality_name("pooling", m, shapes)
+            modality_name(m, "model.pooling", shapes)
             pool_of[str(m)] = choice(p, f"model.pooling.{m}", POOLINGS)
     else:
         raise TypeError(
@@ -204,7 +213,7 @@ def _pooling(
             f"model.pooled: expected a table modality -> token count, got {raw_pooled!r}"
         )
     pooled = {
-        str(modality_name("pooled", m, shapes)): pos_int(n, f"model.pooled.{m}")
+        modality_name(m, "model.pooled", shapes): pos_int(n, f"model.pooled.{m}")
         for m, n in raw_pooled.items()
     }
     pooling = {

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fuselab.models.registry import register_model
+from fuselab.models.registry import register
 from fuselab.models.transformer.config import parse_config
 from fuselab.models.transformer.model import TokenFusionTransformer
 
 
-@register_model("token_fusion")
+@register("token_fusion")
 def build_token_fusion(
     config: Mapping[str, Any],
     *,

@@ -24,9 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.errors import ConfigError
-from fuselab.study.evaluations import EVALUATIONS
+from fuselab.study.evaluate_table import EVALUATIONS
 
 #: Records a run stores besides its evaluations: training curves (``train_loss``, ``val_*``).
 EXTRA_EVALUATIONS = ("curve",)

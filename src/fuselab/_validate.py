@@ -1,14 +1,30 @@
-"""Small validators for plain config values; every failure names the path in the file."""
+"""One set of validators for plain config values (study, model and operator configs alike).
+
+Every function takes ``(value, path, ...)``: the value to check first, then its path in the
+config (``grid.fusion[2].op``, ``model.encoders.audio.hidden``), then what it is checked against.
+A failure raises :class:`ConfigError` (a ``ValueError``) whose message starts with the path and
+says what was expected and what arrived. This module replaces ``fuselab.study._check``,
+``fuselab.models._check`` and the generic half of ``fuselab.models.transformer._checks``
+(which took ``(path, value)``); it imports nothing of fuselab, so every layer may use it.
+"""
 
 from __future__ import annotations
 
 import difflib
 import math
 import re
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from fuselab.study.errors import ConfigError
+
+class ConfigError(ValueError):
+    """A config is invalid; ``path`` is the location in the file (e.g. ``grid.fusion[2].op``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
 
 #: Integers a config may hold: what SQLite, JSON consumers and torch can represent (int64).
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -188,3 +204,85 @@ def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, An
         else:
             out[k] = v
     return out
+
+
+# --- model-config checks (were fuselab.models._check) ---------------------------------------
+
+
+def pos_int(value: Any, path: str, minimum: int = 1) -> int:
+    """An int >= ``minimum`` (bools are not ints here)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(path, f"expected an int >= {minimum}, got {value!r}")
+    return value
+
+
+def int_list(value: Any, path: str, minimum: int = 1, allow_empty: bool = False) -> list[int]:
+    """A (non-empty unless ``allow_empty``) list of ints >= ``minimum``."""
+    if not isinstance(value, (list, tuple)) or (not value and not allow_empty):
+        raise ConfigError(path, f"expected a {'' if allow_empty else 'non-empty '}list of ints "
+                                f">= {minimum}, got {value!r}")
+    return [pos_int(v, f"{path}[{i}]", minimum) for i, v in enumerate(value)]
+
+
+def fraction(value: Any, path: str) -> float:
+    """A number in [0, 1) (dropout rates)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ConfigError(path, f"expected a number in [0, 1), got {value!r}")
+    return float(value)
+
+
+def flag(value: Any, path: str) -> bool:
+    """``true`` or ``false`` (same rule as :func:`boolean`, in the model configs' wording)."""
+    if not isinstance(value, bool):
+        raise ConfigError(path, f"expected true or false, got {value!r}")
+    return value
+
+
+def choice(value: Any, path: str, allowed: Collection[str]) -> str:
+    """One of ``allowed``."""
+    if value not in allowed:
+        raise ConfigError(path, f"expected one of {sorted(allowed)}, got {value!r}")
+    return str(value)
+
+
+def rename_deprecated(
+    cfg: Mapping[str, Any], aliases: Mapping[str, str], path: str
+) -> dict[str, Any]:
+    """``cfg`` with deprecated key spellings (``aliases``: old -> new) renamed to the current ones.
+
+    Each old spelling found warns (``DeprecationWarning`` naming ``path.old`` and the new key);
+    both spellings at once is a ``ConfigError``, since one of the two values would be lost.
+    """
+    out = dict(cfg)
+    for old, new in aliases.items():
+        if old not in out:
+            continue
+        if new in out:
+            raise ConfigError(path, f"both {old!r} (deprecated) and {new!r} are given; keep only "
+                                    f"{new!r}")
+        warnings.warn(
+            f"{path}.{old}: deprecated spelling, use {new!r} (the old name will be removed)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        out[new] = out.pop(old)
+    return out
+
+
+def modality_name(value: Any, path: str, input_shapes: Mapping[str, Any]) -> str:
+    """A modality named in ``input_shapes``."""
+    if value not in input_shapes:
+        raise ConfigError(path, f"unknown modality {value!r}; allowed (from input_shapes): "
+                                f"{sorted(input_shapes)}")
+    return str(value)
+
+
+def int_pair(value: Any, path: str) -> tuple[int, int]:
+    """An int ``n`` (meaning ``(n, n)``) or a ``[height, width]`` pair of positive ints."""
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return pos_int(value[0], path), pos_int(value[1], path)
+    if isinstance(value, int) and not isinstance(value, bool):
+        p = pos_int(value, path)
+        return p, p
+    # a wrong kind of value is a TypeError, as for the other token-fusion keys
+    raise TypeError(f"{path}: expected an int or a [height, width] pair, got {value!r}")

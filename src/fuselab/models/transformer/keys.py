@@ -1,7 +1,7 @@
-"""Validators of the token-fusion config keys that no other model family has (modality names,
-``fusion_spec``, patch sizes, default tokenizers); the generic ones (ints, flags, choices) are
-:mod:`fuselab.models._check`. Each raises ``TypeError``/``ValueError`` naming ``model.<key>``,
-the allowed values and what arrived.
+"""Parsers of the token-fusion config keys that no other model family has (``fusion_spec``,
+patch sizes, default tokenizers); the generic checks (ints, modality names, pairs) are
+:mod:`fuselab._validate`, with its ``(value, path)`` order. Each raises ``TypeError``/
+``ValueError`` naming ``model.<key>``, the allowed values and what arrived.
 """
 
 from __future__ import annotations
@@ -9,18 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fuselab.models._check import pos_int
+from fuselab._validate import int_pair, modality_name
 
 TOKENIZERS = ("embedding", "patch", "linear", "vit")
-
-
-def modality_name(key: str, name: Any, input_shapes: Mapping[str, tuple[int, ...]]) -> str:
-    if name not in input_shapes:
-        raise ValueError(
-            f"model.{key}: unknown modality {name!r}; allowed (from input_shapes): "
-            f"{sorted(input_shapes)}"
-        )
-    return str(name)
 
 
 def fusion_spec(
@@ -56,7 +47,7 @@ def fusion_spec(
                 f"got {names!r}"
             )
         for m in names:
-            modality_name(f"fusion_spec[{key!r}]", m, input_shapes)
+            modality_name(m, f"model.fusion_spec[{key!r}]", input_shapes)
             if m in seen:
                 raise ValueError(
                     f"model.fusion_spec: modality {m!r} is fused twice (layers {seen[m]} and "
@@ -78,15 +69,6 @@ def _layer_range(num_layers: int) -> str:
     return f"0 .. {num_layers} ({num_layers} = after the last layer)"
 
 
-def patch_pair(key: str, value: Any) -> tuple[int, int]:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        return pos_int(value[0], f"model.{key}"), pos_int(value[1], f"model.{key}")
-    if isinstance(value, int) and not isinstance(value, bool):
-        p = pos_int(value, f"model.{key}")
-        return p, p
-    raise TypeError(f"model.{key}: expected an int or a [height, width] pair, got {value!r}")
-
-
 def patch_sizes(
     raw: Any, tokenizers: Mapping[str, str], shapes: Mapping[str, tuple[int, ...]]
 ) -> dict[str, tuple[int, int]]:
@@ -94,7 +76,7 @@ def patch_sizes(
     per: dict[str, Any] = {}
     if isinstance(raw, Mapping):
         for m, v in raw.items():
-            modality_name("patch_size", m, shapes)
+            modality_name(m, "model.patch_size", shapes)
             per[str(m)] = v
         default: Any = 4
     else:
@@ -104,7 +86,7 @@ def patch_sizes(
         if kind != "patch":
             continue
         key = f"patch_size.{m}" if m in per else "patch_size"
-        ph, pw = patch_pair(key, per.get(m, default))
+        ph, pw = int_pair(per.get(m, default), f"model.{key}")
         h, w = shapes[m][1], shapes[m][2]
         if h % ph or w % pw:
             raise ValueError(
