@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fuselab.study import _check as c
+from fuselab import _validate as c
 from fuselab.study.errors import ConfigError
 
 #: Bounds that catch a typo (an extra zero) before it reaches the scheduler.
