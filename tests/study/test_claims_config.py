@@ -50,6 +50,13 @@ def test_a_valid_claim_is_parsed_with_defaults() -> None:
     assert parse_config(BASE).claims == []
 
 
+def test_a_claim_on_a_renamed_metric_reads_the_new_name() -> None:
+    """Stores read ``throughput_b256`` as ``throughput``; an old config's claim must follow, or it
+    would ask for a metric no record carries any more."""
+    (cl,) = parse_config(config({"evaluation": "cost", "metric": "throughput_b256"})).claims
+    assert cl.metric == "throughput"
+
+
 @pytest.mark.parametrize(("claim", "message"), [
     ({"rulee": "mean_ge"}, "claims[0].rulee: unknown key; allowed: [...] (did you mean 'rule'?)"),
     ({"name": ""}, "claims[0].name: expected a non-empty string"),

@@ -27,6 +27,7 @@ from typing import Any
 from fuselab import _validate as c
 from fuselab.study.errors import ConfigError
 from fuselab.study.evaluate_table import EVALUATIONS
+from fuselab.study.store import LEGACY_METRICS
 
 #: Records a run stores besides its evaluations: training curves (``train_loss``, ``val_*``).
 EXTRA_EVALUATIONS = ("curve",)
@@ -132,7 +133,9 @@ def _claim(value: Any, index: int) -> Claim:
         "index": index, "rule": rule, "evaluation": evaluation,
         "name": c.string(t["name"], f"{where}.name"),
         "source": c.string(t["source"], f"{where}.source"),
-        "metric": c.string(t["metric"], f"{where}.metric"),
+        # An old config's claim reads the metric under its new name, as the store reads old
+        # records (fuselab.study.store.LEGACY_METRICS).
+        "metric": LEGACY_METRICS.get(m := c.string(t["metric"], f"{where}.metric"), m),
         "left": _left(t, where, rule), "right": _right(t, where, rule),
         "paper": _paper(t.get("paper"), f"{where}.paper"),
         "where": _conditions(t.get("where", {}), f"{where}.where"),
