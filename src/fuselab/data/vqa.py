@@ -191,17 +191,7 @@ def build_vqa(
     with ``transformers.AutoTokenizer``), ``seed``.
     """
     n = split_size(sizes, split, DEFAULT_SIZES, "vqa")
-    bad = [q for q in question_types if q not in QUESTION_TYPES]
-    if bad or not question_types:
-        raise ValueError(
-            f"vqa: option 'question_types' must be a non-empty subset of {QUESTION_TYPES}, got {list(question_types)}"
-        )
-    if not 1 <= max_shapes <= 4:
-        raise ValueError(f"vqa: option 'max_shapes' must be in 1..4, got {max_shapes}")
-    if image_size < 12:
-        raise ValueError(f"vqa: option 'image_size' must be >= 12, got {image_size}")
-    if "relation" in question_types and max_shapes < 2:
-        raise ValueError("vqa: question type 'relation' needs option 'max_shapes' >= 2")
+    _check_options(question_types, max_shapes, image_size)
     rng = np.random.default_rng([int(seed), SPLITS.index(split), 41])
     scenes, texts, answers, qtypes = [], [], [], []
     for _ in range(n):
@@ -220,12 +210,7 @@ def build_vqa(
         * image_size
         / 32
     )
-    if tokenizer is None:
-        tok = WordTokenizer()
-    elif isinstance(tokenizer, (str, Path)):
-        tok = load_hf_tokenizer(str(tokenizer))
-    else:
-        tok = tokenizer
+    tok = _tokenizer(tokenizer)
     pad, eos = int(tok.pad_token_id), int(tok.eos_token_id)
     bos = getattr(tok, "bos_token_id", None)
     encoded: dict[str, list[int]] = {}
@@ -260,3 +245,25 @@ def build_vqa(
             "seed": seed,
         },
     )
+
+
+def _check_options(question_types: Sequence[str], max_shapes: int, image_size: int) -> None:
+    bad = [q for q in question_types if q not in QUESTION_TYPES]
+    if bad or not question_types:
+        raise ValueError(
+            f"vqa: option 'question_types' must be a non-empty subset of {QUESTION_TYPES}, got {list(question_types)}"
+        )
+    if not 1 <= max_shapes <= 4:
+        raise ValueError(f"vqa: option 'max_shapes' must be in 1..4, got {max_shapes}")
+    if image_size < 12:
+        raise ValueError(f"vqa: option 'image_size' must be >= 12, got {image_size}")
+    if "relation" in question_types and max_shapes < 2:
+        raise ValueError("vqa: question type 'relation' needs option 'max_shapes' >= 2")
+
+
+def _tokenizer(tokenizer: Any) -> Any:
+    if tokenizer is None:
+        return WordTokenizer()
+    if isinstance(tokenizer, (str, Path)):
+        return load_hf_tokenizer(str(tokenizer))
+    return tokenizer

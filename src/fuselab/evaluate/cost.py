@@ -243,16 +243,8 @@ def cost(
     ``train_samples_per_s`` (with ``batch_size`` = ``train_batch``), ``peak_memory_mb`` (the last two only with trainable parameters);
     generation models time the teacher-forced forward and add ``latency_ms_generate_b1``.
     """
-    for key, v, low, high in (
-        ("flops_batch", flops_batch, 1, MAX_BATCH),
-        ("throughput_batch", throughput_batch, 1, MAX_BATCH),
-        ("train_batch", train_batch, 1, MAX_BATCH),
-        ("repeats", repeats, 1, MAX_REPEATS),
-        ("warmup", warmup, 0, MAX_REPEATS),
-    ):
-        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
-            kind = "a positive int" if low == 1 else f"an int >= {low}"
-            raise ValueError(f"cost: {key} must be {kind} <= {high}, got {v!r}")
+    _check_options(flops_batch=flops_batch, throughput_batch=throughput_batch,
+                   train_batch=train_batch, repeats=repeats, warmup=warmup)
     resolve_metric(ds, None)
     names = check_dataset(model, ds, "cost")
     device = model_device(model)
@@ -295,19 +287,35 @@ def cost(
     if teacher:
         out.append(record("cost", "latency_ms_generate_b1", 1000.0 * tg))
 
+    return out + _training_cost(model, ds, head(train_batch), y[:train_batch], repeats, warmup)
+
+
+def _check_options(**options: int) -> None:
+    for key, v in options.items():
+        low, high = (0, MAX_REPEATS) if key == "warmup" else \
+            (1, MAX_REPEATS if key == "repeats" else MAX_BATCH)
+        if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
+            kind = "a positive int" if low == 1 else f"an int >= {low}"
+            raise ValueError(f"cost: {key} must be {kind} <= {high}, got {v!r}")
+
+
+def _training_cost(model: nn.Module, ds: MultimodalDataset, x: dict[str, Tensor], y: Tensor,
+                   repeats: int, warmup: int) -> list[Record]:
+    """Training samples/s and peak step memory of one optimiser step on a copy of ``model``
+    (the caller's model and its gradients stay untouched); none for a frozen model."""
     clone = copy.deepcopy(model).train()
     trainable = [p for p in clone.parameters() if p.requires_grad]
     if not trainable:  # a frozen model has no training cost to measure
-        return out
+        return []
     opt = torch.optim.SGD(trainable, lr=1e-4)
     loss = task_loss(ds.task, pad_id=(ds.meta or {}).get("pad_id"))
-    xt, yt = head(train_batch), y[:train_batch]
+    teacher = ds.task == "generation"
+    device = model_device(model)
 
     def step() -> None:
-        _train_step(clone, xt, yt, opt, loss, teacher)
+        _train_step(clone, x, y, opt, loss, teacher)
 
     tt = _median_seconds(step, repeats, warmup, device)
-    out.append(record("cost", "train_samples_per_s", train_batch / tt, batch_size=train_batch))
-    peak = peak_step_memory(step, device)
-    out.append(record("cost", "peak_memory_mb", peak / MiB))
-    return out
+    n = len(y)
+    return [record("cost", "train_samples_per_s", n / tt, batch_size=n),
+            record("cost", "peak_memory_mb", peak_step_memory(step, device) / MiB)]

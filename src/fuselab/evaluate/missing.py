@@ -130,22 +130,10 @@ def missing_modalities(
         means = training_means(
             train, floating, batch_size=batch_size, max_samples=mean_samples, seed=seed
         )
-    shapes = ds.shapes
     if means is not None and "mean" in modes:
-        for m in floating:
-            if m not in means:
-                raise ValueError(f"means: no mean input for modality {m!r}")
-            if tuple(means[m].shape) != shapes[m]:
-                raise ValueError(
-                    f"means[{m!r}]: expected shape {shapes[m]}, got {tuple(means[m].shape)}"
-                )
-
+        _check_means(means, ds, floating)
     if snr is not None:
-        for m, v in snr.items():
-            if m not in ds.names:
-                raise ValueError(f"snr: dataset {ds.name!r} has no modality {m!r}")
-            if check_snr_value(v, f"snr[{m!r}]") is not None:
-                check_noisable(ds, m, f"snr[{m!r}]")
+        _check_snr(snr, ds)
     device = model_device(model)
 
     def run(edit: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None) -> float:
@@ -175,6 +163,26 @@ def missing_modalities(
                 edit = _drop(m)
             out.append(record("missing_modality", metric, run(edit), modality=m, mode=mode))
     return out
+
+
+def _check_means(means: Mapping[str, Tensor], ds: MultimodalDataset,
+                 floating: Sequence[str]) -> None:
+    for m in floating:
+        if m not in means:
+            raise ValueError(f"means: no mean input for modality {m!r}")
+        if tuple(means[m].shape) != ds.shapes[m]:
+            raise ValueError(
+                f"means[{m!r}]: expected shape {ds.shapes[m]}, got {tuple(means[m].shape)}"
+            )
+
+
+def _check_snr(snr: Mapping[str, float | None], ds: MultimodalDataset) -> None:
+    for m, v in snr.items():
+        if m not in ds.names:
+            raise ValueError(f"snr: dataset {ds.name!r} has no modality {m!r}; "
+                             f"available: {list(ds.names)}")
+        if check_snr_value(v, f"snr[{m!r}]") is not None:
+            check_noisable(ds, m, f"snr[{m!r}]")
 
 
 def _replace(m: str, value: Tensor | None) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
