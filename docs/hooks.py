@@ -134,9 +134,17 @@ def reproductions_table(root: Path) -> str:
 
 
 def on_config(config: Any) -> Any:
-    """Add each reproduction's RESULTS.md to the nav's Reproductions section."""
-    pages = [{f.name: f"reproductions/{f.name}/RESULTS.md"}
-             for f in reproduction_folders(repo_root(config)) if (f / "RESULTS.md").is_file()]
+    """Add each reproduction's RESULTS.md (and its other pages, e.g. PROTOCOL.md, which
+    :func:`on_files` serves too) to the nav's Reproductions section."""
+    pages: list[dict[str, Any]] = []
+    for f in reproduction_folders(repo_root(config)):
+        if not (f / "RESULTS.md").is_file():
+            continue
+        others = sorted(p.name for p in f.glob("*.md") if p.name != "RESULTS.md")
+        if not others:
+            pages.append({f.name: f"reproductions/{f.name}/RESULTS.md"})
+            continue
+        pages.append({f.name: [f"reproductions/{f.name}/{n}" for n in ["RESULTS.md", *others]]})
     for item in config["nav"] or []:
         if isinstance(item, dict) and REPRODUCTIONS_NAV in item:
             section = item[REPRODUCTIONS_NAV]

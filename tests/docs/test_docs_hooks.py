@@ -75,6 +75,9 @@ def _fake_repo(root: Path) -> None:
     (done / "RESULTS.md").write_text(
         "# Demo results\n\n![claim](claim1.png)\n\nSee [the runner](../../src/runner.py).\n")
     (done / "claim1.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    # Another page in the folder (001's PROTOCOL.md): served, so it must be in the nav too, or a
+    # strict build fails on a page outside the nav.
+    (done / "PROTOCOL.md").write_text("# Demo protocol\n")
     (root / "reproductions" / "002-pending").mkdir()
 
 
@@ -88,6 +91,8 @@ def test_reproduction_results_become_pages(hooks, tmp_path: Path) -> None:
     page = (site / "reproductions" / "001-demo" / "RESULTS" / "index.html").read_text()
     assert "Demo results" in page and "<code>src/runner.py</code>" in page
     assert (site / "reproductions" / "001-demo" / "claim1.png").is_file()
+    assert "Demo protocol" in (site / "reproductions" / "001-demo" / "PROTOCOL" /
+                               "index.html").read_text()
     listing = (site / "reproductions" / "index.html").read_text()
     assert "A demo \\| study" not in listing and "A demo | study" in listing
     assert "not run yet" in listing and "reproductions/002-pending" in listing
