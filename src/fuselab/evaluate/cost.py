@@ -290,10 +290,14 @@ def cost(
     return out + _training_cost(model, ds, head(train_batch), y[:train_batch], repeats, warmup)
 
 
+#: option -> (lowest, highest) value ``cost`` accepts.
+_BOUNDS = {"flops_batch": (1, MAX_BATCH), "throughput_batch": (1, MAX_BATCH),
+           "train_batch": (1, MAX_BATCH), "repeats": (1, MAX_REPEATS), "warmup": (0, MAX_REPEATS)}
+
+
 def _check_options(**options: int) -> None:
     for key, v in options.items():
-        low, high = (0, MAX_REPEATS) if key == "warmup" else \
-            (1, MAX_REPEATS if key == "repeats" else MAX_BATCH)
+        low, high = _BOUNDS[key]
         if not isinstance(v, int) or isinstance(v, bool) or not low <= v <= high:
             kind = "a positive int" if low == 1 else f"an int >= {low}"
             raise ValueError(f"cost: {key} must be {kind} <= {high}, got {v!r}")
