@@ -41,6 +41,10 @@ class UnknownNameError(KeyError, ValueError):
         self.message = f"{prefix}unknown {kind} {name!r}; allowed: {self.allowed}.{hint}"
         super().__init__(self.message)
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # A worker process sends its errors pickled; the default rebuilds from the message alone.
+        return (type(self), (self.kind, self.name, self.allowed, self.where))
+
     def __str__(self) -> str:
         # KeyError.__str__ would repr() the message, wrapping it in quotes.
         return self.message

@@ -23,7 +23,12 @@ class ConfigError(ValueError):
 
     def __init__(self, path: str, message: str) -> None:
         self.path = path
+        self.reason = message
         super().__init__(f"{path}: {message}" if path else message)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # A worker process sends its errors pickled; the default rebuilds from the message alone.
+        return (type(self), (self.path, self.reason))
 
 
 #: Integers a config may hold: what SQLite, JSON consumers and torch can represent (int64).

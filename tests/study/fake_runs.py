@@ -128,3 +128,20 @@ def node_traced_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunRe
 
     node = ray.get_runtime_context().get_node_id()
     return _traced(task, ckpt, report, node, node)
+
+
+def chatty_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Reports 40 epoch events of ~4 KB each (more than a pipe holds) before returning."""
+    for epoch in range(1, 41):
+        report({"kind": "epoch", "run_id": task.run_id, "epoch": epoch, "epochs": 40,
+                "metrics": {"loss": 1.0 / epoch}, "note": "x" * 4096})
+    return RunResult({"test_accuracy": _score(task)}, [], None)
+
+
+def lingering_run(task: RunTask, ckpt: Path | None, report: Reporter) -> RunResult:
+    """Returns at once but leaves a non-daemon thread that never ends: its worker process
+    cannot exit (interpreter teardown waits for the thread)."""
+    import threading
+
+    threading.Thread(target=time.sleep, args=(3600,), daemon=False).start()
+    return RunResult({"test_accuracy": _score(task)}, [], None)

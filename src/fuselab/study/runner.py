@@ -42,7 +42,7 @@ from fuselab.study.studydir import StudyLock, check_target, dir_error, open_stud
 from fuselab.study.worker import Outcome, RunFn, RunTask, clean_partials
 
 if TYPE_CHECKING:
-    from fuselab.study.backends.local import Prestarted
+    from fuselab.study.backends.local import Pool
 
 
 @dataclass
@@ -156,7 +156,7 @@ def run_study(
     identity = study_hash(cfg, specs, data_id)
     with StudyLock(study_dir, shared=shared):
         store = open_study_store(study_dir, db_url)
-        started: Prestarted | None = None
+        started: Pool | None = None
         try:
             mode, check_s, started = _open_study(
                 store, cfg, specs, study_dir, identity, data_id, invocation, resume=resume or shared,
@@ -219,7 +219,7 @@ def _check_run_args(backend: str, workers: int | None, shared: bool, force: bool
 def _open_study(store: Store, cfg: StudyConfig, specs: list[RunSpec], study_dir: Path,
                 identity: str, data_id: str, invocation: Invocation, *, resume: bool,
                 force: bool, check: bool, root: str | None, backend: str,
-                workers: int) -> tuple[str, float, Prestarted | None]:
+                workers: int) -> tuple[str, float, Pool | None]:
     """Decide what to do with the study dir (cheap, refuses a wrong one), check the grid, then
     change files: the study row, the start record, the config copy, the run rows.
     Returns the mode, the seconds the check took and the local worker pool, started before the
@@ -269,14 +269,18 @@ def _execute(store: Store, bar: StudyProgress, intr: Interrupts,
     by a second Ctrl-C, and the backend is closed (its workers stopped) on any exit."""
     run_time = 0.0
     lost: list[str] = []
+    finished: set[str] = set()
     try:
         for item in items:
             with intr.deferred():
                 if isinstance(item, Outcome):
                     if not _record(store, item, worker):
                         lost.append(item.run_id)
+                    finished.add(item.run_id)
                     run_time += item.duration_s
                     bar.finished(item)
+                elif item.get("run_id") in finished:
+                    continue  # a late event must not show a finished run as running again
                 else:
                     if item.get("kind") == "start" and worker is None:  # shared: taken already
                         store.mark_running(item["run_id"], item.get("host"))
@@ -307,7 +311,7 @@ def _task(spec: RunSpec, cfg: StudyConfig, root: str | None, ckpt_dir: Path,
 def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers: int,
              address: str | None, cfg: StudyConfig,
              stop: Callable[[], bool],
-             started: Prestarted | None = None) -> Iterator[dict[str, Any] | Outcome]:
+             started: Pool | None = None) -> Iterator[dict[str, Any] | Outcome]:
     if isinstance(tasks, list) and not tasks:
         return iter(())
     x = cfg.execution
@@ -324,7 +328,7 @@ def _backend(name: str, tasks: Iterable[RunTask | None], run_fn: RunFn, workers:
 
 
 def _prestart(backend: str, workers: int, specs: list[RunSpec], cfg: StudyConfig,
-              root: str | None, study_dir: Path) -> Prestarted | None:
+              root: str | None, study_dir: Path) -> Pool | None:
     if backend != "local" or workers < 1 or not specs:
         return None
     from fuselab.study.backends.local import prestart

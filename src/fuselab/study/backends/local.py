@@ -6,13 +6,22 @@ whose parent died (``kill -9`` of the study) exits on its own within a second, s
 computing. If a worker process dies (segfault, OOM kill), the runs in flight in that pool are
 retried up to ``max_retries`` times in a fresh pool, then recorded as failed. Workers ignore
 SIGINT; the parent decides what Ctrl-C means (:mod:`fuselab.study.interrupt`).
+
+Events travel on a :class:`multiprocessing.SimpleQueue`, whose ``put`` writes to the pipe before
+it returns: a run's ``start`` event is readable before its outcome reaches the parent, so the
+parent never sees a run start after it finished (a ``Queue``'s feeder thread gave no such
+order, and a late ``start`` set a finished run back to ``running``). Each pool has its own
+queue, so a worker killed while writing cannot leave a lock held for the next pool. A pool that
+finished its runs is given :data:`EXIT_GRACE_S` for its workers to exit, then killed: nothing
+is left to lose, and a worker stuck in interpreter teardown must not hang the study (nor, at
+exit, the process that ran it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -28,6 +37,9 @@ from fuselab.study.worker import Outcome, RunFn, RunTask, run_task
 
 _EVENTS: Any = None
 Stop = Callable[[], bool]
+
+#: Seconds a pool whose runs all finished waits for its workers to exit before killing them.
+EXIT_GRACE_S = 30.0
 
 
 def _never() -> bool:
@@ -76,7 +88,8 @@ def run_inline(tasks: Iterable[RunTask | None], run_fn: RunFn,
 
 
 def _warm_up(task: RunTask | None) -> None:
-    """Load what every run needs (torch, the run pipeline, the task's data) into a worker."""
+    """Load what every run needs (torch, the run pipeline, the task's data) into a worker.
+    A failure here is left to the run that meets it, which records it readably."""
     import torch
     import torch._dynamo  # torch.optim's first optimizer imports it: seconds per process
 
@@ -84,42 +97,44 @@ def _warm_up(task: RunTask | None) -> None:
 
     if task is not None:
         torch.set_num_threads(task.threads)
-        execute.load_splits(task.config, task.data_root)
+        with contextlib.suppress(Exception):
+            execute.load_splits(task.config, task.data_root)
 
 
 @dataclass
-class Prestarted:
-    """A worker pool started ahead of the runs (:func:`prestart`)."""
+class Pool:
+    """Worker processes and the queue their progress events come back on."""
 
-    pool: ProcessPoolExecutor
+    executor: ProcessPoolExecutor
     events: Any
 
     def close(self) -> None:
         """Stop the pool when it will not be used (the up-front check failed)."""
-        _kill(self.pool)
+        _kill(self.executor)
 
 
-def prestart(workers: int, sample: RunTask | None) -> Prestarted:
+def prestart(workers: int, sample: RunTask | None) -> Pool:
     """Start ``workers`` processes now and let each import torch and load ``sample``'s data,
     so that this start-up (seconds per worker) overlaps the parent's up-front check instead of
     following it; :func:`run_local` then uses the pool."""
-    ctx = mp.get_context("spawn")
     with sigint_blocked():
-        events = ctx.Queue()
-        pool = _new_pool(ctx, workers, events)
+        pool = _new_pool(workers)
         for _ in range(workers):
-            pool.submit(_warm_up, sample)
-    return Prestarted(pool, events)
+            pool.executor.submit(_warm_up, sample)
+    return pool
 
 
-def _new_pool(ctx: Any, workers: int, events: Any) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                               initargs=(events, os.getpid()))
+def _new_pool(workers: int) -> Pool:
+    ctx = mp.get_context("spawn")
+    events = ctx.SimpleQueue()
+    return Pool(ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                    initializer=_init_worker, initargs=(events, os.getpid())),
+                events)
 
 
 def run_local(
     tasks: Iterable[RunTask | None], run_fn: RunFn, *, workers: int, max_retries: int = 1,
-    stop: Stop = _never, started: Prestarted | None = None,
+    stop: Stop = _never, started: Pool | None = None,
 ) -> Iterator[dict[str, Any] | Outcome]:
     """Run tasks on ``workers`` spawned processes; yields events and outcomes as they arrive.
 
@@ -135,12 +150,6 @@ def run_local(
             started.close()
         yield from run_inline(tasks, run_fn, stop)
         return
-    ctx = mp.get_context("spawn")
-    if started is not None:
-        events = started.events
-    else:
-        with sigint_blocked():
-            events = ctx.Queue()
     attempts: dict[str, int] = {}
     todo = Todo(tasks)
     try:
@@ -150,29 +159,27 @@ def run_local(
                 todo.idle()
                 continue
             todo.push_front([first])
-            pool = started.pool if started is not None else _new_pool(
-                ctx, todo.at_most(workers), events)
+            pool = started if started is not None else _new_pool(todo.at_most(workers))
             started = None
-            yield from _pool_round(pool, todo, run_fn, workers, events, attempts, max_retries,
-                                   stop)
+            yield from _pool_round(pool, todo, run_fn, workers, attempts, max_retries, stop)
     finally:
         if started is not None:  # never used (nothing to run, or stopped at once)
             started.close()
 
 
-def _pool_round(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int, events: Any,
+def _pool_round(pool: Pool, todo: Todo, run_fn: RunFn, workers: int,
                 attempts: dict[str, int], max_retries: int,
                 stop: Stop) -> Generator[dict[str, Any] | Outcome, None, None]:
     """Run on ``pool`` until done or broken, then shut it down; runs to retry go back to
     ``todo``. Any exit by exception kills the pool's workers."""
     try:
-        retry = yield from _one_pool(pool, todo, run_fn, workers, events, attempts,
-                                     max_retries, stop)
+        retry = yield from _one_pool(pool.executor, todo, run_fn, workers, pool.events,
+                                     attempts, max_retries, stop)
     except BaseException:
-        _kill(pool)
+        _kill(pool.executor)
         raise
-    pool.shutdown(wait=True)
-    yield from _drain(events)
+    yield from _drain(pool.events)
+    _shut_down(pool.executor, EXIT_GRACE_S)
     todo.push_front(retry)
 
 
@@ -219,22 +226,31 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int
     return retry
 
 
-def _kill(pool: ProcessPoolExecutor) -> None:
-    """Stop every worker of ``pool`` now (runs in flight are abandoned, not recorded)."""
+def _processes(pool: ProcessPoolExecutor) -> list[Any]:
     # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
     # (terminate_workers); its process table is the only handle on them.
-    procs = list((getattr(pool, "_processes", None) or {}).values())
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Stop every worker of ``pool`` now (runs in flight are abandoned, not recorded)."""
+    _shut_down(pool, 0.0)
+
+
+def _shut_down(pool: ProcessPoolExecutor, grace_s: float) -> None:
+    """Ask ``pool``'s workers to exit, wait up to ``grace_s`` seconds, then kill the rest."""
+    procs = _processes(pool)
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + grace_s
+    for p in procs:
+        p.join(timeout=max(0.0, deadline - time.monotonic()))
     for p in procs:
         if p.is_alive():
             p.kill()
-    pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         p.join(timeout=5)
 
 
 def _drain(events: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        try:
-            yield events.get_nowait()
-        except queue.Empty:
-            return
+    while not events.empty():
+        yield events.get()
