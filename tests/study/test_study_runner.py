@@ -202,3 +202,21 @@ def test_scaled_robustness_min_max_within_seed_and_axis_context() -> None:
     # d=32 has equal values, seed 1 a single variant: both undefined, both reported
     assert len(warnings) == 2 and any("same value" in w for w in warnings)
     assert any("one variant only" in w for w in warnings)
+
+
+def test_a_start_event_after_its_outcome_leaves_the_run_done(
+        fake_config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A backend with no order between events and outcomes (Ray's driver-side queue) may
+    # deliver a run's start late; the run must stay done, not go back to running.
+    from fuselab.study import runner
+    from fuselab.study.worker import run_task
+
+    def late_starts(name, tasks, run_fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        for t in tasks:
+            yield run_task(t, ok_run, lambda ev: None)
+            yield {"kind": "start", "run_id": t.run_id, "pid": 1, "host": "late"}
+
+    monkeypatch.setattr(runner, "_backend", late_starts)
+    s = _run(fake_config, tmp_path / "study")
+    assert s.done == 4
+    assert {r["status"] for r in open_store(tmp_path / "study").runs()} == {"done"}

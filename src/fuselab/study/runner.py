@@ -279,8 +279,8 @@ def _execute(store: Store, bar: StudyProgress, intr: Interrupts,
                     finished.add(item.run_id)
                     run_time += item.duration_s
                     bar.finished(item)
-                elif item.get("run_id") in finished:
-                    continue  # a late event must not show a finished run as running again
+                elif item.get("kind") == "start" and item.get("run_id") in finished:
+                    continue  # a late start must not show a finished run as running again
                 else:
                     if item.get("kind") == "start" and worker is None:  # shared: taken already
                         store.mark_running(item["run_id"], item.get("host"))
