@@ -109,8 +109,8 @@ class Pool:
     events: Any
 
     def close(self) -> None:
-        """Stop the pool when it will not be used (the up-front check failed)."""
-        _kill(self.executor)
+        """Stop every worker now (runs in flight are abandoned, not recorded)."""
+        _shut_down(self.executor, 0.0)
 
 
 def prestart(workers: int, sample: RunTask | None) -> Pool:
@@ -173,18 +173,17 @@ def _pool_round(pool: Pool, todo: Todo, run_fn: RunFn, workers: int,
     """Run on ``pool`` until done or broken, then shut it down; runs to retry go back to
     ``todo``. Any exit by exception kills the pool's workers."""
     try:
-        retry = yield from _one_pool(pool.executor, todo, run_fn, workers, pool.events,
-                                     attempts, max_retries, stop)
+        retry = yield from _one_pool(pool, todo, run_fn, workers, attempts, max_retries, stop)
     except BaseException:
-        _kill(pool.executor)
+        pool.close()
         raise
     yield from _drain(pool.events)
     _shut_down(pool.executor, EXIT_GRACE_S)
     todo.push_front(retry)
 
 
-def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int,
-              events: Any, attempts: dict[str, int], max_retries: int,
+def _one_pool(pool: Pool, todo: Todo, run_fn: RunFn, workers: int,
+              attempts: dict[str, int], max_retries: int,
               stop: Stop) -> Generator[dict[str, Any] | Outcome, None, list[RunTask]]:
     """Feed ``todo`` to ``pool`` until it is done, stopped or broken; returns runs to retry."""
     running: dict[Future[Outcome], RunTask] = {}
@@ -197,7 +196,7 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int
                 break
             try:
                 with sigint_blocked():  # a worker started here inherits the block
-                    running[pool.submit(_pool_run, task, run_fn)] = task
+                    running[pool.executor.submit(_pool_run, task, run_fn)] = task
             except BrokenProcessPool:
                 todo.push_front([task])
                 broken = True
@@ -207,7 +206,7 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int
             todo.idle()  # a shared study: runs held elsewhere may come free; keep the pool
             continue
         finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
-        yield from _drain(events)
+        yield from _drain(pool.events)
         for fut in finished:
             task = running.pop(fut)
             try:
@@ -226,20 +225,11 @@ def _one_pool(pool: ProcessPoolExecutor, todo: Todo, run_fn: RunFn, workers: int
     return retry
 
 
-def _processes(pool: ProcessPoolExecutor) -> list[Any]:
-    # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
-    # (terminate_workers); its process table is the only handle on them.
-    return list((getattr(pool, "_processes", None) or {}).values())
-
-
-def _kill(pool: ProcessPoolExecutor) -> None:
-    """Stop every worker of ``pool`` now (runs in flight are abandoned, not recorded)."""
-    _shut_down(pool, 0.0)
-
-
 def _shut_down(pool: ProcessPoolExecutor, grace_s: float) -> None:
     """Ask ``pool``'s workers to exit, wait up to ``grace_s`` seconds, then kill the rest."""
-    procs = _processes(pool)
+    # ProcessPoolExecutor has no public way to stop busy workers before Python 3.14
+    # (terminate_workers); its process table is the only handle on them.
+    procs = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     deadline = time.monotonic() + grace_s
     for p in procs:
