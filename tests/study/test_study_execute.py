@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from fuselab.study import ConfigError, expand, load_config, open_store, run_study
+from fuselab.study import (
+    ConfigError,
+    StoreError,
+    expand,
+    load_config,
+    load_run_model,
+    open_store,
+    run_study,
+)
 from fuselab.study.plan import check_plan
 
 TINY = """
@@ -22,7 +30,8 @@ options = {{ dim = 8, embed_dim = 8, sizes = {{ train = 96, val = 32, test = 32 
 
 [model]
 name = "staged"
-encoders = {{ x1 = {{ type = "mlp", hidden = [4] }}, x2 = {{ type = "mlp", hidden = [4] }} }}
+# x2 first: a model concatenates features in the declared order, which the store must keep
+encoders = {{ x2 = {{ type = "mlp", hidden = [4] }}, x1 = {{ type = "mlp", hidden = [3] }} }}
 fusion = [ {{ at = "late", operator = "concat" }} ]
 
 [train]
@@ -67,13 +76,17 @@ def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> N
         assert {"curve", "test", "snr_curve", "robustness"} <= kinds
         assert len([r for r in recs if r["evaluation"] == "curve" and
                     r["metric"] == "train_loss"]) == 2  # one per epoch
-        # the recorded test accuracy is that of the published checkpoint's weights
+        # the recorded test accuracy is that of the published checkpoint's weights, in a model
+        # rebuilt from the stored config (by hand and by load_run_model)
         torch.manual_seed(123)
         model = models.build(run["config"]["model"], input_shapes=splits["train"].shapes,
                              num_outputs=9)
         load_checkpoint(run["checkpoint_path"], model)
         acc = score_split(model, splits["test"])["accuracy"]
         assert run["metrics"]["test_accuracy"] == pytest.approx(acc)
+        rebuilt = load_run_model(tmp_path / "study", run["run_id"])
+        assert not rebuilt.training
+        assert score_split(rebuilt, splits["test"])["accuracy"] == pytest.approx(acc)
         clean = [r for r in recs if r["evaluation"] == "snr_curve" and r["snr"] is None
                  and r["modality"] == "all"]
         assert clean[0]["value"] == pytest.approx(acc)
@@ -81,6 +94,19 @@ def test_real_runs_record_metrics_matching_their_checkpoint(tmp_path: Path) -> N
     own = [r for r in store.records(late["run_id"]) if r["evaluation"] == "robustness"
            and r["metric"] == "robust_auc"]
     assert own and all(r["value"] == 0.0 for r in own)  # the baseline against itself
+
+
+def test_load_run_model_finds_a_moved_study_and_refuses_unfinished_runs(tmp_path: Path) -> None:
+    s = run_study(_cfg(tmp_path), tmp_path / "study", workers=0, progress=False)
+    assert s.done == 2
+    (tmp_path / "study").rename(tmp_path / "moved")  # the store's checkpoint paths are stale now
+    run = open_store(tmp_path / "moved", readonly=True).runs()[0]
+    assert load_run_model(tmp_path / "moved", run["run_id"]) is not None
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        load_run_model(tmp_path / "moved", "nope")
+    (tmp_path / "moved" / "checkpoints" / f"{run['run_id']}.pt").unlink()
+    with pytest.raises(StoreError, match=f"run '{run['run_id']}' .* has no checkpoint"):
+        load_run_model(tmp_path / "moved", run["run_id"])
 
 
 def test_up_front_check_names_the_grid_entry(tmp_path: Path) -> None:

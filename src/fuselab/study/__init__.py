@@ -5,6 +5,7 @@
     runs = expand(cfg)                                 # RunSpec per grid point and seed
     summary = run_study(cfg, out="runs/quickstart", workers=2)
     store = open_store("runs/quickstart")              # runs(), records(), study()
+    model = load_run_model("runs/quickstart", run_id)  # a finished run's trained model
 
 See docs/study.md for the config schema and the runner's guarantees.
 """
@@ -20,6 +21,7 @@ from fuselab.study.errors import (
 from fuselab.study.grid import RunSpec, expand
 from fuselab.study.runner import StudySummary, run_study
 from fuselab.study.store import Store, open_store
+from fuselab.study.trained import load_run_model
 from fuselab.study.worker import Outcome, RunResult, RunTask
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "StudySummary",
     "expand",
     "load_config",
+    "load_run_model",
     "open_store",
     "parse_config",
     "run_study",

@@ -73,9 +73,11 @@ def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, *, keep_order: bool = False) -> str:
     # NaN metrics (a diverged run) must survive the round trip, so allow them in JSON.
-    return json.dumps(value, sort_keys=True)
+    # A config keeps its key order: the order of a model's encoders is the order its features
+    # are concatenated in, so a run rebuilt from a key-sorted config would be another model.
+    return json.dumps(value, sort_keys=not keep_order)
 
 
 class Store:
@@ -222,7 +224,7 @@ class Store:
 
         def fn(tx: Tx) -> None:
             created = tx.query("SELECT value FROM study WHERE key = 'created_at'")
-            values = {"name": name, "config": _dumps(config), "config_hash": config_hash,
+            values = {"name": name, "config": _dumps(config, keep_order=True), "config_hash": config_hash,
                       "data_id": data_id, "created_at": created[0][0] if created else now_text()}
             tx.executemany(
                 "INSERT INTO study (key, value) VALUES (:k, :v) "
@@ -247,7 +249,7 @@ class Store:
         """Insert runs as ``pending``; runs already present keep their status and results."""
         rows = [
             {"run_id": s.run_id, "position": i, "status": "pending", "variant": s.variant,
-             "factors": _dumps(s.factors), "seed": s.seed, "config": _dumps(s.config),
+             "factors": _dumps(s.factors), "seed": s.seed, "config": _dumps(s.config, keep_order=True),
              "metrics": "{}", "attempts": 0, "updated_at": now_text()}
             for i, s in enumerate(specs)
         ]
