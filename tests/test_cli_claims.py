@@ -72,6 +72,16 @@ def test_study_with_overrides_then_show_and_results(
     assert main(["report", str(out), "--results-md", str(results), "--force",
                  "--figures-dir", str(tmp_path / "figs")]) == 0
     assert "](../figs/claim1-strong-beats-weak.png)" in results.read_text()
+    only = tmp_path / "only" / "RESULTS.md"
+    assert main(["report", str(out), "--results-md", str(only), "--claim-figures", "2"]) == 0
+    assert sorted(p.name for p in only.parent.glob("*.png")) == ["claim2-weak-beats-strong.png"]
+    assert "](claim2-weak-beats-strong.png)" in only.read_text()
+    for bad in ("3", "0,1", "two"):
+        assert main(["report", str(out), "--results-md", str(only), "--force",
+                     "--claim-figures", bad]) == 2
+        assert "expected claim numbers" in capsys.readouterr().err
+    assert main(["report", str(out), "--claim-figures", "1"]) == 2
+    assert "need --results-md" in capsys.readouterr().err
 
 
 def test_bad_overrides_are_config_errors(tmp_path: Path, fake_study_fn: None,

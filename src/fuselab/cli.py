@@ -213,8 +213,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    if args.figures_dir and not args.results_md:
-        return _fail("--figures-dir needs --results-md")
+    if (args.figures_dir or args.claim_figures) and not args.results_md:
+        return _fail("--figures-dir and --claim-figures need --results-md")
+    try:
+        claims = (None if args.claim_figures is None else
+                  [int(c) for c in args.claim_figures.split(",")])
+    except ValueError:
+        return _fail(f"--claim-figures: expected claim numbers such as 2,5,7, got "
+                     f"{args.claim_figures!r}")
     if "://" not in args.dir and not os.path.isdir(args.dir):
         what = "is not a folder" if os.path.exists(args.dir) else "does not exist"
         return _fail(f"study folder {args.dir!r} {what}")
@@ -224,8 +230,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
             from fuselab.report.results_md import write_results_md
 
             res = write_results_md(args.dir, args.results_md, figures_dir=args.figures_dir,
-                                   force=args.force)
-    except (FileExistsError, FileNotFoundError) as e:
+                                   claims=claims, force=args.force)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
         return _fail(str(e))
     except OSError as e:
         return _fail(f"cannot write the report into {args.dir}: {e}")
@@ -398,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also write a RESULTS.md skeleton (command, machine, claims, figures)")
     rep.add_argument("--figures-dir", metavar="DIR", default=None,
                      help="where --results-md copies its claim figures (default: beside it)")
+    rep.add_argument("--claim-figures", metavar="N,N,...", default=None,
+                     help="the claims whose figures --results-md copies (numbers as in the "
+                          "claims table; default: the first 3 that have one)")
     rep.add_argument("--force", action="store_true", help="overwrite an existing --results-md")
     rep.set_defaults(func=_cmd_report)
 

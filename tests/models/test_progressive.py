@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -130,6 +131,71 @@ def test_errors(encoders, shapes):
     pooled = staged(encoders, shapes, [{"at": 2, "operator": "concat", "adapter": "pool"}])
     with pytest.raises(ValueError, match=r"progressive\.at: 2 is not before the merging point of 'image'"):
         ProgressiveFusion(pooled, at=2)
+
+
+def _exact_stats(model):
+    """Running statistics as the exact (cumulative) average of the next forward passes."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    return model
+
+
+def _bn(model, i=-1):
+    return [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)][i]
+
+
+def test_per_step_statistics_are_each_steps_own(encoders, shapes, batch):
+    # step 1 of "add" with c_0 = 0 is the base computation, so its statistics must be the base's
+    ref = _exact_stats(staged(encoders, shapes)).train()
+    base = copy.deepcopy(ref)
+    ref(batch)
+    shared = _exact_stats(ProgressiveFusion(copy.deepcopy(base), steps=2, context_dim=5,
+                                            inject="add", at="input")).train()
+    per = _exact_stats(ProgressiveFusion(copy.deepcopy(base), steps=2, context_dim=5, inject="add",
+                                         at="input", norm_stats="per_step")).train()
+    per.load_state_dict(shared.state_dict(), strict=False)  # same back-projections
+    shared(batch)
+    per(batch)
+    held = per.step_stats
+    assert len(held.norms) == len(list(m for m in ref.modules()
+                                        if isinstance(m, torch.nn.BatchNorm2d)))
+    step1_mean = held.get_buffer(f"s0_{len(held.norms) - 1}_running_mean")
+    torch.testing.assert_close(step1_mean, _bn(ref).running_mean)
+    step2_mean = _bn(per).running_mean
+    assert not torch.allclose(step1_mean, step2_mean, atol=1e-4)
+    # shared statistics are the average of the two steps' (cumulative average over 2 passes)
+    torch.testing.assert_close(_bn(shared).running_mean, (step1_mean + step2_mean) / 2)
+    # at evaluation, step 1 is normalised with its own statistics: it equals the base again
+    ref.eval()
+    per.eval()
+    shared.eval()
+    torch.testing.assert_close(per.step_features(batch)[0]["audio"],
+                               ref.unimodal_features(batch)["audio"])
+    assert not torch.allclose(shared.step_features(batch)[0]["audio"],
+                              ref.unimodal_features(batch)["audio"], atol=1e-4)
+
+
+def test_per_step_statistics_round_trip_and_leave_no_swap_behind(encoders, shapes, batch):
+    pro = ProgressiveFusion(staged(encoders, shapes), steps=3, context_dim=5,
+                            norm_stats="per_step").train()
+    for _ in range(2):
+        pro(batch)
+    assert len(pro.step_stats.state_dict()) == 2 * 3 * len(pro.step_stats.norms)
+    pro.eval()
+    out = pro(batch)
+    again = ProgressiveFusion(staged(encoders, shapes), steps=3, context_dim=5,
+                              norm_stats="per_step").eval()
+    again.load_state_dict(pro.state_dict())
+    torch.testing.assert_close(again(batch), out, rtol=0, atol=0)
+    last = _bn(pro).running_mean.clone()
+    with pytest.raises(RuntimeError, match="boom"), pro.step_stats.step(0):
+        raise RuntimeError("boom")
+    assert torch.equal(_bn(pro).running_mean, last)  # the swap was undone
+    with pytest.raises(ValueError, match=r"progressive\.norm_stats: expected one of "
+                                         r"\['per_step', 'shared'\], got 'steps'"):
+        staged(encoders, shapes, progressive={"norm_stats": "steps"})
 
 
 def test_context_readout_is_equation_9_on_a_hand_built_model():

@@ -32,11 +32,12 @@ from torch import Tensor, nn
 from fuselab._validate import choice, flag, known_keys, pos_int
 from fuselab.models.head import MLPHead
 from fuselab.models.shapes import Shape, broadcast_channels, concat_channels
+from fuselab.models.step_stats import StepStats
 
 PROTOCOL = ("unimodal_features", "fuse", "predict", "injection_points", "widened",
             "feature_dims", "fused_dim", "modalities", "fusion_parameters")
 PROGRESSIVE_KEYS = ("steps", "context_dim", "inject", "channels", "zero_init", "mode", "at",
-                    "readout")
+                    "readout", "norm_stats")
 
 
 class ProgressiveFusion(nn.Module):
@@ -55,6 +56,9 @@ class ProgressiveFusion(nn.Module):
         channels: extra channels for ``inject="concat"``.
         readout: ``"fused"`` (predict from ``F(...)`` of step R) or ``"context"`` (eq. 9:
             predict from ``c_R = E(F(...))``; ``mode="progressive"`` only).
+        norm_stats: BatchNorm running statistics of the base: ``"shared"`` by all steps (the
+            same layers run R times, as in the authors' code) or ``"per_step"`` (one set per
+            step, :class:`~fuselab.models.step_stats.StepStats`; the paper is silent).
 
     Shapes: ``{m: (B, *shape_m)} -> (B, num_outputs)``; ``step_features(inputs)`` -> one
     ``{m: (B, feature_dims[m])}`` per step.
@@ -71,6 +75,7 @@ class ProgressiveFusion(nn.Module):
         at: str | int = "input",
         channels: int = 4,
         readout: str = "fused",
+        norm_stats: str = "shared",
         where: str = "progressive",
     ) -> None:
         super().__init__()
@@ -87,6 +92,7 @@ class ProgressiveFusion(nn.Module):
         self.zero_init = flag(zero_init, f"{where}.zero_init")
         self.channels = pos_int(channels, f"{where}.channels")
         self.readout = choice(readout, f"{where}.readout", ("fused", "context"))
+        self.norm_stats = choice(norm_stats, f"{where}.norm_stats", ("shared", "per_step"))
         points: dict[str, tuple[int, Shape]] = base.injection_points(at, f"{where}.at")  # type: ignore[operator]
         self.points = points
         if self.inject == "concat":
@@ -110,6 +116,7 @@ class ProgressiveFusion(nn.Module):
         if self.zero_init:
             for lin in self.back.values():
                 nn.init.zeros_(lin.weight)  # type: ignore[arg-type]
+        self.step_stats = StepStats(base, self.steps if self.norm_stats == "per_step" else 1)
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -135,10 +142,11 @@ class ProgressiveFusion(nn.Module):
         ctx: dict[str, Tensor] = dict.fromkeys(self.points, zeros)
         history: list[dict[str, Tensor]] = []
         fused = zeros
-        for _ in range(self.steps):
+        for r in range(self.steps):
             inject = {m: (self.points[m][0], self._injector(m, ctx[m])) for m in self.points}
-            feats = self.base.unimodal_features(inputs, inject)  # type: ignore[operator]
-            fused = self.base.fuse(feats)  # type: ignore[operator]
+            with self.step_stats.step(r):
+                feats = self.base.unimodal_features(inputs, inject)  # type: ignore[operator]
+                fused = self.base.fuse(feats)  # type: ignore[operator]
             history.append(feats)
             if self.mode == "progressive":
                 c = self.context(fused)

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,14 @@ def write_results_md(
     *,
     figures_dir: str | Path | None = None,
     max_figures: int = 3,
+    claims: Sequence[int] | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     """Write the skeleton to ``path``; returns ``{"md": path, "figures": [paths]}``.
 
     ``path`` is not overwritten unless ``force`` (it is usually edited by hand afterwards).
-    Figures are the claim figures of the first ``max_figures`` claims that have one.
+    Figures are the claim figures of ``claims`` (numbers as in the claims table, in that
+    order), or else of the first ``max_figures`` claims that have one.
     """
     from fuselab.study.store import open_store
 
@@ -54,16 +57,21 @@ def write_results_md(
     finally:
         store.close()
     verdicts = study_verdicts(study, runs, records)
+    chosen = _chosen(claims, len(verdicts))
     fig_dir = Path(figures_dir) if figures_dir is not None else out.parent
     fig_dir.mkdir(parents=True, exist_ok=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     figures: list[tuple[Path, str]] = []
     with tempfile.TemporaryDirectory() as tmp, style():
         sink = FigureSink(Path(tmp))
-        for i, v in enumerate(verdicts, start=1):
-            if len(figures) >= max_figures:
+        for i in chosen or range(1, len(verdicts) + 1):
+            if chosen is None and len(figures) >= max_figures:
                 break
+            v = verdicts[i - 1]
             ref = claim_figure(v, sink, i)
+            if ref is None and chosen is not None:
+                raise ValueError(f"claim {i} ({v.claim.name!r}) has no figure (nothing recorded "
+                                 f"for it to plot)")
             if ref is not None:
                 dest = fig_dir / f"claim{i}-{_slug(v.claim.name)}.png"
                 shutil.copyfile(ref.path, dest)
@@ -97,3 +105,14 @@ def write_results_md(
     tmp_md.write_text("\n".join(lines), encoding="utf-8")
     tmp_md.replace(out)
     return {"md": out, "figures": [d for d, _ in figures]}
+
+
+def _chosen(claims: Sequence[int] | None, n: int) -> list[int] | None:
+    """The claim numbers asked for, checked against the ``n`` claims of the study."""
+    if claims is None:
+        return None
+    bad = [c for c in claims if not 1 <= c <= n]
+    if bad or not claims:
+        raise ValueError(f"claim figures: expected claim numbers 1..{n} (the claims table's "
+                         f"#), got {list(claims)}")
+    return list(dict.fromkeys(claims))
