@@ -37,7 +37,7 @@ def claim_figure(v: Verdict, sink: FigureSink, number: int) -> FigureRef | None:
         _trend(ax, v)
     else:
         _sides(ax, v)
-    title = textwrap.fill(f"Claim {number}: {v.claim.name}", 60)
+    title = textwrap.fill(f"Claim {number}: {v.claim.name}", 50)  # fits the 4.8-in panel
     ax.set_title(f"{title}\n{v.verdict}", color=VERDICT_COLORS.get(v.verdict, _OTHER))
     caption = (f"Claim {number} ({v.claim.source}): {v.claim.name} — {v.verdict}: {v.reason}. "
                f"Read from {v.claim.evaluation} / {v.claim.metric} records.")
