@@ -22,7 +22,11 @@ from fake_runs import HERE, traced_run, write_fake
 from fuselab.study import open_store, run_study
 
 SCRIPT = """
+import signal
 import sys
+# A terminal's foreground job gets Ctrl-C. pytest itself may run as a background job (`cmd &`),
+# whose ignored SIGINT every child inherits, and fuselab leaves an ignored SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {here!r})
 import fuselab.study as fs
 from fake_runs import traced_run
@@ -156,19 +160,23 @@ def _alive(pid: int) -> bool:
 def test_a_second_ctrl_c_lets_a_store_write_finish_first() -> None:
     from fuselab.study.interrupt import FIRST, Cancelled, Interrupts
 
-    before = signal.getsignal(signal.SIGINT)
+    # as in a terminal's foreground job (pytest itself may run with SIGINT ignored)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     notes: list[str] = []
     written: list[str] = []
-    with Interrupts(notes.append) as intr:
-        signal.raise_signal(signal.SIGINT)
-        assert intr.stopping and notes == [FIRST]
-        with pytest.raises(Cancelled), intr.deferred():
+    try:
+        with Interrupts(notes.append) as intr:
             signal.raise_signal(signal.SIGINT)
-            written.append("whole")  # the write goes on; the Ctrl-C takes effect after it
-        assert written == ["whole"]
-        with pytest.raises(Cancelled):
-            signal.raise_signal(signal.SIGINT)  # outside a write: at once
-    assert signal.getsignal(signal.SIGINT) is before
+            assert intr.stopping and notes == [FIRST]
+            with pytest.raises(Cancelled), intr.deferred():
+                signal.raise_signal(signal.SIGINT)
+                written.append("whole")  # the write goes on; the Ctrl-C takes effect after it
+            assert written == ["whole"]
+            with pytest.raises(Cancelled):
+                signal.raise_signal(signal.SIGINT)  # outside a write: at once
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:

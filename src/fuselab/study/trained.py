@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from fuselab.study.errors import StoreError
 from fuselab.study.store import open_store
 from fuselab.study.studydir import CHECKPOINTS
+
+if TYPE_CHECKING:  # torch is imported by the call only: `fuselab show` and the report stay fast
+    from torch import nn
 
 
 def load_run_model(
