@@ -8,12 +8,14 @@ runs exactly the runs not finished, and no run is ever recorded twice. Stand-in 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,12 +75,18 @@ class Study:
         os.killpg(self.proc.pid, signal.SIGINT)  # the terminal signals the whole group
 
     def finish(self, timeout: float = 120.0) -> int:
+        """The exit code. Workers left alive after the parent exits stay for the test to see."""
         try:
             return self.proc.wait(timeout=timeout)
         finally:
             if self.proc.poll() is None:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+                self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: its workers too, even once the parent has exited."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def statuses(self) -> dict[str, str]:
         store = open_store(self.out, readonly=True)
@@ -86,6 +94,20 @@ class Study:
             return {r["run_id"]: r["status"] for r in store.runs()}
         finally:
             store.close()
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[[int, float], Study]]:
+    """Start a `Study`; whatever happens in the test, none of its processes outlives it."""
+    started: list[Study] = []
+
+    def start(workers: int, sleep: float) -> Study:
+        started.append(Study(tmp_path, workers=workers, sleep=sleep))
+        return started[-1]
+
+    yield start
+    for study in started:
+        study.kill()
 
 
 def _resume_and_check(study: Study, monkeypatch: pytest.MonkeyPatch, finished: set[str]) -> None:
@@ -105,8 +127,9 @@ def _resume_and_check(study: Study, monkeypatch: pytest.MonkeyPatch, finished: s
 
 @pytest.mark.parametrize("workers", [2, 0])
 def test_first_ctrl_c_lets_runs_in_flight_finish_and_records_them(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
-    study = Study(tmp_path, workers=workers, sleep=4.0)
+        launch: Callable[[int, float], Study], monkeypatch: pytest.MonkeyPatch,
+        workers: int) -> None:
+    study = launch(workers, 4.0)
     study.wait_for(lambda: study.lines("start"))
     study.ctrl_c()
     assert study.finish() == 130
@@ -124,9 +147,10 @@ def test_first_ctrl_c_lets_runs_in_flight_finish_and_records_them(
 
 
 @pytest.mark.parametrize("workers", [2, 0])
-def test_second_ctrl_c_cancels_runs_in_flight(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_second_ctrl_c_cancels_runs_in_flight(launch: Callable[[int, float], Study],
+                                              monkeypatch: pytest.MonkeyPatch,
                                               workers: int) -> None:
-    study = Study(tmp_path, workers=workers, sleep=600.0)  # runs that would outlast the test
+    study = launch(workers, 600.0)  # runs that would outlast the test
     study.wait_for(lambda: study.lines("start"))
     study.ctrl_c()
     study.wait_for(lambda: "Ctrl-C again" in "".join(study.err))
