@@ -75,12 +75,9 @@ class Study:
         os.killpg(self.proc.pid, signal.SIGINT)  # the terminal signals the whole group
 
     def finish(self, timeout: float = 120.0) -> int:
-        """The exit code. Workers left alive after the parent exits stay for the test to see."""
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.kill()
+        """The exit code. Workers left alive after the parent exits stay for the test to see;
+        the ``launch`` fixture kills whatever is left, a parent that timed out included."""
+        return self.proc.wait(timeout=timeout)
 
     def kill(self) -> None:
         """SIGKILL the whole group: its workers too, even once the parent has exited."""
