@@ -227,3 +227,31 @@ def test_msaf_and_mmtm_refuse_an_empty_spatial_dim() -> None:
         op = fl.fusion.build(name, in_channels={"a": 8, "b": 8}).eval()
         with pytest.raises(ValueError, match=r"modality 'a': empty map .* got shape \(2, 8, 0, 5\)"):
             op({"a": torch.randn(2, 8, 0, 5), "b": torch.randn(2, 8, 3)})
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_a_valid_call_lets_no_later_bad_input_through(case: Case, gen: torch.Generator) -> None:
+    """Vector operators remember the signature of the last inputs that passed their checks:
+    every change that the checks look at (names, batch, dtype, the parameters' dtype after
+    ``.double()`` or an assigning ``load_state_dict``) must be checked again."""
+    op = _case_op(case)
+    good = case.make(2, torch.float32, gen)
+    op(good)
+    last = list(good)[-1]
+    with pytest.raises(ValueError, match=rf"missing modality '{last}'"):
+        op({m: x for m, x in good.items() if m != last})
+    with pytest.raises(ValueError, match=rf"batch size mismatch.*modality '{last}' has 3"):
+        op({**good, last: case.make(3, torch.float32, gen)[last]})
+    with pytest.raises(TypeError, match=rf"modality '{last}'.*torch.float64"):
+        op({**good, last: good[last].double()})
+    op(good)
+    if not any(p.is_floating_point() for p in op.parameters()):
+        return
+    op.double()
+    with pytest.raises(TypeError, match=r"expected dtype torch.float64 \(the operator's param"):
+        op(good)
+    op.float()
+    op(good)
+    op.load_state_dict({k: v.double() for k, v in op.state_dict().items()}, assign=True)
+    with pytest.raises(TypeError, match=r"expected dtype torch.float64 \(the operator's param"):
+        op(good)

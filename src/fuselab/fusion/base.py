@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -127,6 +128,10 @@ def check_batch_sizes(inputs: Mapping[str, Tensor], where: str) -> int:
     return int(first.shape[0])
 
 
+def _forget_after_load(module: nn.Module, _keys: object) -> None:
+    module._forget_checked()  # type: ignore[operator]
+
+
 class FusionOp(nn.Module):
     """Vector fusion operator: ``{m: (B, D_m)} -> (B, out_dim)``.
 
@@ -155,17 +160,57 @@ class FusionOp(nn.Module):
             )
         self.in_dims: dict[str, int] = dict(in_dims)
         self.out_dim = out_dim
+        self._forget_checked()
+        self.register_load_state_dict_post_hook(_forget_after_load)
 
     @property
     def modalities(self) -> tuple[str, ...]:
         """Modality names in declaration order (the order used for concatenation)."""
         return tuple(self.in_dims)
 
+    # The full check costs ~20 us a call (more than the products of a small operator), so the
+    # signature of the last inputs that passed it (names, shapes, dtypes, devices, the
+    # parameters' dtype and device, autocast) is kept and equal inputs skip it. Whatever can
+    # change the parameters' dtype or device (`.to()`, `load_state_dict`) forgets it.
+    def _forget_checked(self) -> None:
+        self.__dict__["_checked"] = None
+        self.__dict__["_ref"] = None
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Any:
+        self._forget_checked()
+        return super()._apply(fn, recurse)
+
+    def _signature(self, inputs: Mapping[str, Tensor], same_length: bool) -> tuple | None:
+        """What the full check depends on, or ``None`` when ``inputs`` is not a dict of tensors."""
+        if not isinstance(inputs, Mapping):
+            return None
+        if self._ref is None:
+            self.__dict__["_ref"] = (_reference(self),)
+        ref = self._ref[0]
+        sig: list[object] = [same_length, None if ref is None else (ref.dtype, ref.device)]
+        device = None
+        for name, x in inputs.items():
+            if not isinstance(x, Tensor):
+                return None
+            device = x.device
+            sig.append((name, x.shape, x.dtype, device))
+        sig.append(device is not None and torch.is_autocast_enabled(device.type))
+        return tuple(sig)
+
     def check_inputs(self, inputs: Mapping[str, Tensor], same_length: bool = True) -> None:
         """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``.
 
         ``same_length=False`` lets sequence inputs differ in ``T`` (cross-modal attention).
         """
+        compiling = torch.compiler.is_compiling()  # under torch.compile the checks become guards
+        sig = None if compiling else self._signature(inputs, same_length)
+        if sig is not None and sig == self._checked:
+            return
+        self._full_check(inputs, same_length)
+        if sig is not None:
+            self.__dict__["_checked"] = sig
+
+    def _full_check(self, inputs: Mapping[str, Tensor], same_length: bool) -> None:
         where = type(self).__name__
         check_modality_names(inputs, self.in_dims, where)
         ranks = (2, 3) if self.accepts_sequences else (2,)
