@@ -184,9 +184,10 @@ class FusionOp(nn.Module):
         """What the full check depends on, or ``None`` when ``inputs`` is not a dict of tensors."""
         if not isinstance(inputs, Mapping):
             return None
-        if self._ref is None:
-            self.__dict__["_ref"] = (_reference(self),)
-        ref = self._ref[0]
+        box = self.__dict__.get("_ref")  # .get: a module unpickled from before these fields
+        if box is None:
+            box = self.__dict__["_ref"] = (_reference(self),)
+        ref = box[0]
         sig: list[object] = [same_length, None if ref is None else (ref.dtype, ref.device)]
         device = None
         for name, x in inputs.items():
@@ -204,7 +205,7 @@ class FusionOp(nn.Module):
         """
         compiling = torch.compiler.is_compiling()  # under torch.compile the checks become guards
         sig = None if compiling else self._signature(inputs, same_length)
-        if sig is not None and sig == self._checked:
+        if sig is not None and sig == self.__dict__.get("_checked"):
             return
         self._full_check(inputs, same_length)
         if sig is not None:
