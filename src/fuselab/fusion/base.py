@@ -168,7 +168,7 @@ class FusionOp(nn.Module):
         """Modality names in declaration order (the order used for concatenation)."""
         return tuple(self.in_dims)
 
-    # The full check costs ~20 us a call (more than the products of a small operator), so the
+    # The full check costs ~30 us a call (more than the products of a small operator), so the
     # signature of the last inputs that passed it (names, shapes, dtypes, devices, the
     # parameters' dtype and device, autocast) is kept and equal inputs skip it. Whatever can
     # change the parameters' dtype or device (`.to()`, `load_state_dict`) forgets it.
