@@ -15,7 +15,8 @@ fuses ``(B, out_dim)`` logits; ``msaf``/``mmtm`` get ``(B, D_m, 8, 8)`` maps.
 Peers (``fusion_peers.py``: PyTorch, MultiBench, the MulT authors' model, TorchMultimodal,
 fusilli) are timed by a worker (``--worker``; in the ``--compare-python`` venv when given, where
 the packages are installed) that alternates peer and fuselab call by call in one process, so the
-ratio ``fuselab / peer`` (< 1: fuselab faster) is measured in one run. Where the parametrisations
+ratio ``fuselab / peer`` (< 1: fuselab faster) is measured in one run, with fuselab's input checks on
+(the default) and off (``fl.fusion.set_input_checks(False)``). Where the parametrisations
 correspond, it first copies the peer's weights into the fuselab operator and checks that both give
 the same output. FLOPs: ``torch.utils.flop_counter`` over one forward + backward; the fraction of
 peak divides the achieved rate by a float32 ``--matmul``² matrix product timed in the same process.
@@ -126,25 +127,32 @@ def _total(out: Any) -> Tensor:
     return sum(v.sum() for v in out.values()) if isinstance(out, dict) else out.sum()
 
 
-def time_pair(pair: Pair, repeats: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Per-call seconds of the peer and of fuselab, alternating call by call (and which goes
-    first), so that load changes on the shared machine hit both."""
+def time_pair(pair: Pair, repeats: int, warmup: int) -> tuple[list[float], ...]:
+    """Per-call seconds of the peer, of fuselab and of fuselab with its input checks off
+    (``fl.fusion.set_input_checks(False)``), alternating call by call (and rotating which goes
+    first), so that load changes on the shared machine hit all three."""
     leaves = {m: x.detach().requires_grad_(True) for m, x in pair.inputs.items()}
-    sides = [
-        (pair.call, [*pair.peer_module.parameters(), *pair.peer_tensors]),
-        (pair.ours, list(pair.ours.parameters())),
+    ours = list(pair.ours.parameters())
+    sides = [  # (call, its trainable tensors, input checks on)
+        (pair.call, [*pair.peer_module.parameters(), *pair.peer_tensors], True),
+        (pair.ours, ours, True),
+        (pair.ours, ours, False),
     ]
-    times: list[list[float]] = [[], []]
-    for i in range(warmup + repeats):
-        for j in ((0, 1) if i % 2 == 0 else (1, 0)):
-            fn, tensors = sides[j]
-            for t in [*tensors, *leaves.values()]:
-                t.grad = None
-            start = time.perf_counter()
-            _total(fn(leaves)).backward()
-            if i >= warmup:
-                times[j].append(time.perf_counter() - start)
-    return times[0], times[1]
+    times: list[list[float]] = [[] for _ in sides]
+    try:
+        for i in range(warmup + repeats):
+            for j in (i % 3, (i + 1) % 3, (i + 2) % 3):
+                fn, tensors, checked = sides[j]
+                fl.fusion.set_input_checks(checked)
+                for t in [*tensors, *leaves.values()]:
+                    t.grad = None
+                start = time.perf_counter()
+                _total(fn(leaves)).backward()
+                if i >= warmup:
+                    times[j].append(time.perf_counter() - start)
+    finally:
+        fl.fusion.set_input_checks(True)
+    return tuple(times)
 
 
 def _same_output(pair: Pair) -> bool | None:
@@ -181,7 +189,7 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                 rows.append({**base, "unavailable": f"{type(err).__name__}: {err}"})
                 continue
             same = _same_output(pair)
-            peer_t, our_t = time_pair(pair, args.repeats, args.warmup)
+            peer_t, our_t, unchecked_t = time_pair(pair, args.repeats, args.warmup)
             ratios = sorted(o / p for o, p in zip(our_t, peer_t, strict=True))
             flops = fwd_bwd_flops(pair.ours, pair.inputs)
             ours_s = statistics.median(our_t)
@@ -190,6 +198,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
                 "same_output": same, "note": pair.note,
                 "peer_ms": statistics.median(peer_t) * 1e3, "fuselab_ms": ours_s * 1e3,
                 "ratio_fuselab_over_peer": statistics.median(our_t) / statistics.median(peer_t),
+                "unchecked_ms": statistics.median(unchecked_t) * 1e3,
+                "ratio_unchecked_over_peer": (statistics.median(unchecked_t)
+                                              / statistics.median(peer_t)),
                 "paired_ratio_quartiles": [ratios[len(ratios) // 4], ratios[3 * len(ratios) // 4]],
                 "peer_flops": fwd_bwd_flops(pair.call, pair.inputs),
                 "fuselab_flops": flops, "fuselab_gflops_per_s": flops / ours_s / 1e9,
@@ -254,7 +265,8 @@ def print_tables(args: argparse.Namespace, rows: list[dict[str, Any]],
         q1, q3 = r["paired_ratio_quartiles"]
         same = {True: "same output", False: "OUTPUT DIFFERS", None: r["maths"]}[r["same_output"]]
         print(f"  {r['fuselab']:<26} {r['widths']!s:<11} {r['ratio_fuselab_over_peer']:5.2f}x "
-              f"[{q1:.2f}-{q3:.2f}] {r['fuselab_ms']:9.2f} vs {r['peer_ms']:9.2f} ms  "
+              f"[{q1:.2f}-{q3:.2f}] unchecked {r['ratio_unchecked_over_peer']:5.2f}x "
+              f"{r['fuselab_ms']:9.2f} vs {r['peer_ms']:9.2f} ms  "
               f"{r['fuselab_flops'] / 1e9:7.3f} GFLOP {100 * r['fuselab_fraction_of_peak']:5.1f}% "
               f"peak  {r['peer']} ({same})")
 

@@ -129,10 +129,10 @@ def _mi2(s: Sizes, ctx: Context, form: str, fuselab_form: str) -> Pair:
             _copy(w[:, di, :da], peer.V.T)
             _copy(w[:, di, da], peer.b)
         else:  # vector: W, U (D_c, D_x), V, b (D_x); scalar: W, U (D_c,), V, b (1,)
-            _copy(ours.scale.weight, peer.W.T.reshape(-1, di))
-            _copy(ours.shift.weight, peer.U.T.reshape(-1, di))
-            _copy(ours.scale.bias, peer.V.reshape(-1))
-            _copy(ours.shift.bias, peer.b.reshape(-1))
+            _copy(ours.scale_weight, peer.W.T.reshape(-1, di))
+            _copy(ours.shift_weight, peer.U.T.reshape(-1, di))
+            _copy(ours.scale_bias, peer.V.reshape(-1))
+            _copy(ours.shift_bias, peer.b.reshape(-1))
 
     return Pair(f"MultiBench MultiplicativeInteractions2Modal({form!r})", peer,
                 lambda x: peer([x["image"], x["audio"]]), f"multiplicative({fuselab_form})",

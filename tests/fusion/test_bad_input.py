@@ -255,3 +255,39 @@ def test_a_valid_call_lets_no_later_bad_input_through(case: Case, gen: torch.Gen
     op.load_state_dict({k: v.double() for k, v in op.state_dict().items()}, assign=True)
     with pytest.raises(TypeError, match=r"expected dtype torch.float64 \(the operator's param"):
         op(good)
+
+
+def test_the_remembered_check_knows_autocast(vec_op: torch.nn.Module) -> None:
+    """Inputs that passed only because autocast was on are checked again once it is off."""
+    low = {"image": torch.randn(2, 4).bfloat16(), "audio": torch.randn(2, 3).bfloat16()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        vec_op(low)
+    with pytest.raises(TypeError, match=r"'image': expected dtype torch.float32 .* got torch.bf"):
+        vec_op(low)
+
+
+def test_input_checks_switch_off_and_back() -> None:
+    """Off, a swapped pair of widths with the right total goes through `concat` unnoticed (which
+    is what the checks are for); the context manager restores the previous setting."""
+    op = fl.fusion.build("concat", in_dims={"image": 4, "audio": 3})
+    msaf = fl.fusion.build("msaf", in_channels={"video": 4, "audio": 3}, block_channel=2, reduction=1)
+    swapped = {"image": torch.randn(2, 3), "audio": torch.randn(2, 4)}
+    bad_map = {"video": torch.randn(2, 5, 3), "audio": torch.randn(2, 3, 3)}
+    try:
+        with fl.fusion.set_input_checks(False):
+            assert not fl.fusion.input_checks_enabled()
+            assert op(swapped).shape == (2, 7)
+            msaf.check_inputs(bad_map)
+        assert fl.fusion.input_checks_enabled()
+        with pytest.raises(ValueError, match=r"'image': expected feature width 4, got shape \(2, 3"):
+            op(swapped)
+        with pytest.raises(ValueError, match=r"'video': expected 4 channels at dim 1"):
+            msaf.check_inputs(bad_map)
+        fl.fusion.set_input_checks(False)
+        assert op(swapped).shape == (2, 7)
+        with pytest.raises(TypeError, match="expected True or False, got 0"):
+            fl.fusion.set_input_checks(0)  # type: ignore[arg-type]
+    finally:
+        fl.fusion.set_input_checks(True)
+    with pytest.raises(ValueError, match="expected feature width 4"):
+        op(swapped)

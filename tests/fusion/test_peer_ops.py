@@ -103,13 +103,13 @@ def test_multiplicative_vector_and_scalar_forms(gen: torch.Generator) -> None:
     vec = fl.fusion.build("multiplicative", in_dims={"c": 3, "x": 4}, out_dim=4, form="vector")
     vec = vec.double()
     c, x = _x(gen, 6, 3), _x(gen, 6, 4)
-    w = c @ vec.scale.weight.T + vec.scale.bias  # w(c) = W c + V
-    b = c @ vec.shift.weight.T + vec.shift.bias  # b(c) = U c + b
+    w = c @ vec.scale_weight.T + vec.scale_bias  # w(c) = W c + V
+    b = c @ vec.shift_weight.T + vec.shift_bias  # b(c) = U c + b
     torch.testing.assert_close(vec({"c": c, "x": x}), w * x + b)
     sca = fl.fusion.build("multiplicative", in_dims={"c": 3, "x": 4}, out_dim=4, form="scalar")
     sca = sca.double()
-    s = c @ sca.scale.weight.T + sca.scale.bias  # (B, 1)
-    t = c @ sca.shift.weight.T + sca.shift.bias
+    s = c @ sca.scale_weight.T + sca.scale_bias  # (B, 1)
+    t = c @ sca.shift_weight.T + sca.shift_bias
     torch.testing.assert_close(sca({"c": c, "x": x}), s * x + t)
 
 

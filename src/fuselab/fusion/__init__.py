@@ -17,6 +17,7 @@ from fuselab.fusion.cross_attention import CrossAttentionFusion
 from fuselab.fusion.deepset import DeepsetFusion
 from fuselab.fusion.describe import describe
 from fuselab.fusion.gated import GatedFusion
+from fuselab.fusion.input_checks import input_checks_enabled, set_input_checks
 from fuselab.fusion.late import LateFusion
 from fuselab.fusion.lowrank import LowRankFusion
 from fuselab.fusion.mcb import CompactBilinearFusion
@@ -58,5 +59,7 @@ __all__ = [
     "build",
     "count_parameters",
     "describe",
+    "input_checks_enabled",
     "register",
+    "set_input_checks",
 ]

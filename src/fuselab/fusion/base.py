@@ -26,6 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from fuselab.fusion import input_checks
+
 
 def _names(xs: Mapping[str, object]) -> list[str]:
     return sorted(xs)
@@ -169,47 +171,53 @@ class FusionOp(nn.Module):
         return tuple(self.in_dims)
 
     # The full check costs ~30 us a call (more than the products of a small operator), so the
-    # signature of the last inputs that passed it (names, shapes, dtypes, devices, the
-    # parameters' dtype and device, autocast) is kept and equal inputs skip it. Whatever can
-    # change the parameters' dtype or device (`.to()`, `load_state_dict`) forgets it.
+    # signature of the last inputs that passed it is kept and equal inputs skip it: names,
+    # shapes, dtypes and devices, ``same_length`` and whether autocast was on for the inputs'
+    # device. Whatever can change the parameters' dtype or device (`.to()`, `load_state_dict`)
+    # forgets it. The comparison is kept to a few C calls: right after a backward pass Python
+    # runs from cold caches, where each attribute read costs ~1 us (measured).
     def _forget_checked(self) -> None:
         self.__dict__["_checked"] = None
-        self.__dict__["_ref"] = None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         self._forget_checked()
         return super()._apply(fn, recurse)
 
-    def _signature(self, inputs: Mapping[str, Tensor], same_length: bool) -> tuple | None:
-        """What the full check depends on, or ``None`` when ``inputs`` is not a dict of tensors."""
-        if not isinstance(inputs, Mapping):
-            return None
-        box = self.__dict__.get("_ref")  # .get: a module unpickled from before these fields
-        if box is None:
-            box = self.__dict__["_ref"] = (_reference(self),)
-        ref = box[0]
-        sig: list[object] = [same_length, None if ref is None else (ref.dtype, ref.device)]
-        device = None
-        for name, x in inputs.items():
-            if not isinstance(x, Tensor):
-                return None
-            device = x.device
-            sig.append((name, x.shape, x.dtype, device))
-        sig.append(device is not None and torch.is_autocast_enabled(device.type))
-        return tuple(sig)
+    def _remembered(self, inputs: Mapping[str, Tensor], same_length: bool) -> bool:
+        """Whether ``inputs`` matches the signature of the last inputs that passed the check."""
+        checked = self.__dict__.get("_checked")  # .get: a module unpickled from before it
+        if checked is None or type(inputs) is not dict:
+            return False
+        try:
+            tensors = [(n, x.shape, x.dtype, x.device) for n, x in inputs.items()]
+        except AttributeError:  # not a tensor: the full check says which modality
+            return False
+        return (
+            tensors == checked[0]
+            and same_length == checked[1]
+            and torch.is_autocast_enabled(checked[2]) is checked[3]
+        )
 
     def check_inputs(self, inputs: Mapping[str, Tensor], same_length: bool = True) -> None:
         """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``.
 
         ``same_length=False`` lets sequence inputs differ in ``T`` (cross-modal attention).
+        Nothing is checked while :func:`~fuselab.fusion.set_input_checks` is off.
         """
-        compiling = torch.compiler.is_compiling()  # under torch.compile the checks become guards
-        sig = None if compiling else self._signature(inputs, same_length)
-        if sig is not None and sig == self.__dict__.get("_checked"):
+        if not input_checks._enabled:
+            return
+        if torch.compiler.is_compiling():  # under torch.compile the checks become guards
+            self._full_check(inputs, same_length)
+            return
+        if self._remembered(inputs, same_length):
             return
         self._full_check(inputs, same_length)
-        if sig is not None:
-            self.__dict__["_checked"] = sig
+        if type(inputs) is dict:
+            tensors = [(n, x.shape, x.dtype, x.device) for n, x in inputs.items()]
+            kind = tensors[0][3].type
+            self.__dict__["_checked"] = (
+                tensors, same_length, kind, torch.is_autocast_enabled(kind)
+            )
 
     def _full_check(self, inputs: Mapping[str, Tensor], same_length: bool) -> None:
         where = type(self).__name__
@@ -272,8 +280,11 @@ class FeatureMapOp(nn.Module):
         """Validate names, dtypes, ranks (``>= min_rank``), channels and batch sizes.
 
         ``channels_last=True`` checks sequence inputs ``(B, T, C)`` (exactly rank 3, channels at
-        the last dim) instead of ``(B, C, *spatial)``.
+        the last dim) instead of ``(B, C, *spatial)``. Nothing is checked while
+        :func:`~fuselab.fusion.set_input_checks` is off.
         """
+        if not input_checks._enabled:
+            return
         where = type(self).__name__
         check_modality_names(inputs, self.in_channels, where)
         for name, c in self.in_channels.items():

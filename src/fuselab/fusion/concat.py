@@ -47,4 +47,4 @@ class ConcatFusion(FusionOp):
 
     def forward(self, inputs: Mapping[str, Tensor]) -> Tensor:
         self.check_inputs(inputs)
-        return self.proj(torch.cat([inputs[m] for m in self.modalities], dim=-1))
+        return self.proj(torch.cat([inputs[m] for m in self.in_dims], dim=-1))
