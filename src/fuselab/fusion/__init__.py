@@ -12,12 +12,12 @@ buildable by name::
 from fuselab.fusion.attention import AttentionFusion
 from fuselab.fusion.base import FeatureMapOp, FusionOp, count_parameters
 from fuselab.fusion.bilinear import BilinearFusion
+from fuselab.fusion.checks import input_checks_enabled, set_input_checks
 from fuselab.fusion.concat import ConcatFusion
 from fuselab.fusion.cross_attention import CrossAttentionFusion
 from fuselab.fusion.deepset import DeepsetFusion
 from fuselab.fusion.describe import describe
 from fuselab.fusion.gated import GatedFusion
-from fuselab.fusion.input_checks import input_checks_enabled, set_input_checks
 from fuselab.fusion.late import LateFusion
 from fuselab.fusion.lowrank import LowRankFusion
 from fuselab.fusion.mcb import CompactBilinearFusion

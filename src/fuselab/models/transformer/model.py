@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from fuselab.fusion.base import check_batch_sizes
+from fuselab.fusion.checks import check_batch_sizes
 from fuselab.models.transformer import hf
 from fuselab.models.transformer.config import TokenFusionConfig
 from fuselab.models.transformer.decoder import T5Decoder, TorchDecoder, greedy_decode
