@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def test_show_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert data["study"] == "fake" and len(data["runs"]) == 6
     run = data["runs"][0]
     assert set(run) >= {"run_id", "status", "config", "metrics"}
+    # where each run ran (docs/cluster.md): this machine, no Ray node, one attempt
+    assert (run["host"], run["node"], run["attempts"]) == (socket.gethostname(), None, 1)
     assert run["metrics"]["nan_metric"] is None
     assert main(["show", str(tmp_path / "s")]) == 0
     out = capsys.readouterr().out

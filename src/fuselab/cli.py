@@ -298,7 +298,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         return _show_claims(args, study, runs, records)
     if args.format == "json":
         keys = ("run_id", "status", "variant", "factors", "seed", "config", "metrics", "error",
-                "duration_s", "checkpoint_path")
+                "duration_s", "checkpoint_path", "attempts", "host", "node")
         out = {"study": study.get("name"), "environment": study.get("environment") or {},
                "runs": [{k: r[k] for k in keys} for r in runs]}
         print(json.dumps(_json_safe(out), indent=2, allow_nan=False))
