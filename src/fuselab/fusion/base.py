@@ -79,10 +79,10 @@ class FusionOp(nn.Module):
 
     # The full check costs ~30 us a call (more than the products of a small operator), so the
     # signature of the last inputs that passed it is kept and equal inputs skip it: names,
-    # shapes, dtypes and devices, ``same_length`` and whether autocast was on for the inputs'
-    # device. Whatever can change the parameters' dtype or device (`.to()`, `load_state_dict`)
-    # forgets it. The comparison is kept to a few C calls: right after a backward pass Python
-    # runs from cold caches, where each attribute read costs ~1 us (measured).
+    # shapes, dtypes and devices, ``same_length`` and, for inputs that passed only because
+    # autocast was on, that it still is. Whatever can change the parameters' dtype or device
+    # (`.to()`, `load_state_dict`) forgets it. The comparison is kept to a few C calls: right
+    # after a backward pass Python runs from cold caches, where each attribute read costs ~1 us.
     def _forget_checked(self) -> None:
         self.__dict__["_checked"] = None
 
