@@ -28,13 +28,23 @@ from torch import Tensor, nn
 
 from fuselab.fusion import checks
 from fuselab.fusion.checks import (
-    _reference,
     check_batch_sizes,
     check_dtype_and_device,
     check_floating,
     check_modality_names,
     check_not_empty,
 )
+
+
+def _signature(inputs: Mapping[str, Tensor]) -> list[tuple] | None:
+    """``(name, shape, dtype, device)`` of every input, or ``None`` for anything but a dict of
+    tensors (which then always gets the full check)."""
+    if type(inputs) is not dict:
+        return None
+    try:
+        return [(n, x.shape, x.dtype, x.device) for n, x in inputs.items()]
+    except AttributeError:  # not a tensor: the full check says which modality
+        return None
 
 
 def _forget_after_load(module: nn.Module, _keys: object) -> None:
@@ -80,30 +90,16 @@ class FusionOp(nn.Module):
     # The full check costs ~30 us a call (more than the products of a small operator), so the
     # signature of the last inputs that passed it is kept and equal inputs skip it: names,
     # shapes, dtypes and devices, ``same_length`` and, for inputs that passed only because
-    # autocast was on, that it still is. Whatever can change the parameters' dtype or device
-    # (`.to()`, `load_state_dict`) forgets it. The comparison is kept to a few C calls: right
-    # after a backward pass Python runs from cold caches, where each attribute read costs ~1 us.
+    # autocast was on (``check_dtype_and_device`` says so), that it still is. Whatever can
+    # change the parameters' dtype or device (`.to()`, `load_state_dict`) forgets it. The
+    # comparison is kept to a few C calls: right after a backward pass Python runs from cold
+    # caches, where each attribute read costs ~1 us.
     def _forget_checked(self) -> None:
         self.__dict__["_checked"] = None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         self._forget_checked()
         return super()._apply(fn, recurse)
-
-    def _remembered(self, inputs: Mapping[str, Tensor], same_length: bool) -> bool:
-        """Whether ``inputs`` matches the signature of the last inputs that passed the check."""
-        checked = self.__dict__.get("_checked")  # .get: a module unpickled from before it
-        if checked is None or type(inputs) is not dict:
-            return False
-        try:
-            tensors = [(n, x.shape, x.dtype, x.device) for n, x in inputs.items()]
-        except AttributeError:  # not a tensor: the full check says which modality
-            return False
-        return (
-            tensors == checked[0]
-            and same_length == checked[1]
-            and (checked[2] is None or torch.is_autocast_enabled(checked[2]) is checked[3])
-        )
 
     def check_inputs(self, inputs: Mapping[str, Tensor], same_length: bool = True) -> None:
         """Validate names, dtypes, ranks, widths and batch/sequence sizes of ``inputs``.
@@ -116,20 +112,22 @@ class FusionOp(nn.Module):
         if torch.compiler.is_compiling():  # under torch.compile the checks become guards
             self._full_check(inputs, same_length)
             return
-        if self._remembered(inputs, same_length):
+        sig = _signature(inputs)
+        last = self.__dict__.get("_checked")  # .get: a module unpickled from before it
+        if (
+            sig is not None
+            and last is not None
+            and sig == last[0]
+            and same_length == last[1]
+            and (last[2] is None or torch.is_autocast_enabled(last[2]))
+        ):
             return
-        self._full_check(inputs, same_length)
-        if type(inputs) is dict:
-            tensors = [(n, x.shape, x.dtype, x.device) for n, x in inputs.items()]
-            ref = _reference(self)
-            dtypes = {t[2] for t in tensors} | ({ref.dtype} if ref is not None else set())
-            # Autocast only relaxes the dtype rule: inputs that meet it pass either way, and
-            # for them the autocast state is not looked up again (~1.5 us of a cold call).
-            kind = None if len(dtypes) == 1 else tensors[0][3].type
-            autocast = kind is not None and torch.is_autocast_enabled(kind)
-            self.__dict__["_checked"] = (tensors, same_length, kind, autocast)
+        autocast_kind = self._full_check(inputs, same_length)
+        if sig is not None:
+            self.__dict__["_checked"] = (sig, same_length, autocast_kind)
 
-    def _full_check(self, inputs: Mapping[str, Tensor], same_length: bool) -> None:
+    def _full_check(self, inputs: Mapping[str, Tensor], same_length: bool) -> str | None:
+        """The checks; returns the device type whose autocast let a dtype through, if any."""
         where = type(self).__name__
         check_modality_names(inputs, self.in_dims, where)
         ranks = (2, 3) if self.accepts_sequences else (2,)
@@ -148,7 +146,7 @@ class FusionOp(nn.Module):
                 )
             check_not_empty(name, x, range(1, x.dim() - 1), "sequence", where)
         check_batch_sizes(inputs, where)
-        check_dtype_and_device(self, inputs, where)
+        autocast_kind = check_dtype_and_device(self, inputs, where)
         ranks_seen = {inputs[m].dim() for m in self.in_dims}
         if len(ranks_seen) > 1:
             shapes = {m: tuple(inputs[m].shape) for m in self.in_dims}
@@ -157,6 +155,7 @@ class FusionOp(nn.Module):
             lengths = {m: inputs[m].shape[1] for m in self.in_dims}
             if len(set(lengths.values())) > 1:
                 raise ValueError(f"{where}: sequence length mismatch between modalities: {lengths}")
+        return autocast_kind
 
     def extra_repr(self) -> str:
         return f"in_dims={self.in_dims}, out_dim={self.out_dim}"

@@ -105,23 +105,29 @@ def _reference(module: nn.Module) -> Tensor | None:
     return None
 
 
-def check_dtype_and_device(module: nn.Module, inputs: Mapping[str, Tensor], where: str) -> None:
+def check_dtype_and_device(
+    module: nn.Module, inputs: Mapping[str, Tensor], where: str
+) -> str | None:
     """``TypeError`` naming the modality when the floating tensors ``inputs`` differ in dtype from
     each other or from ``module``'s parameters, or live on another device than the parameters.
 
     Under ``torch.autocast`` dtypes may legitimately differ (autocast casts per op), so only the
-    device is checked there.
+    device is checked there. Returns the device type (``"cpu"``, ``"cuda"``) whose autocast let a
+    dtype difference through, or ``None`` when the inputs passed without it.
     """
     ref = _reference(module)
     first_name, first = next(iter(inputs.items()))
+    relied_on = None
     for name, x in inputs.items():
         if ref is not None and x.device != ref.device:
             raise TypeError(
                 f"{where}: modality {name!r} is on device {x.device}, the operator's parameters "
                 f"on {ref.device}; move the inputs or the operator (.to(device))"
             )
+        differs = (ref is not None and x.dtype != ref.dtype) or x.dtype != first.dtype
         kind = x.device.type
         if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+            relied_on = kind if differs else relied_on
             continue
         if ref is not None and x.dtype != ref.dtype:
             raise TypeError(
@@ -133,6 +139,7 @@ def check_dtype_and_device(module: nn.Module, inputs: Mapping[str, Tensor], wher
                 f"{where}: modality {name!r} has dtype {x.dtype}, modality {first_name!r} has "
                 f"{first.dtype}; give every modality the same dtype"
             )
+    return relied_on
 
 
 def check_not_empty(name: str, x: Tensor, dims: range, what: str, where: str) -> None:
